@@ -1,0 +1,69 @@
+# nhncert: build, test and demo. `make help` lists the targets.
+SHELL   := /bin/bash
+GO      ?= go
+VERSION ?= v0.1.0
+PLUGIN  := vault-plugin-secrets-nhncert
+MODULE  := github.com/nhncert/vault-plugin-secrets-nhncert
+LDFLAGS := -X $(MODULE).Version=$(VERSION)
+# Bounded fuzzing inside `make test`; raise it for a longer hunt.
+FUZZTIME ?= 10s
+# Where the pinned Vault build is cached, outside the repository.
+export NHNCERT_CACHE ?= $(HOME)/.cache/nhncert
+
+.PHONY: help build test unit fuzz integration vet fmt fmt-check vault demo dev clean
+
+help:
+	@echo "make build        build bin/$(PLUGIN) and bin/nhncert-emulator"
+	@echo "make test         everything CI runs: gofmt, vet, unit, fuzz ($(FUZZTIME) each), real-Vault integration"
+	@echo "make demo         Vault dev server + NHN emulator + plugin, then list and read a certificate"
+	@echo "make dev          the same against real NHN (needs NHN_APP_KEY, NHN_ACCESS_KEY_ID, NHN_SECRET_ACCESS_KEY)"
+	@echo "make vault        build or find the pinned Vault (cached in $(NHNCERT_CACHE))"
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/$(PLUGIN) ./cmd/$(PLUGIN)
+	$(GO) build -trimpath -o bin/nhncert-emulator ./cmd/nhncert-emulator
+
+test: fmt-check vet unit fuzz integration
+
+unit:
+	$(GO) test -race -count=1 . ./emulator/... ./cmd/...
+
+# Each fuzz target runs for FUZZTIME on top of its committed seed corpus.
+FUZZ_TARGETS := FuzzParseBundle FuzzValidateName FuzzListAnswer
+fuzz:
+	@for f in $(FUZZ_TARGETS); do \
+		echo "fuzz $$f for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) . || exit 1; \
+	done
+
+vault:
+	@scripts/vault.sh
+
+# Real Vault server and Vault Agent tests. NHNCERT_SKIP_VAULT=1 skips them,
+# and they are then reported as skipped, never as passed.
+integration: build
+	@if [ "$${NHNCERT_SKIP_VAULT:-}" = 1 ]; then \
+		echo "SKIPPED: integration tests (NHNCERT_SKIP_VAULT=1): nothing was checked against a real Vault"; \
+	else \
+		vault_bin=$$(scripts/vault.sh) && \
+		VAULT_BIN="$$vault_bin" NHNCERT_PLUGIN_BIN="$(CURDIR)/bin/$(PLUGIN)" NHNCERT_EMULATOR_BIN="$(CURDIR)/bin/nhncert-emulator" \
+			$(GO) test -count=1 -timeout 30m -v ./integration/ 2>&1 | scripts/test-summary.sh; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+demo: build
+	@scripts/demo.sh
+
+dev: build
+	@scripts/demo.sh --real-nhn
+
+clean:
+	rm -rf bin

@@ -1,0 +1,320 @@
+package nhncert
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/singleflight"
+)
+
+const (
+	// cacheStoragePrefix holds one seal-wrapped entry per certificate.
+	cacheStoragePrefix = "cache/"
+	// maxMemoryEntries bounds the parsed certificates kept in memory; past
+	// it the least recently used eighth is dropped (and reloaded from
+	// storage when asked for again). At about 10 KB per entry this is ~40 MB
+	// at most.
+	maxMemoryEntries = 4096
+)
+
+// certCache keeps downloaded certificate files in Vault's storage (so they
+// survive restarts and leader changes) and parsed, ready-to-serve copies in
+// memory (so a hit costs no storage round trip and no parsing).
+type certCache struct {
+	mu      sync.RWMutex
+	entries map[string]*cacheEntry // by certificate name
+	max     int
+
+	flight singleflight.Group
+	logger hclog.Logger
+}
+
+// cacheEntry is one downloaded, checked certificate file.
+type cacheEntry struct {
+	name       string
+	generation string
+	file       []byte
+	bundle     *Bundle
+	fetchedAt  time.Time
+	// data is the read response for the default format, built once.
+	data map[string]any
+	// notes are warnings every read of this entry carries.
+	notes []string
+
+	lastUsed atomic.Int64 // unix nanoseconds, for eviction
+}
+
+// storedEntry is a cache entry as written to storage.
+type storedEntry struct {
+	Name       string    `json:"name"`
+	Generation string    `json:"generation"`
+	FetchedAt  time.Time `json:"fetched_at"`
+	File       []byte    `json:"file"`
+}
+
+func newCertCache(max int) *certCache {
+	return &certCache{entries: make(map[string]*cacheEntry), max: max, logger: hclog.NewNullLogger()}
+}
+
+func storageKey(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return cacheStoragePrefix + hex.EncodeToString(sum[:])
+}
+
+// newEntry parses file and builds the entry, or says why the file is not
+// servable. Nothing is cached from a file that fails here.
+func newEntry(name, generation string, file []byte, fetchedAt time.Time) (*cacheEntry, error) {
+	bundle, err := ParseBundle(file)
+	if err != nil {
+		return nil, err
+	}
+	data, err := renderCert(bundle, formatPEM, "")
+	if err != nil {
+		return nil, err
+	}
+	e := &cacheEntry{name: name, generation: generation, file: file, bundle: bundle, fetchedAt: fetchedAt, data: data}
+	if n := bundle.Unrelated; n > 0 {
+		e.notes = []string{fmt.Sprintf("the file holds %d certificate(s) outside the leaf's chain; they are left out", n)}
+	}
+	return e, nil
+}
+
+// fresh reports whether e may be served without asking NHN: younger than
+// ttl and its leaf not expired.
+func (e *cacheEntry) fresh(now time.Time, ttl time.Duration) bool {
+	return now.Before(e.fetchedAt.Add(ttl)) && e.usable(now)
+}
+
+// usable reports whether e may be served at all, as a stale copy when NHN
+// fails: its leaf has not expired.
+func (e *cacheEntry) usable(now time.Time) bool {
+	return now.Before(e.bundle.Leaf.NotAfter)
+}
+
+// get returns the in-memory entry for name if it belongs to generation.
+func (c *certCache) get(name, generation string) *cacheEntry {
+	c.mu.RLock()
+	e := c.entries[name]
+	c.mu.RUnlock()
+	if e == nil || e.generation != generation {
+		return nil
+	}
+	e.lastUsed.Store(time.Now().UnixNano())
+	return e
+}
+
+func (c *certCache) putMemory(e *cacheEntry) {
+	e.lastUsed.Store(time.Now().UnixNano())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries[e.name] = e
+	if len(c.entries) > c.max {
+		c.evictLocked()
+	}
+}
+
+// evictLocked drops the least recently used eighth of the entries.
+func (c *certCache) evictLocked() {
+	all := slices.Collect(maps.Values(c.entries))
+	slices.SortFunc(all, func(a, b *cacheEntry) int {
+		return int(a.lastUsed.Load() - b.lastUsed.Load())
+	})
+	for _, e := range all[:max(len(all)/8, 1)] {
+		delete(c.entries, e.name)
+	}
+}
+
+func (c *certCache) forgetMemory(name string) {
+	c.mu.Lock()
+	delete(c.entries, name)
+	c.mu.Unlock()
+}
+
+// forgetKey drops the in-memory entry stored under a storage key; another
+// node changed it.
+func (c *certCache) forgetKey(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name := range c.entries {
+		if storageKey(name) == key {
+			delete(c.entries, name)
+		}
+	}
+}
+
+func (c *certCache) clearMemory() {
+	c.mu.Lock()
+	clear(c.entries)
+	c.mu.Unlock()
+}
+
+func (c *certCache) memoryLen() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
+}
+
+// load reads name's entry from storage; nil when there is none, it belongs
+// to another generation, or it can no longer be parsed.
+func (c *certCache) load(ctx context.Context, s logical.Storage, name, generation string) (*cacheEntry, error) {
+	raw, err := s.Get(ctx, storageKey(name))
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	var se storedEntry
+	if err := raw.DecodeJSON(&se); err != nil {
+		c.logger.Warn("ignoring an unreadable cache entry", "name", name, "error", err)
+		return nil, nil
+	}
+	if se.Name != name || se.Generation != generation {
+		return nil, nil
+	}
+	e, err := newEntry(name, generation, se.File, se.FetchedAt)
+	if err != nil {
+		c.logger.Warn("ignoring a cache entry that no longer parses", "name", name, "error", err)
+		return nil, nil
+	}
+	return e, nil
+}
+
+// store writes e to storage, seal-wrapped. A performance standby cannot
+// write (logical.ErrReadOnly); the entry then lives in memory only.
+func (c *certCache) store(ctx context.Context, s logical.Storage, e *cacheEntry) error {
+	entry, err := logical.StorageEntryJSON(storageKey(e.name), &storedEntry{
+		Name: e.name, Generation: e.generation, FetchedAt: e.fetchedAt, File: e.file,
+	})
+	if err != nil {
+		return err
+	}
+	entry.SealWrap = true
+	return s.Put(ctx, entry)
+}
+
+func (c *certCache) remove(ctx context.Context, s logical.Storage, name string) error {
+	c.forgetMemory(name)
+	return s.Delete(ctx, storageKey(name))
+}
+
+// purge drops every cached certificate, in memory and in storage.
+func (c *certCache) purge(ctx context.Context, s logical.Storage) error {
+	c.clearMemory()
+	keys, err := s.List(ctx, cacheStoragePrefix)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, k := range keys {
+		if err := s.Delete(ctx, cacheStoragePrefix+k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// errCertNotFound means NHN does not know the name (52000, 52001).
+var errCertNotFound = errors.New("certificate not found")
+
+// lookup returns name's entry: from memory when fresh; else from one
+// download shared by every concurrent caller (refresh forces it). When the
+// download fails and a copy whose leaf has not expired is cached, that copy
+// is returned with a warning. Nothing is cached from a failed download.
+func (c *certCache) lookup(ctx context.Context, s logical.Storage, st *mountState, name string, refresh bool) (*cacheEntry, []string, error) {
+	gen, ttl := st.cfg.Generation, st.cfg.CacheTTL
+	if !refresh {
+		if e := c.get(name, gen); e != nil && e.fresh(time.Now(), ttl) {
+			return e, e.notes, nil
+		}
+	}
+	key := gen + "\x00" + name
+	if refresh {
+		key += "\x00refresh"
+	}
+	// The download outlives a caller that gives up, so that the others
+	// sharing it still get its result; the client bounds it.
+	ch := c.flight.DoChan(key, func() (any, error) {
+		return c.fill(context.WithoutCancel(ctx), s, st, name, refresh)
+	})
+	select {
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, nil, r.Err
+		}
+		res := r.Val.(fillResult)
+		return res.entry, res.warnings, nil
+	}
+}
+
+type fillResult struct {
+	entry    *cacheEntry
+	warnings []string
+}
+
+func (c *certCache) fill(ctx context.Context, s logical.Storage, st *mountState, name string, refresh bool) (fillResult, error) {
+	gen, ttl := st.cfg.Generation, st.cfg.CacheTTL
+	now := time.Now()
+	old := c.get(name, gen)
+	if old == nil {
+		var err error
+		if old, err = c.load(ctx, s, name, gen); err != nil {
+			c.logger.Warn("cannot read the cache entry from storage", "name", name, "error", err)
+		}
+	}
+	if old != nil && !refresh && old.fresh(now, ttl) {
+		c.putMemory(old)
+		return fillResult{entry: old, warnings: old.notes}, nil
+	}
+
+	file, err := st.client.DownloadFile(ctx, name)
+	var e *cacheEntry
+	if err == nil {
+		e, err = newEntry(name, gen, file, time.Now())
+	}
+	if err == nil {
+		if serr := c.store(ctx, s, e); serr != nil && !errors.Is(serr, logical.ErrReadOnly) {
+			c.logger.Warn("cannot write the cache entry to storage; serving it from memory", "name", name, "error", serr)
+		}
+		c.putMemory(e)
+		return fillResult{entry: e, warnings: entryWarnings(e, time.Now())}, nil
+	}
+
+	if isNotFound(err) {
+		if old != nil {
+			if rerr := c.remove(ctx, s, name); rerr != nil && !errors.Is(rerr, logical.ErrReadOnly) {
+				c.logger.Warn("cannot remove the cache entry of a deleted certificate", "name", name, "error", rerr)
+			}
+		}
+		return fillResult{}, errCertNotFound
+	}
+	c.logger.Warn("download failed", "name", name, "error", err)
+	if old == nil {
+		return fillResult{}, err
+	}
+	if !old.usable(time.Now()) {
+		return fillResult{}, fmt.Errorf("%w; the cached copy expired at %s and is not served", err, old.bundle.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	c.putMemory(old)
+	w := fmt.Sprintf("serving the copy of %q cached at %s, which may be stale: refreshing it failed: %v",
+		name, old.fetchedAt.UTC().Format(time.RFC3339), err)
+	return fillResult{entry: old, warnings: append([]string{w}, entryWarnings(old, time.Now())...)}, nil
+}
+
+// entryWarnings are the warnings a served entry always carries.
+func entryWarnings(e *cacheEntry, now time.Time) []string {
+	w := slices.Clone(e.notes)
+	if !e.usable(now) {
+		w = append(w, fmt.Sprintf("the certificate expired at %s (NHN still serves this file)", e.bundle.Leaf.NotAfter.UTC().Format(time.RFC3339)))
+	}
+	return w
+}

@@ -1,0 +1,514 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// The admin API, served under /_emulator/ by Server.ServeHTTP (JSON in and
+// out, never affected by faults or latency):
+//
+//	GET    /_emulator/health          {"status":"ok"}
+//	GET    /_emulator/certs           {"certs":[AdminCert...]}
+//	POST   /_emulator/certs           AddCertRequest -> AddCertResponse
+//	DELETE /_emulator/certs?name=x    {"name":"x","removed":true}
+//	POST   /_emulator/rotate?name=x   AddCertResponse (new serial, not_after)
+//	POST   /_emulator/seed            {"prefix":"bulk","count":30} -> {"prefix":..,"count":..,"total":..}
+//	POST   /_emulator/demo            SeedDemo
+//	GET    /_emulator/fault           {"fault":Fault,"remaining":n}
+//	PUT    /_emulator/fault           Fault -> {"fault":Fault,"remaining":n}
+//	DELETE /_emulator/fault
+//	GET    /_emulator/latency         {"delay":"200ms"}
+//	PUT    /_emulator/latency         {"delay":"200ms"}
+//	POST   /_emulator/tokens/revoke
+//	GET    /_emulator/stats           Stats
+//	DELETE /_emulator/stats           (reset) Stats
+//
+// Errors are {"error":"..."} with a 4xx status.
+
+// maxSeed bounds one admin seed request.
+const maxSeed = 1_000_000
+
+// AddCertRequest asks the admin API to generate a chain and put it.
+type AddCertRequest struct {
+	Name    string  `json:"name"`               // certificate name, also the leaf's common name
+	KeyType KeyType `json:"key_type,omitempty"` // default "ec"
+	Expired bool    `json:"expired"`            // NotBefore now-100d, NotAfter now-10d (else now-1h .. now+90d)
+	// Intermediates between the root and the leaf. In JSON, a missing field
+	// means 1 and 0 (or a negative number) means none. In Go, 0 is left out
+	// of the JSON and so means 1; use -1 for none (the root signs the leaf).
+	// Certificates with the same count share the server's CA for it.
+	Intermediates int      `json:"intermediates,omitempty"`
+	IncludeRoot   bool     `json:"include_root"`
+	Shuffle       bool     `json:"shuffle"`             // all blocks in random order
+	KeyFirst      bool     `json:"key_first,omitempty"` // key block before the certificates
+	DNSNames      []string `json:"dns_names,omitempty"` // default [name]
+	FileName      string   `json:"file_name,omitempty"` // default name + ".pem"
+}
+
+// AddCertResponse describes a generated certificate.
+type AddCertResponse struct {
+	Name      string    `json:"name"`
+	Serial    string    `json:"serial"` // colon-separated lowercase hex, as Vault PKI writes it
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	KeyType   KeyType   `json:"key_type"`
+	RootPEM   string    `json:"root_pem"` // the root the chain leads to
+}
+
+// RotateResponse describes a rotated certificate.
+type RotateResponse = AddCertResponse
+
+// AdminCert is one certificate as GET /_emulator/certs lists it.
+type AdminCert struct {
+	Name               string   `json:"name"`
+	Authority          string   `json:"authority"`
+	Domains            []string `json:"domains"`
+	SignatureAlgorithm string   `json:"signature_algorithm"`
+	FileCreationDate   string   `json:"file_creation_date"`
+	ExpirationDate     string   `json:"expiration_date"`
+	FileName           string   `json:"file_name"`
+	HasFile            bool     `json:"has_file"`
+	Serial             string   `json:"serial,omitempty"` // when the leaf exists already (Seed makes it on first download)
+	KeyType            KeyType  `json:"key_type,omitempty"`
+}
+
+// SeedRequest asks the admin API to Seed.
+type SeedRequest struct {
+	Prefix string `json:"prefix"`
+	Count  int    `json:"count"`
+}
+
+type faultState struct {
+	Fault     Fault `json:"fault"`
+	Remaining int   `json:"remaining"` // matching requests left when fault.count > 0
+}
+
+type latencyJSON struct {
+	Delay json.RawMessage `json:"delay"`
+}
+
+func adminError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, strict bool) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		adminError(w, http.StatusBadRequest, "invalid JSON body: %v", err)
+		return false
+	}
+	return true
+}
+
+func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, AdminPrefix)
+	type handler map[string]func()
+	routes := map[string]handler{
+		"/health": {http.MethodGet: func() { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) }},
+		"/certs": {
+			http.MethodGet:    func() { writeJSON(w, http.StatusOK, map[string]any{"certs": s.adminCerts()}) },
+			http.MethodPost:   func() { s.adminAddCert(w, r) },
+			http.MethodDelete: func() { s.adminRemove(w, r) },
+		},
+		"/rotate": {http.MethodPost: func() { s.adminRotate(w, r) }},
+		"/seed":   {http.MethodPost: func() { s.adminSeed(w, r) }},
+		"/demo": {http.MethodPost: func() {
+			if err := s.SeedDemo(); err != nil {
+				adminError(w, http.StatusInternalServerError, "%v", err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"total": len(s.Names())})
+		}},
+		"/fault": {
+			http.MethodGet: func() { s.adminFaultState(w) },
+			http.MethodPut: func() {
+				var f Fault
+				if !decodeBody(w, r, &f, false) {
+					return
+				}
+				if err := f.Validate(); err != nil {
+					adminError(w, http.StatusBadRequest, "%v", err)
+					return
+				}
+				s.SetFault(f)
+				s.adminFaultState(w)
+			},
+			http.MethodDelete: func() { s.ClearFault(); s.adminFaultState(w) },
+		},
+		"/latency": {
+			http.MethodGet: func() { writeJSON(w, http.StatusOK, map[string]string{"delay": s.Latency().String()}) },
+			http.MethodPut: func() {
+				var l latencyJSON
+				if !decodeBody(w, r, &l, true) {
+					return
+				}
+				d, err := parseJSONDuration(l.Delay)
+				if err != nil || d < 0 {
+					adminError(w, http.StatusBadRequest, "delay must be a non-negative Go duration such as \"200ms\"")
+					return
+				}
+				s.SetLatency(d)
+				writeJSON(w, http.StatusOK, map[string]string{"delay": d.String()})
+			},
+		},
+		"/tokens/revoke": {http.MethodPost: func() {
+			s.RevokeTokens()
+			writeJSON(w, http.StatusOK, map[string]bool{"revoked": true})
+		}},
+		"/stats": {
+			http.MethodGet:    func() { writeJSON(w, http.StatusOK, s.Stats()) },
+			http.MethodDelete: func() { s.ResetStats(); writeJSON(w, http.StatusOK, s.Stats()) },
+		},
+	}
+	h, ok := routes[path]
+	if !ok {
+		adminError(w, http.StatusNotFound, "no admin endpoint %s", r.URL.Path)
+		return
+	}
+	f, ok := h[r.Method]
+	if !ok {
+		methods := make([]string, 0, len(h))
+		for m := range h {
+			methods = append(methods, m)
+		}
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		adminError(w, http.StatusMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path)
+		return
+	}
+	f()
+}
+
+func (s *Server) adminFaultState(w http.ResponseWriter) {
+	f, left := s.CurrentFault()
+	writeJSON(w, http.StatusOK, faultState{Fault: f, Remaining: left})
+}
+
+func (s *Server) adminCerts() []AdminCert {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := s.sortedLocked()
+	out := make([]AdminCert, 0, len(names))
+	for _, n := range names {
+		e := s.certs[n]
+		c := AdminCert{
+			Name:               n,
+			Authority:          e.cert.Authority,
+			Domains:            append([]string{}, e.cert.Domains...),
+			SignatureAlgorithm: e.cert.SignatureAlgorithm,
+			FileCreationDate:   e.cert.FileCreationDate,
+			ExpirationDate:     e.cert.ExpirationDate,
+			FileName:           e.cert.FileName,
+			HasFile:            len(e.cert.File) > 0 || e.lazy != nil,
+		}
+		if c.FileName == "" {
+			c.FileName = n + ".pem"
+		}
+		if e.chain != nil {
+			c.Serial = FormatSerial(e.chain.Leaf.SerialNumber)
+			c.KeyType = e.chain.KeyType
+		} else if e.lazy != nil {
+			c.KeyType = EC
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func validAdminName(n string) error {
+	if n == "" {
+		return errors.New("name is required")
+	}
+	if strings.IndexFunc(n, unicode.IsControl) >= 0 {
+		return errors.New("name must not contain control characters")
+	}
+	return nil
+}
+
+func (s *Server) adminAddCert(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		AddCertRequest
+		Intermediates *int `json:"intermediates"` // shadows AddCertRequest.Intermediates
+	}
+	if !decodeBody(w, r, &req, true) {
+		return
+	}
+	if err := validAdminName(req.Name); err != nil {
+		adminError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	kt, err := ParseKeyType(string(req.KeyType))
+	if err != nil {
+		adminError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	n := 1
+	if req.Intermediates != nil {
+		n = max(*req.Intermediates, 0)
+	}
+	if n > maxIntermediates {
+		adminError(w, http.StatusBadRequest, "intermediates must be at most %d", maxIntermediates)
+		return
+	}
+	ca, err := s.sharedCA(n)
+	if err != nil {
+		adminError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	now := s.now()
+	nb, na := now.Add(-time.Hour), now.Add(90*day)
+	if req.Expired {
+		nb, na = now.Add(-100*day), now.Add(-10*day)
+	}
+	ch, err := GenerateChain(ChainOptions{CommonName: req.Name, DNSNames: req.DNSNames, KeyType: kt, NotBefore: nb, NotAfter: na, CA: ca})
+	if err != nil {
+		adminError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	fo := FileOptions{IncludeRoot: req.IncludeRoot, KeyFirst: req.KeyFirst}
+	if req.Shuffle {
+		fo.Shuffle = mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))
+	}
+	s.mu.Lock()
+	s.putChainLocked(req.Name, ch, fo, req.FileName)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, chainResponse(req.Name, ch))
+}
+
+func chainResponse(name string, ch *Chain) AddCertResponse {
+	return AddCertResponse{
+		Name:      name,
+		Serial:    FormatSerial(ch.Leaf.SerialNumber),
+		NotBefore: ch.Leaf.NotBefore.UTC(),
+		NotAfter:  ch.Leaf.NotAfter.UTC(),
+		KeyType:   ch.KeyType,
+		RootPEM:   string(ch.CA.RootPEM),
+	}
+}
+
+func (s *Server) adminRemove(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		adminError(w, http.StatusBadRequest, "query parameter name is required")
+		return
+	}
+	s.mu.Lock()
+	_, ok := s.certs[name]
+	s.mu.Unlock()
+	s.Remove(name)
+	writeJSON(w, http.StatusOK, map[string]any{"name": name, "removed": ok})
+}
+
+func (s *Server) adminRotate(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		adminError(w, http.StatusBadRequest, "query parameter name is required")
+		return
+	}
+	ch, err := s.Rotate(name)
+	if errors.Is(err, ErrNotFound) {
+		adminError(w, http.StatusNotFound, "no certificate named %q", name)
+		return
+	} else if err != nil {
+		adminError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, chainResponse(name, ch))
+}
+
+func (s *Server) adminSeed(w http.ResponseWriter, r *http.Request) {
+	var req SeedRequest
+	if !decodeBody(w, r, &req, true) {
+		return
+	}
+	if req.Count < 0 || req.Count > maxSeed {
+		adminError(w, http.StatusBadRequest, "count must be 0..%d", maxSeed)
+		return
+	}
+	if strings.IndexFunc(req.Prefix, unicode.IsControl) >= 0 || strings.Contains(req.Prefix, "/") {
+		adminError(w, http.StatusBadRequest, "prefix must not contain '/' or control characters")
+		return
+	}
+	if err := s.Seed(req.Prefix, req.Count); err != nil {
+		adminError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"prefix": req.Prefix, "count": req.Count, "total": len(s.Names())})
+}
+
+// ---------------------------------------------------------------------------
+// Client
+
+// Admin is a client for the admin API of an emulator running elsewhere (for
+// instance cmd/nhncert-emulator started by an integration test).
+type Admin struct {
+	BaseURL string       // the emulator's base URL, e.g. "http://127.0.0.1:18200"
+	HTTP    *http.Client // nil means http.DefaultClient
+}
+
+// AdminError is a non-2xx answer of the admin API.
+type AdminError struct {
+	Method, Path string
+	StatusCode   int
+	Message      string
+}
+
+func (e *AdminError) Error() string {
+	return fmt.Sprintf("emulator admin %s %s: HTTP %d: %s", e.Method, e.Path, e.StatusCode, e.Message)
+}
+
+func (a *Admin) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	u := strings.TrimRight(a.BaseURL, "/") + AdminPrefix + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	c := a.HTTP
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(data))
+		}
+		return &AdminError{Method: method, Path: AdminPrefix + path, StatusCode: resp.StatusCode, Message: e.Error}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("emulator admin %s %s: decoding answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// Health checks that the emulator answers.
+func (a *Admin) Health(ctx context.Context) error {
+	return a.do(ctx, http.MethodGet, "/health", nil, nil, nil)
+}
+
+// WaitHealthy polls Health until it succeeds or ctx ends.
+func (a *Admin) WaitHealthy(ctx context.Context) error {
+	for {
+		err := a.Health(ctx)
+		if err == nil {
+			return nil
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("emulator not healthy: %w (last error: %v)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+// Certs lists every certificate with its metadata.
+func (a *Admin) Certs(ctx context.Context) ([]AdminCert, error) {
+	var out struct {
+		Certs []AdminCert `json:"certs"`
+	}
+	err := a.do(ctx, http.MethodGet, "/certs", nil, nil, &out)
+	return out.Certs, err
+}
+
+// AddCert generates a chain and puts it.
+func (a *Admin) AddCert(ctx context.Context, req AddCertRequest) (AddCertResponse, error) {
+	var out AddCertResponse
+	err := a.do(ctx, http.MethodPost, "/certs", nil, req, &out)
+	return out, err
+}
+
+// Remove deletes a certificate (no error if it did not exist).
+func (a *Admin) Remove(ctx context.Context, name string) error {
+	return a.do(ctx, http.MethodDelete, "/certs", url.Values{"name": {name}}, nil, nil)
+}
+
+// Rotate regenerates a certificate with a new key and serial.
+func (a *Admin) Rotate(ctx context.Context, name string) (RotateResponse, error) {
+	var out RotateResponse
+	err := a.do(ctx, http.MethodPost, "/rotate", url.Values{"name": {name}}, nil, &out)
+	return out, err
+}
+
+// Seed adds count cheap certificates named prefix%05d.example.com.
+func (a *Admin) Seed(ctx context.Context, prefix string, count int) error {
+	return a.do(ctx, http.MethodPost, "/seed", nil, SeedRequest{Prefix: prefix, Count: count}, nil)
+}
+
+// SeedDemo puts the demo set.
+func (a *Admin) SeedDemo(ctx context.Context) error {
+	return a.do(ctx, http.MethodPost, "/demo", nil, nil, nil)
+}
+
+// SetFault injects a fault.
+func (a *Admin) SetFault(ctx context.Context, f Fault) error {
+	return a.do(ctx, http.MethodPut, "/fault", nil, f, nil)
+}
+
+// ClearFault removes the fault.
+func (a *Admin) ClearFault(ctx context.Context) error {
+	return a.do(ctx, http.MethodDelete, "/fault", nil, nil, nil)
+}
+
+// SetLatency adds d before every non-admin answer (0 removes it).
+func (a *Admin) SetLatency(ctx context.Context, d time.Duration) error {
+	return a.do(ctx, http.MethodPut, "/latency", nil, map[string]string{"delay": d.String()}, nil)
+}
+
+// RevokeTokens rejects every token issued so far.
+func (a *Admin) RevokeTokens(ctx context.Context) error {
+	return a.do(ctx, http.MethodPost, "/tokens/revoke", nil, nil, nil)
+}
+
+// Stats returns the counters.
+func (a *Admin) Stats(ctx context.Context) (Stats, error) {
+	var out Stats
+	err := a.do(ctx, http.MethodGet, "/stats", nil, nil, &out)
+	return out, err
+}
+
+// ResetStats zeroes the counters.
+func (a *Admin) ResetStats(ctx context.Context) error {
+	return a.do(ctx, http.MethodDelete, "/stats", nil, nil, nil)
+}

@@ -1,0 +1,227 @@
+package nhncert
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"maps"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const (
+	formatPEM       = "pem"
+	formatDER       = "der"
+	formatPEMBundle = "pem_bundle"
+	keyFormatPKCS8  = "pkcs8"
+)
+
+func pathCerts(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "certs/" + framework.MatchAllRegex("name"),
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"name": {
+				Type:        framework.TypeString,
+				Description: "Certificate name as NHN Certificate Manager knows it; may contain '*' (e.g. *.example.com).",
+				Required:    true,
+			},
+			"refresh": {
+				Type:        framework.TypeBool,
+				Description: "Fetch the certificate from NHN now instead of serving the cached copy.",
+				Query:       true,
+			},
+			"format": {
+				Type:          framework.TypeString,
+				Description:   `"pem" (default), "der" (base64 DER values) or "pem_bundle" (certificate holds the key, the leaf and the chain in one PEM).`,
+				Default:       formatPEM,
+				AllowedValues: []any{formatPEM, formatDER, formatPEMBundle},
+				Query:         true,
+			},
+			"private_key_format": {
+				Type:          framework.TypeString,
+				Description:   `"" (the key as NHN stores it) or "pkcs8".`,
+				AllowedValues: []any{"", keyFormatPKCS8},
+				Query:         true,
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback:     b.pathCertsRead,
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "certificate"},
+				Responses: map[int][]framework.Response{
+					http.StatusOK: {{Description: "OK", Fields: certResponseFields}},
+				},
+			},
+		},
+		HelpSynopsis:    pathCertsHelpSyn,
+		HelpDescription: pathCertsHelpDesc,
+	}
+}
+
+var certResponseFields = map[string]*framework.FieldSchema{
+	"certificate":      {Type: framework.TypeString, Description: "The leaf certificate (PEM, or base64 DER)."},
+	"issuing_ca":       {Type: framework.TypeString, Description: "The certificate that signed the leaf; empty when the file has none."},
+	"ca_chain":         {Type: framework.TypeStringSlice, Description: "From the leaf's issuer up towards the root, in signing order."},
+	"private_key":      {Type: framework.TypeString, Description: "The private key.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+	"private_key_type": {Type: framework.TypeString, Description: `"rsa", "ec" or "ed25519".`},
+	"serial_number":    {Type: framework.TypeString, Description: "Leaf serial number, colon-separated hex."},
+	"common_name":      {Type: framework.TypeString, Description: "Leaf subject common name."},
+	"dns_names":        {Type: framework.TypeStringSlice, Description: "Leaf DNS subject alternative names."},
+	"not_before":       {Type: framework.TypeString, Description: "Start of validity, RFC 3339."},
+	"not_after":        {Type: framework.TypeString, Description: "End of validity, RFC 3339."},
+}
+
+func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateName(name); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	format := strings.ToLower(d.Get("format").(string))
+	keyFormat := strings.ToLower(d.Get("private_key_format").(string))
+	switch format {
+	case formatPEM, formatDER, formatPEMBundle:
+	default:
+		return logical.ErrorResponse(`format must be "pem", "der" or "pem_bundle"`), nil
+	}
+	if keyFormat != "" && keyFormat != keyFormatPKCS8 {
+		return logical.ErrorResponse(`private_key_format must be "" or "pkcs8"`), nil
+	}
+
+	st, err := b.mount(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return errNotConfigured()
+	}
+	e, warnings, err := b.cache.lookup(ctx, req.Storage, st, name, d.Get("refresh").(bool))
+	if err != nil {
+		return nil, certError(err)
+	}
+
+	var data map[string]any
+	if format == formatPEM && keyFormat == "" {
+		// Cloned so that nothing downstream can change the cached map.
+		data = maps.Clone(e.data)
+	} else if data, err = renderCert(e.bundle, format, keyFormat); err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: data, Warnings: warnings}, nil
+}
+
+// certError maps a lookup failure to what the caller sees: 404 for a name
+// NHN does not know, 502 for anything NHN did or sent.
+func certError(err error) error {
+	var ue *upstreamError
+	var be *bundleError
+	switch {
+	case errors.Is(err, errCertNotFound):
+		return logical.CodedError(http.StatusNotFound, "certificate not found in NHN Certificate Manager")
+	case errors.As(err, &ue), errors.As(err, &be):
+		return logical.CodedError(http.StatusBadGateway, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return logical.CodedError(http.StatusGatewayTimeout, "the request ended before NHN Certificate Manager answered")
+	default:
+		return err
+	}
+}
+
+// renderCert builds a read response from a bundle.
+func renderCert(bn *Bundle, format, keyFormat string) (map[string]any, error) {
+	keyBlock := bn.KeyBlock
+	if keyFormat == keyFormatPKCS8 {
+		der, err := x509.MarshalPKCS8PrivateKey(bn.Key)
+		if err != nil {
+			return nil, errors.New("cannot convert the private key to PKCS#8")
+		}
+		keyBlock = &pem.Block{Type: "PRIVATE KEY", Bytes: der}
+	}
+	encodeCert := func(c *x509.Certificate) string { return pemString(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}) }
+	key := pemString(keyBlock)
+	if format == formatDER {
+		encodeCert = func(c *x509.Certificate) string { return base64.StdEncoding.EncodeToString(c.Raw) }
+		key = base64.StdEncoding.EncodeToString(keyBlock.Bytes)
+	}
+
+	chain := make([]string, len(bn.Chain))
+	for i, c := range bn.Chain {
+		chain[i] = encodeCert(c)
+	}
+	issuing := ""
+	if len(chain) > 0 {
+		issuing = chain[0]
+	}
+	certificate := encodeCert(bn.Leaf)
+	if format == formatPEMBundle {
+		certificate = strings.Join(append([]string{key, certificate}, chain...), "\n")
+	}
+	dnsNames := bn.Leaf.DNSNames
+	if dnsNames == nil {
+		dnsNames = []string{}
+	}
+	return map[string]any{
+		"certificate":      certificate,
+		"issuing_ca":       issuing,
+		"ca_chain":         chain,
+		"private_key":      key,
+		"private_key_type": bn.KeyType,
+		"serial_number":    serialHex(bn.Leaf.SerialNumber.Bytes()),
+		"common_name":      bn.Leaf.Subject.CommonName,
+		"dns_names":        dnsNames,
+		"not_before":       bn.Leaf.NotBefore.UTC().Format(time.RFC3339),
+		"not_after":        bn.Leaf.NotAfter.UTC().Format(time.RFC3339),
+	}, nil
+}
+
+// serialHex writes a serial number as colon-separated lowercase hex pairs,
+// as Vault's PKI engine does (certutil.GetHexFormatted).
+func serialHex(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, len(b)*3)
+	for i, c := range b {
+		if i > 0 {
+			out = append(out, ':')
+		}
+		out = append(out, digits[c>>4], digits[c&0xf])
+	}
+	return string(out)
+}
+
+// pemString encodes a block without headers and without the trailing
+// newline, as Vault's PKI engine writes PEM values.
+func pemString(b *pem.Block) string {
+	return strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: b.Type, Bytes: b.Bytes})))
+}
+
+const pathCertsHelpSyn = `Read a certificate and its private key from NHN Certificate Manager.`
+
+const pathCertsHelpDesc = `
+Returns the certificate file registered under <name> in NHN Certificate
+Manager, split the way the PKI engine names things: certificate (the leaf),
+issuing_ca, ca_chain (issuer first, up to the root if the file has it),
+private_key and private_key_type, plus serial_number, common_name,
+dns_names, not_before and not_after.
+
+The first read downloads the file; later reads within the config's
+cache_ttl are served from Vault's storage without calling NHN. When NHN
+fails, a cached certificate that has not expired is served with a warning.
+
+Parameters:
+  refresh=true              download now, ignoring the cache
+  format=pem|der|pem_bundle pem_bundle puts the key, leaf and chain in
+                            "certificate"; der gives base64 DER values
+  private_key_format=pkcs8  convert the key to PKCS#8
+
+A name NHN does not know is a 404. The response has no numeric
+"expiration" field on purpose: Vault Agent then re-reads the secret every
+static_secret_render_interval and picks up a certificate rotated in NHN.
+`

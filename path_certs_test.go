@@ -1,0 +1,487 @@
+package nhncert
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+)
+
+func TestReadSplitsTheFile(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	ca, err := emulator.NewCA(2)
+	require.NoError(t, err)
+	ch := h.putChain("example.com", emulator.ChainOptions{
+		CA: ca, KeyType: emulator.RSA, DNSNames: []string{"example.com", "www.example.com"},
+	}, emulator.FileOptions{IncludeRoot: true, Shuffle: rand.New(rand.NewPCG(1, 2))})
+
+	resp := h.read("example.com", nil)
+	d := resp.Data
+	require.Empty(t, resp.Warnings)
+	require.Equal(t, strings.TrimSpace(string(ch.LeafPEM)), d["certificate"])
+	require.Equal(t, strings.TrimSpace(string(ca.IntermediatePEMs[0])), d["issuing_ca"])
+	require.Equal(t, []string{
+		strings.TrimSpace(string(ca.IntermediatePEMs[0])),
+		strings.TrimSpace(string(ca.IntermediatePEMs[1])),
+		strings.TrimSpace(string(ca.RootPEM)),
+	}, d["ca_chain"])
+	require.Equal(t, strings.TrimSpace(string(ch.KeyPEM)), d["private_key"])
+	require.True(t, strings.HasPrefix(d["private_key"].(string), "-----BEGIN RSA PRIVATE KEY-----"))
+	require.Equal(t, "rsa", d["private_key_type"])
+	require.Equal(t, emulator.FormatSerial(ch.Leaf.SerialNumber), d["serial_number"])
+	require.Regexp(t, `^[0-9a-f]{2}(:[0-9a-f]{2})*$`, d["serial_number"])
+	require.Equal(t, "example.com", d["common_name"])
+	require.Equal(t, []string{"example.com", "www.example.com"}, d["dns_names"])
+	require.Equal(t, ch.Leaf.NotBefore.UTC().Format(time.RFC3339), d["not_before"])
+	require.Equal(t, ch.Leaf.NotAfter.UTC().Format(time.RFC3339), d["not_after"])
+	// No numeric expiration next to the certificate: Vault Agent would
+	// sleep until near expiry and miss rotations.
+	require.NotContains(t, d, "expiration")
+	require.NotContains(t, d, "lease_duration")
+	require.Zero(t, resp.Secret)
+}
+
+func TestReadChainOrderWhateverTheFileOrder(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	ca, err := emulator.NewCA(3)
+	require.NoError(t, err)
+	want := []string{
+		strings.TrimSpace(string(ca.IntermediatePEMs[0])),
+		strings.TrimSpace(string(ca.IntermediatePEMs[1])),
+		strings.TrimSpace(string(ca.IntermediatePEMs[2])),
+		strings.TrimSpace(string(ca.RootPEM)),
+	}
+	for i := range 12 {
+		name := fmt.Sprintf("order%d.example.com", i)
+		h.putChain(name, emulator.ChainOptions{CA: ca}, emulator.FileOptions{
+			IncludeRoot: true, KeyFirst: i%2 == 0, Shuffle: rand.New(rand.NewPCG(uint64(i), 7)),
+		})
+		d := h.read(name, nil).Data
+		require.Equal(t, want, d["ca_chain"], "file order %d", i)
+		require.Equal(t, want[0], d["issuing_ca"])
+	}
+}
+
+func TestReadEachKeyType(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	for _, c := range []struct {
+		kt        emulator.KeyType
+		typ       string
+		blockType string
+	}{
+		{emulator.RSA, "rsa", "RSA PRIVATE KEY"},
+		{emulator.RSAPKCS8, "rsa", "PRIVATE KEY"},
+		{emulator.EC, "ec", "EC PRIVATE KEY"},
+		{emulator.ECPKCS8, "ec", "PRIVATE KEY"},
+		{emulator.Ed25519, "ed25519", "PRIVATE KEY"},
+	} {
+		t.Run(string(c.kt), func(t *testing.T) {
+			name := string(c.kt) + ".example.com"
+			ch := h.putChain(name, emulator.ChainOptions{KeyType: c.kt}, emulator.FileOptions{})
+			d := h.read(name, nil).Data
+			require.Equal(t, c.typ, d["private_key_type"])
+			block, _ := pem.Decode([]byte(d["private_key"].(string)))
+			require.NotNil(t, block)
+			require.Equal(t, c.blockType, block.Type, "the key keeps the form the file had")
+			require.Equal(t, strings.TrimSpace(string(ch.KeyPEM)), d["private_key"])
+
+			// pkcs8 converts every kind, and the key still matches.
+			d8 := h.read(name, map[string]any{"private_key_format": "pkcs8"}).Data
+			block, _ = pem.Decode([]byte(d8["private_key"].(string)))
+			require.Equal(t, "PRIVATE KEY", block.Type)
+			key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+			require.NoError(t, err)
+			pub := key.(crypto.Signer).Public()
+			require.True(t, pub.(interface{ Equal(crypto.PublicKey) bool }).Equal(ch.Leaf.PublicKey))
+		})
+	}
+	require.EqualValues(t, 1, h.fileCalls("rsa.example.com"), "the second read of each came from the cache")
+}
+
+func TestReadFormats(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	ch := h.putChain("example.com", emulator.ChainOptions{KeyType: emulator.EC}, emulator.FileOptions{IncludeRoot: true})
+	pemData := h.read("example.com", nil).Data
+
+	der := h.read("example.com", map[string]any{"format": "der"}).Data
+	require.Equal(t, base64.StdEncoding.EncodeToString(ch.Leaf.Raw), der["certificate"])
+	require.Equal(t, base64.StdEncoding.EncodeToString(ch.CA.Intermediates[0].Raw), der["issuing_ca"])
+	require.Len(t, der["ca_chain"], 2)
+	keyDER, err := base64.StdEncoding.DecodeString(der["private_key"].(string))
+	require.NoError(t, err)
+	_, err = x509.ParseECPrivateKey(keyDER)
+	require.NoError(t, err)
+	der8 := h.read("example.com", map[string]any{"format": "der", "private_key_format": "pkcs8"}).Data
+	keyDER, _ = base64.StdEncoding.DecodeString(der8["private_key"].(string))
+	_, err = x509.ParsePKCS8PrivateKey(keyDER)
+	require.NoError(t, err)
+
+	bundle := h.read("example.com", map[string]any{"format": "pem_bundle"}).Data
+	var types []string
+	var certs []string
+	rest := []byte(bundle["certificate"].(string))
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		types = append(types, b.Type)
+		if b.Type == "CERTIFICATE" {
+			certs = append(certs, strings.TrimSpace(string(pem.EncodeToMemory(b))))
+		}
+	}
+	require.Equal(t, []string{"EC PRIVATE KEY", "CERTIFICATE", "CERTIFICATE", "CERTIFICATE"}, types)
+	require.Equal(t, append([]string{pemData["certificate"].(string)}, pemData["ca_chain"].([]string)...), certs)
+	require.Equal(t, pemData["private_key"], bundle["private_key"])
+
+	for _, bad := range []map[string]any{{"format": "pfx"}, {"private_key_format": "pkcs1"}} {
+		resp, err := h.request(logical.ReadOperation, "certs/example.com", bad)
+		require.NoError(t, err)
+		require.True(t, resp.IsError())
+	}
+	require.EqualValues(t, 1, h.fileCalls("example.com"))
+}
+
+func TestReadWildcardName(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.putChain("*.example.com", emulator.ChainOptions{DNSNames: []string{"*.example.com"}}, emulator.FileOptions{})
+	d := h.read("*.example.com", nil).Data
+	require.Equal(t, "*.example.com", d["common_name"])
+	require.EqualValues(t, 1, h.fileCalls("*.example.com"))
+}
+
+func TestReadRejectsHostileNamesBeforeUpstream(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	for _, name := range []string{
+		"a/b", "../config", "..", "a..b", "%2f", "a%2fb", "a\x00b", "a\nb", "a\x7fb",
+		strings.Repeat("a", 10*1024), "예시.com", "a b", "a?b", "a#b", `a\b`,
+	} {
+		resp, err := h.request(logical.ReadOperation, "certs/"+name, nil)
+		if err != nil {
+			// Vault's router refuses a path with a line break itself.
+			require.ErrorIs(t, err, logical.ErrUnsupportedPath, "%q", name)
+			continue
+		}
+		require.True(t, resp.IsError(), "%q must be refused", name)
+		require.NotContains(t, resp.Error().Error(), "\x00")
+	}
+	require.Zero(t, h.emu.Stats().FileCalls, "no hostile name reached NHN")
+	require.Zero(t, h.emu.Stats().TokenIssued)
+	require.Empty(t, h.cacheKeys())
+}
+
+func TestReadUnknownNameIs404(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.emu.Put(emulator.Certificate{Name: "nofile.example.com"}) // name without a file: 52001
+	for _, name := range []string{"missing.example.com", "nofile.example.com"} {
+		resp, err := h.request(logical.ReadOperation, "certs/"+name, nil)
+		require.Nil(t, resp)
+		var coded logical.HTTPCodedError
+		require.True(t, errors.As(err, &coded), "%v", err)
+		require.Equal(t, http.StatusNotFound, coded.Code())
+	}
+	require.Empty(t, h.cacheKeys())
+}
+
+func TestReadUpstreamResultCodes(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	for code := 52000; code <= 52008; code++ {
+		h.emu.SetFault(emulator.Fault{Mode: emulator.FaultResult, Target: "files", ResultCode: code})
+		resp, err := h.request(logical.ReadOperation, "certs/example.com", map[string]any{"refresh": true})
+		require.Nil(t, resp)
+		var coded logical.HTTPCodedError
+		require.True(t, errors.As(err, &coded), "%d: %v", code, err)
+		if code == 52000 || code == 52001 {
+			require.Equal(t, http.StatusNotFound, coded.Code())
+			continue
+		}
+		require.Equal(t, http.StatusBadGateway, coded.Code())
+		require.Contains(t, err.Error(), fmt.Sprintf("resultCode %d", code))
+		require.Contains(t, err.Error(), emulator.ResultMessages[code])
+		h.requireNoSecrets("error", err.Error())
+		require.NotContains(t, err.Error(), testAppKey)
+	}
+	require.Empty(t, h.cacheKeys())
+}
+
+func TestReadInvalidFilesAreNeverCached(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	for _, c := range []struct {
+		mode emulator.FaultMode
+		want string
+	}{
+		{emulator.FaultBadPEM, "not a PEM file"},
+		{emulator.FaultMismatch, "does not match the leaf"},
+		{emulator.FaultHuge, "larger than"},
+		{emulator.FaultGarbage, "not NHN's result format"},
+	} {
+		h.emu.SetFault(emulator.Fault{Mode: c.mode, Target: "files"})
+		resp, err := h.request(logical.ReadOperation, "certs/example.com", nil)
+		require.Nil(t, resp, c.mode)
+		require.ErrorContains(t, err, c.want, c.mode)
+		require.NotContains(t, err.Error(), "PRIVATE KEY", "no key material in errors")
+		require.Empty(t, h.cacheKeys(), c.mode)
+		require.Zero(t, h.b.cache.memoryLen())
+	}
+	h.emu.ClearFault()
+	h.read("example.com", nil)
+	require.Len(t, h.cacheKeys(), 1)
+}
+
+func TestReadServesFromCacheWithinTTL(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	first := h.read("example.com", nil).Data
+	for range 20 {
+		require.Equal(t, first, h.read("example.com", nil).Data)
+	}
+	require.EqualValues(t, 1, h.fileCalls("example.com"))
+
+	// A rotation upstream is seen after refresh=true.
+	rotated, err := h.emu.Rotate("example.com")
+	require.NoError(t, err)
+	require.Equal(t, first, h.read("example.com", nil).Data)
+	fresh := h.read("example.com", map[string]any{"refresh": true}).Data
+	require.Equal(t, emulator.FormatSerial(rotated.Leaf.SerialNumber), fresh["serial_number"])
+	require.Equal(t, fresh, h.read("example.com", nil).Data, "the refreshed copy replaced the cached one")
+	require.EqualValues(t, 2, h.fileCalls("example.com"))
+
+	h.requireSealWrapped(storageKey("example.com"))
+}
+
+func TestReadRefetchesAfterTTL(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"cache_ttl": "0s"}) // every read goes upstream
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	h.read("example.com", nil)
+	h.read("example.com", nil)
+	require.EqualValues(t, 2, h.fileCalls("example.com"))
+}
+
+func TestConcurrentColdReadsShareOneDownload(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	// Latency keeps the first download in flight while the others arrive.
+	h.emu.SetLatency(200 * time.Millisecond)
+
+	const n = 100
+	var wg sync.WaitGroup
+	serials := make([]string, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			resp, err := h.request(logical.ReadOperation, "certs/example.com", nil)
+			errs[i] = err
+			if err == nil && resp != nil && !resp.IsError() {
+				serials[i] = resp.Data["serial_number"].(string)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i])
+		require.Equal(t, serials[0], serials[i])
+	}
+	require.NotEmpty(t, serials[0])
+	st := h.emu.Stats()
+	require.EqualValues(t, 1, st.FileCalls, "100 concurrent cold reads cause one download")
+	require.EqualValues(t, 1, st.TokenIssued)
+}
+
+func TestStaleServedWithWarningWhenNHNFails(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"cache_ttl": "1s"})
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	want := h.read("example.com", nil).Data
+
+	// Past cache_ttl with NHN down: the cached copy, with a warning.
+	expireCache(h, "example.com")
+	for _, f := range []emulator.Fault{
+		{Mode: emulator.FaultDown},
+		{Mode: emulator.FaultReset},
+		{Mode: emulator.FaultGarbage},
+		{Mode: emulator.FaultBadPEM, Target: "files"},
+		{Mode: emulator.FaultResult, Target: "files", ResultCode: 52003},
+	} {
+		h.emu.SetFault(f)
+		resp := h.read("example.com", nil)
+		require.Equal(t, want, resp.Data, f.Mode)
+		require.Len(t, resp.Warnings, 1, f.Mode)
+		require.Contains(t, resp.Warnings[0], "may be stale", f.Mode)
+		h.requireNoSecrets("warning", resp.Warnings[0])
+	}
+	// 52000 is NHN saying the certificate is gone: not served, dropped.
+	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultResult, Target: "files", ResultCode: 52000})
+	_, err := h.request(logical.ReadOperation, "certs/example.com", nil)
+	require.ErrorContains(t, err, "not found")
+	require.Empty(t, h.cacheKeys())
+}
+
+func TestUncachedNameFailsWhenNHNDown(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	for _, target := range []string{"files", ""} { // the file service, then everything
+		h.emu.ResetStats()
+		h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown, Target: target})
+		resp, err := h.request(logical.ReadOperation, "certs/example.com", nil)
+		require.Nil(t, resp)
+		require.ErrorContains(t, err, "NHN Certificate Manager is unreachable")
+		require.ErrorContains(t, err, "HTTP 503")
+		var coded logical.HTTPCodedError
+		require.True(t, errors.As(err, &coded))
+		require.Equal(t, http.StatusBadGateway, coded.Code())
+		if target == "files" {
+			require.EqualValues(t, maxAttempts, h.emu.Stats().FileCalls, "tried %d times, then given up", maxAttempts)
+		}
+		h.requireNoSecrets("error", err.Error())
+	}
+	require.Empty(t, h.cacheKeys())
+}
+
+func TestExpiredCachedCertificateIsNotServedAsCurrent(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	// A leaf that expires two seconds from now.
+	h.putChain("short.example.com", emulator.ChainOptions{NotAfter: time.Now().Add(2 * time.Second)}, emulator.FileOptions{})
+	h.read("short.example.com", nil)
+	require.Eventually(t, func() bool {
+		e := h.b.cache.get("short.example.com", mustState(h).cfg.Generation)
+		return e != nil && !e.usable(time.Now())
+	}, 10*time.Second, 50*time.Millisecond)
+
+	// NHN down: the expired copy is refused, even though cache_ttl has not passed.
+	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})
+	resp, err := h.request(logical.ReadOperation, "certs/short.example.com", nil)
+	require.Nil(t, resp)
+	require.ErrorContains(t, err, "expired")
+	require.ErrorContains(t, err, "not served")
+
+	// NHN up but still holding the expired file: served, flagged expired.
+	h.emu.ClearFault()
+	r := h.read("short.example.com", nil)
+	require.Len(t, r.Warnings, 1)
+	require.Contains(t, r.Warnings[0], "certificate expired at")
+}
+
+func TestReadOnlyStorageStillServes(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	// A performance standby: storage writes are refused.
+	ro := &readOnlyStorage{Storage: h.storage}
+	standby := h.newBackend(ro)
+	for range 3 {
+		resp, err := h.requestOn(standby, ro, logical.ReadOperation, "certs/example.com", nil)
+		require.NoError(t, err)
+		require.False(t, resp.IsError())
+		require.Empty(t, resp.Warnings)
+	}
+	require.EqualValues(t, 1, h.fileCalls("example.com"), "served from memory after the refused write")
+	require.Positive(t, ro.refused)
+	require.NotContains(t, h.logs.String(), "cannot write the cache entry")
+}
+
+func TestCacheSurvivesRestartWhileNHNDown(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	want := h.read("example.com", nil).Data
+
+	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})
+	restarted := h.newBackend(h.storage)
+	resp, err := h.requestOn(restarted, h.storage, logical.ReadOperation, "certs/example.com", nil)
+	require.NoError(t, err)
+	require.Equal(t, want, resp.Data)
+	require.Empty(t, resp.Warnings, "within cache_ttl: served from storage without asking NHN")
+	require.EqualValues(t, 1, h.fileCalls("example.com"))
+}
+
+func TestSecretsNeverLogged(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	ch := h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	h.read("example.com", nil)
+	h.emu.RevokeTokens()
+	h.read("example.com", map[string]any{"refresh": true})
+	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})
+	h.request(logical.ReadOperation, "certs/other.example.com", nil)
+	h.request(logical.ListOperation, "certs/", nil)
+	h.emu.ClearFault()
+	h.request(logical.ListOperation, "certs/", nil)
+
+	logs := h.logs.String()
+	require.NotEmpty(t, logs)
+	h.requireNoSecrets("logs", logs)
+	require.NotContains(t, logs, "PRIVATE KEY")
+	require.NotContains(t, logs, string(ch.KeyPEM[40:80]))
+	require.GreaterOrEqual(t, h.emu.Stats().TokenIssued, int64(2), "the run covered a token re-issue")
+}
+
+// expireCache ages name's cache entry past any cache_ttl.
+func expireCache(h *harness, name string) {
+	h.t.Helper()
+	st := mustState(h)
+	e := h.b.cache.get(name, st.cfg.Generation)
+	require.NotNil(h.t, e)
+	old, err := newEntry(name, e.generation, e.file, time.Now().Add(-24*time.Hour))
+	require.NoError(h.t, err)
+	h.b.cache.putMemory(old)
+	require.NoError(h.t, h.b.cache.store(context.Background(), h.storage, old))
+}
+
+func mustState(h *harness) *mountState {
+	h.t.Helper()
+	st, err := h.b.mount(context.Background(), h.storage)
+	require.NoError(h.t, err)
+	require.NotNil(h.t, st)
+	return st
+}
+
+type readOnlyStorage struct {
+	logical.Storage
+	mu      sync.Mutex
+	refused int
+}
+
+func (r *readOnlyStorage) Put(context.Context, *logical.StorageEntry) error {
+	r.mu.Lock()
+	r.refused++
+	r.mu.Unlock()
+	return logical.ErrReadOnly
+}
+
+func (r *readOnlyStorage) Delete(context.Context, string) error { return logical.ErrReadOnly }
