@@ -181,15 +181,15 @@ func (c *client) certsURL() string {
 
 // ListCertificates returns every certificate with the given status (ALL,
 // EXPIRED or UNEXPIRED), across all pages, sorted by name, without
-// duplicates.
-func (c *client) ListCertificates(ctx context.Context, status string) ([]certInfo, error) {
+// duplicates, and how many names were left out as unservable.
+func (c *client) ListCertificates(ctx context.Context, status string) ([]certInfo, int, error) {
 	first, err := c.listPage(ctx, status, 1, listPageSize)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	pages := first.Body.TotalPage
 	if pages > maxListPages {
-		return nil, &upstreamError{Op: "listing certificates", Message: fmt.Sprintf("answer claims %d pages; at most %d are read", pages, maxListPages)}
+		return nil, 0, &upstreamError{Op: "listing certificates", Message: fmt.Sprintf("answer claims %d pages; at most %d are read", pages, maxListPages)}
 	}
 	results := make([][]certInfo, max(pages, 1))
 	results[0] = first.Body.Data
@@ -212,10 +212,11 @@ func (c *client) ListCertificates(ctx context.Context, status string) ([]certInf
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return mergeCertInfos(results), nil
+	infos, unservable := mergeCertInfos(results)
+	return infos, unservable, nil
 }
 
 func (c *client) listPage(ctx context.Context, status string, page, size int) (*listAnswer, error) {
@@ -231,12 +232,20 @@ func (c *client) listPage(ctx context.Context, status string, page, size int) (*
 	if err != nil {
 		return nil, err
 	}
+	return decodeListPage(op, body)
+}
+
+// decodeListPage checks and decodes one list answer.
+func decodeListPage(op string, body []byte) (*listAnswer, error) {
 	var a listAnswer
 	if err := json.Unmarshal(body, &a); err != nil || a.Header == nil {
 		return nil, &upstreamError{Op: op, HTTPStatus: http.StatusOK, Message: "answer is not the expected JSON"}
 	}
 	if err := headerError(op, http.StatusOK, a.Header); err != nil {
 		return nil, err
+	}
+	if a.Body.TotalPage < 0 || a.Body.TotalCount < 0 || a.Body.PageSize < 0 {
+		return nil, &upstreamError{Op: op, HTTPStatus: http.StatusOK, Message: "answer has negative page counts"}
 	}
 	return &a, nil
 }
@@ -270,18 +279,25 @@ func (c *client) DownloadFile(ctx context.Context, name string) ([]byte, error) 
 }
 
 // mergeCertInfos joins list pages into one list sorted by name. A name seen
-// twice (the list changed between pages) is kept once.
-func mergeCertInfos(pages [][]certInfo) []certInfo {
+// twice (the list changed between pages) is kept once. Names this engine
+// cannot serve (see validateName) are left out and counted.
+func mergeCertInfos(pages [][]certInfo) (infos []certInfo, unservable int) {
 	n := 0
 	for _, p := range pages {
 		n += len(p)
 	}
 	out := make([]certInfo, 0, n)
 	for _, p := range pages {
-		out = append(out, p...)
+		for _, c := range p {
+			if validateName(c.Name) != nil {
+				unservable++
+				continue
+			}
+			out = append(out, c)
+		}
 	}
 	slices.SortStableFunc(out, func(a, b certInfo) int { return strings.Compare(a.Name, b.Name) })
-	return slices.CompactFunc(out, func(a, b certInfo) bool { return a.Name == b.Name })
+	return slices.CompactFunc(out, func(a, b certInfo) bool { return a.Name == b.Name }), unservable
 }
 
 func looksJSON(contentType string, body []byte) bool {

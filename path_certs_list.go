@@ -2,6 +2,7 @@ package nhncert
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -55,7 +56,7 @@ func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *fr
 	if st == nil {
 		return errNotConfigured()
 	}
-	infos, err := st.client.ListCertificates(ctx, strings.ToUpper(status))
+	infos, unservable, err := st.client.ListCertificates(ctx, strings.ToUpper(status))
 	if err != nil {
 		return nil, certError(err)
 	}
@@ -75,7 +76,11 @@ func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *fr
 			"expiration_date":     c.ExpirationDate,
 		}
 	}
-	return logical.ListResponseWithInfo(keys, keyInfo), nil
+	resp := logical.ListResponseWithInfo(keys, keyInfo)
+	if unservable > 0 {
+		resp.AddWarning(fmt.Sprintf("%d certificate name(s) in NHN were left out: names must be at most %d characters of letters, digits, '.', '-', '_' and '*', without '..'", unservable, maxNameLength))
+	}
+	return resp, nil
 }
 
 const pathCertsListHelpSyn = `List the certificates in NHN Certificate Manager.`

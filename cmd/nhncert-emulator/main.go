@@ -45,7 +45,10 @@ Flags:
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 type config struct {
@@ -118,7 +121,8 @@ func checkLoopback(addr string) error {
 	return fmt.Errorf("-listen %q is not a loopback address; this emulator is for local demos and tests (use -allow-non-loopback to override)", addr)
 }
 
-func run(args []string, stderr io.Writer) int {
+// run serves until ctx ends (SIGINT or SIGTERM in main), then shuts down.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
 	logger := log.New(stderr, "nhncert-emulator: ", log.LstdFlags|log.Lmicroseconds)
 	c, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -173,9 +177,6 @@ func run(args []string, stderr io.Writer) int {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(stderr, "nhncert-emulator: http: ", log.LstdFlags),
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
