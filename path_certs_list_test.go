@@ -1,0 +1,98 @@
+package nhncert
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+)
+
+func TestListKeysAndKeyInfo(t *testing.T) {
+	h := newHarness(t, func(o *emulator.Options) { o.MaxPageSize = 10 })
+	h.configure(nil)
+	require.NoError(t, h.emu.Seed("bulk", 35))
+	h.putChain("*.example.com", emulator.ChainOptions{DNSNames: []string{"*.example.com", "example.com"}}, emulator.FileOptions{})
+	h.putChain("expired.example.com", emulator.ChainOptions{
+		NotBefore: time.Now().Add(-100 * 24 * time.Hour), NotAfter: time.Now().Add(-10 * 24 * time.Hour),
+	}, emulator.FileOptions{})
+
+	resp, err := h.request(logical.ListOperation, "certs/", nil)
+	require.NoError(t, err)
+	keys := resp.Data["keys"].([]string)
+	require.Len(t, keys, 36, "every page, expired left out by default")
+	require.Equal(t, "*.example.com", keys[0])
+	require.Equal(t, "bulk00000.example.com", keys[1])
+	require.IsNonDecreasing(t, keys)
+
+	info := resp.Data["key_info"].(map[string]any)
+	require.Len(t, info, 36)
+	wild := info["*.example.com"].(map[string]any)
+	meta, _ := h.emu.Get("*.example.com")
+	require.Equal(t, map[string]any{
+		"authority":           meta.Authority,
+		"domains":             []string{"*.example.com", "example.com"},
+		"signature_algorithm": meta.SignatureAlgorithm,
+		"file_creation_date":  meta.FileCreationDate,
+		"expiration_date":     meta.ExpirationDate,
+	}, wild)
+	require.Regexp(t, `^\d{4}-\d{2}-\d{2}$`, wild["expiration_date"])
+	require.Zero(t, h.emu.Stats().FileCalls, "listing downloads no certificate file")
+
+	for status, want := range map[string]int{"all": 37, "ALL": 37, "Expired": 1, "unexpired": 36} {
+		resp, err := h.request(logical.ListOperation, "certs/", map[string]any{"status": status})
+		require.NoError(t, err)
+		require.Len(t, resp.Data["keys"], want, status)
+	}
+	resp, err = h.request(logical.ListOperation, "certs/", map[string]any{"status": "valid"})
+	require.NoError(t, err)
+	require.True(t, resp.IsError())
+	require.Contains(t, resp.Error().Error(), `status must be "all", "expired" or "unexpired"`)
+}
+
+func TestListV11HasEmptyDomains(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"api_version": "v1.1"})
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	resp, err := h.request(logical.ListOperation, "certs", nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"example.com"}, resp.Data["keys"])
+	entry := resp.Data["key_info"].(map[string]any)["example.com"].(map[string]any)
+	require.Equal(t, []string{}, entry["domains"])
+	require.Zero(t, h.emu.Stats().TokenIssued)
+}
+
+func TestListLeavesOutUnservableNames(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	h.emu.Put(emulator.Certificate{Name: "bad/name", ExpirationDate: "2999-01-01", FileCreationDate: "2024-01-01"})
+	resp, err := h.request(logical.ListOperation, "certs/", nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"example.com"}, resp.Data["keys"])
+	require.Len(t, resp.Warnings, 1)
+	require.Contains(t, resp.Warnings[0], "1 certificate name(s) in NHN were left out")
+}
+
+func TestListUpstreamErrors(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	for _, f := range []emulator.Fault{
+		{Mode: emulator.FaultDown},
+		{Mode: emulator.FaultGarbage, Target: "list"},
+		{Mode: emulator.FaultResult, Target: "list", ResultCode: 52006},
+	} {
+		h.emu.SetFault(f)
+		resp, err := h.request(logical.ListOperation, "certs/", nil)
+		require.Nil(t, resp)
+		var coded logical.HTTPCodedError
+		require.True(t, errors.As(err, &coded), "%v", err)
+		require.Equal(t, http.StatusBadGateway, coded.Code(), f.Mode)
+		h.requireNoSecrets(fmt.Sprint(f.Mode), err.Error())
+	}
+}
