@@ -32,7 +32,12 @@ type backend struct {
 	// after the config changes. Reads load it without locking.
 	state atomic.Pointer[mountState]
 
-	cache *certCache
+	cache     *certCache
+	listed    listedStore
+	refresher refresher
+	// mount is where Vault mounted this backend ("nhncert/"), learnt from
+	// requests, for the paths in events.
+	mountPath atomic.Pointer[string]
 }
 
 // mountState is a config and the client built from it.
@@ -53,6 +58,9 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 
 func newBackend() *backend {
 	b := &backend{cache: newCertCache(maxMemoryEntries)}
+	b.refresher.wake = make(chan struct{}, 1)
+	b.cache.listed = b.listed.get
+	b.cache.changed = b.sendCertEvent
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -64,7 +72,9 @@ func newBackend() *backend {
 			pathConfig(b),
 			pathCertsList(b),
 			pathCerts(b),
+			pathMetadata(b),
 		},
+		InitializeFunc: b.initialize,
 		Invalidate:     b.invalidate,
 		Clean:          b.clean,
 		RunningVersion: Version,
@@ -86,6 +96,7 @@ func (b *backend) invalidate(_ context.Context, key string) {
 }
 
 func (b *backend) clean(context.Context) {
+	b.stopRefresher()
 	b.configMu.Lock()
 	b.reset()
 	b.configMu.Unlock()
@@ -98,6 +109,23 @@ func (b *backend) reset() {
 		old.client.close()
 	}
 	b.cache.clearMemory()
+	b.listed.clear()
+	b.wakeRefresher()
+}
+
+// noteMount remembers the mount path a request came in on.
+func (b *backend) noteMount(req *logical.Request) {
+	if p := b.mountPath.Load(); p == nil || *p != req.MountPoint {
+		mp := req.MountPoint
+		b.mountPath.Store(&mp)
+	}
+}
+
+func (b *backend) mountPoint() string {
+	if p := b.mountPath.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // mount returns the config and client in use, or nil when the mount has no

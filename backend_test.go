@@ -34,6 +34,7 @@ type harness struct {
 	emu     *emulator.Server
 	srv     *httptest.Server
 	logs    *syncBuffer
+	events  *recordingEvents
 
 	mu       sync.Mutex
 	requests []*http.Request // every request the emulator received
@@ -62,7 +63,7 @@ func newHarness(t *testing.T, opts ...func(*emulator.Options)) *harness {
 	for _, o := range opts {
 		o(&eo)
 	}
-	h := &harness{t: t, emu: emulator.New(eo), storage: &sealRecordingStorage{Storage: &logical.InmemStorage{}}, logs: &syncBuffer{}}
+	h := &harness{t: t, emu: emulator.New(eo), storage: &sealRecordingStorage{Storage: &logical.InmemStorage{}}, logs: &syncBuffer{}, events: &recordingEvents{}}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.mu.Lock()
 		h.requests = append(h.requests, r.Clone(context.Background()))
@@ -83,6 +84,7 @@ func (h *harness) newBackend(s logical.Storage) *backend {
 	sys := logical.TestSystemView()
 	sys.PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "1.21.0"}
 	conf.System = sys
+	conf.EventsSender = h.events
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: h.logs})
 	b, err := Factory(context.Background(), conf)
 	require.NoError(h.t, err)
@@ -127,10 +129,11 @@ func (h *harness) request(op logical.Operation, path string, data map[string]any
 
 func (h *harness) requestOn(b *backend, s logical.Storage, op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
 	return b.HandleRequest(context.Background(), &logical.Request{
-		Operation: op,
-		Path:      path,
-		Data:      data,
-		Storage:   s,
+		Operation:  op,
+		Path:       path,
+		Data:       data,
+		Storage:    s,
+		MountPoint: "nhncert/",
 	})
 }
 
@@ -242,4 +245,28 @@ func (h *harness) requireSealWrapped(key string) {
 	v, ok := h.storage.(*sealRecordingStorage).sealWrapped.Load(key)
 	require.True(h.t, ok, "%s was never written", key)
 	require.True(h.t, v.(bool), "%s must be seal-wrapped", key)
+}
+
+// recordingEvents is a logical.EventSender that keeps what it was sent.
+type recordingEvents struct {
+	mu     sync.Mutex
+	events []sentEvent
+}
+
+type sentEvent struct {
+	Type     string
+	Metadata map[string]any
+}
+
+func (r *recordingEvents) SendEvent(_ context.Context, typ logical.EventType, ev *logical.EventData) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, sentEvent{Type: string(typ), Metadata: ev.Metadata.AsMap()})
+	return nil
+}
+
+func (r *recordingEvents) sent() []sentEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]sentEvent(nil), r.events...)
 }

@@ -1,6 +1,7 @@
 package nhncert
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -37,7 +38,19 @@ type certCache struct {
 
 	flight singleflight.Group
 	logger hclog.Logger
+	// listed returns what the latest list said of a name, if anything.
+	listed func(generation, name string) *certInfo
+	// changed is told when a download replaced a different file, or NHN
+	// said a cached name no longer exists.
+	changed func(ctx context.Context, kind changeKind, name string)
 }
+
+type changeKind int
+
+const (
+	certUpdated changeKind = iota
+	certRemoved
+)
 
 // cacheEntry is one downloaded, checked certificate file.
 type cacheEntry struct {
@@ -50,6 +63,10 @@ type cacheEntry struct {
 	data map[string]any
 	// notes are warnings every read of this entry carries.
 	notes []string
+	// listed is what NHN's list said of the certificate when the file was
+	// downloaded (nil when unknown); a later list that differs means the
+	// certificate was rotated upstream.
+	listed atomic.Pointer[certInfo]
 
 	lastUsed atomic.Int64 // unix nanoseconds, for eviction
 }
@@ -60,10 +77,17 @@ type storedEntry struct {
 	Generation string    `json:"generation"`
 	FetchedAt  time.Time `json:"fetched_at"`
 	File       []byte    `json:"file"`
+	Listed     *certInfo `json:"listed,omitempty"`
 }
 
 func newCertCache(max int) *certCache {
-	return &certCache{entries: make(map[string]*cacheEntry), max: max, logger: hclog.NewNullLogger()}
+	return &certCache{
+		entries: make(map[string]*cacheEntry),
+		max:     max,
+		logger:  hclog.NewNullLogger(),
+		listed:  func(string, string) *certInfo { return nil },
+		changed: func(context.Context, changeKind, string) {},
+	}
 }
 
 func storageKey(name string) string {
@@ -184,6 +208,7 @@ func (c *certCache) load(ctx context.Context, s logical.Storage, name, generatio
 		c.logger.Warn("ignoring a cache entry that no longer parses", "name", name, "error", err)
 		return nil, nil
 	}
+	e.listed.Store(se.Listed)
 	return e, nil
 }
 
@@ -191,7 +216,7 @@ func (c *certCache) load(ctx context.Context, s logical.Storage, name, generatio
 // write (logical.ErrReadOnly); the entry then lives in memory only.
 func (c *certCache) store(ctx context.Context, s logical.Storage, e *cacheEntry) error {
 	entry, err := logical.StorageEntryJSON(storageKey(e.name), &storedEntry{
-		Name: e.name, Generation: e.generation, FetchedAt: e.fetchedAt, File: e.file,
+		Name: e.name, Generation: e.generation, FetchedAt: e.fetchedAt, File: e.file, Listed: e.listed.Load(),
 	})
 	if err != nil {
 		return err
@@ -200,9 +225,26 @@ func (c *certCache) store(ctx context.Context, s logical.Storage, e *cacheEntry)
 	return s.Put(ctx, entry)
 }
 
-func (c *certCache) remove(ctx context.Context, s logical.Storage, name string) error {
+// drop removes a certificate NHN no longer has from the cache and says so.
+func (c *certCache) drop(ctx context.Context, s logical.Storage, name string) {
 	c.forgetMemory(name)
-	return s.Delete(ctx, storageKey(name))
+	if err := s.Delete(ctx, storageKey(name)); err != nil && !errors.Is(err, logical.ErrReadOnly) {
+		c.logger.Warn("cannot remove the cache entry of a deleted certificate", "name", name, "error", err)
+	}
+	c.changed(ctx, certRemoved, name)
+}
+
+// entriesOf returns the in-memory entries of a generation.
+func (c *certCache) entriesOf(generation string) []*cacheEntry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*cacheEntry, 0, len(c.entries))
+	for _, e := range c.entries {
+		if e.generation == generation {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // purge drops every cached certificate, in memory and in storage.
@@ -259,6 +301,28 @@ func (c *certCache) lookup(ctx context.Context, s logical.Storage, st *mountStat
 type fillResult struct {
 	entry    *cacheEntry
 	warnings []string
+	// stale is set when the download failed and a cached copy was served.
+	stale bool
+}
+
+// refresh downloads name again now, sharing the download with concurrent
+// refresh=true reads. It fails when only a stale copy could be had.
+func (c *certCache) refresh(ctx context.Context, s logical.Storage, st *mountState, name string) error {
+	ch := c.flight.DoChan(st.cfg.Generation+"\x00"+name+"\x00refresh", func() (any, error) {
+		return c.fill(context.WithoutCancel(ctx), s, st, name, true)
+	})
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return r.Err
+		}
+		if r.Val.(fillResult).stale {
+			return errors.New("download failed; the cached copy was kept")
+		}
+		return nil
+	}
 }
 
 func (c *certCache) fill(ctx context.Context, s logical.Storage, st *mountState, name string, refresh bool) (fillResult, error) {
@@ -276,24 +340,28 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, st *mountState,
 		return fillResult{entry: old, warnings: old.notes}, nil
 	}
 
+	// What the list says now describes the file about to be downloaded.
+	listed := c.listed(gen, name)
 	file, err := st.client.DownloadFile(ctx, name)
 	var e *cacheEntry
 	if err == nil {
 		e, err = newEntry(name, gen, file, time.Now())
 	}
 	if err == nil {
+		e.listed.Store(listed)
 		if serr := c.store(ctx, s, e); serr != nil && !errors.Is(serr, logical.ErrReadOnly) {
 			c.logger.Warn("cannot write the cache entry to storage; serving it from memory", "name", name, "error", serr)
 		}
 		c.putMemory(e)
+		if old != nil && !bytes.Equal(old.file, e.file) {
+			c.changed(ctx, certUpdated, name)
+		}
 		return fillResult{entry: e, warnings: entryWarnings(e, time.Now())}, nil
 	}
 
 	if isNotFound(err) {
 		if old != nil {
-			if rerr := c.remove(ctx, s, name); rerr != nil && !errors.Is(rerr, logical.ErrReadOnly) {
-				c.logger.Warn("cannot remove the cache entry of a deleted certificate", "name", name, "error", rerr)
-			}
+			c.drop(ctx, s, name)
 		}
 		return fillResult{}, errCertNotFound
 	}
@@ -307,7 +375,7 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, st *mountState,
 	c.putMemory(old)
 	w := fmt.Sprintf("serving the copy of %q cached at %s, which may be stale: refreshing it failed: %v",
 		name, old.fetchedAt.UTC().Format(time.RFC3339), err)
-	return fillResult{entry: old, warnings: append([]string{w}, entryWarnings(old, time.Now())...)}, nil
+	return fillResult{entry: old, warnings: append([]string{w}, entryWarnings(old, time.Now())...), stale: true}, nil
 }
 
 // entryWarnings are the warnings a served entry always carries.
@@ -317,4 +385,45 @@ func entryWarnings(e *cacheEntry, now time.Time) []string {
 		w = append(w, fmt.Sprintf("the certificate expired at %s (NHN still serves this file)", e.bundle.Leaf.NotAfter.UTC().Format(time.RFC3339)))
 	}
 	return w
+}
+
+// listedStore remembers what NHN's list said of each certificate: the
+// metadata endpoint shows it, and the background refresh compares it with
+// what was listed when a file was downloaded to notice rotations. It holds
+// one entry per name NHN listed, no more.
+type listedStore struct {
+	mu         sync.RWMutex
+	generation string
+	byName     map[string]*certInfo
+}
+
+// record stores a list's entries; a complete list (status ALL) replaces
+// what was known, a filtered one adds to it.
+func (l *listedStore) record(generation string, infos []certInfo, complete bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if complete || l.generation != generation || l.byName == nil {
+		l.byName = make(map[string]*certInfo, len(infos))
+		l.generation = generation
+	}
+	for i := range infos {
+		c := infos[i]
+		l.byName[c.Name] = &c
+	}
+}
+
+func (l *listedStore) get(generation, name string) *certInfo {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.generation != generation {
+		return nil
+	}
+	return l.byName[name]
+}
+
+func (l *listedStore) clear() {
+	l.mu.Lock()
+	l.byName = nil
+	l.generation = ""
+	l.mu.Unlock()
 }

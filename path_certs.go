@@ -81,10 +81,6 @@ var certResponseFields = map[string]*framework.FieldSchema{
 }
 
 func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if err := validateName(name); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
-	}
 	format := strings.ToLower(d.Get("format").(string))
 	keyFormat := strings.ToLower(d.Get("private_key_format").(string))
 	switch format {
@@ -95,27 +91,49 @@ func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *fr
 	if keyFormat != "" && keyFormat != keyFormatPKCS8 {
 		return logical.ErrorResponse(`private_key_format must be "" or "pkcs8"`), nil
 	}
-
-	st, err := b.mount(ctx, req.Storage)
-	if err != nil {
-		return nil, err
+	c, resp, err := b.certificate(ctx, req, d)
+	if c == nil {
+		return resp, err
 	}
-	if st == nil {
-		return errNotConfigured()
-	}
-	e, warnings, err := b.cache.lookup(ctx, req.Storage, st, name, d.Get("refresh").(bool))
-	if err != nil {
-		return nil, certError(err)
-	}
-
 	var data map[string]any
 	if format == formatPEM && keyFormat == "" {
 		// Cloned so that nothing downstream can change the cached map.
-		data = maps.Clone(e.data)
-	} else if data, err = renderCert(e.bundle, format, keyFormat); err != nil {
+		data = maps.Clone(c.entry.data)
+	} else if data, err = renderCert(c.entry.bundle, format, keyFormat); err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: data, Warnings: warnings}, nil
+	return &logical.Response{Data: data, Warnings: c.warnings}, nil
+}
+
+// certLookup is a served cache entry, the config it was served under and
+// the warnings to pass on.
+type certLookup struct {
+	st       *mountState
+	entry    *cacheEntry
+	warnings []string
+}
+
+// certificate validates the name and returns its cache entry, downloading
+// it if needed, or else the response or error to answer with.
+func (b *backend) certificate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*certLookup, *logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateName(name); err != nil {
+		return nil, logical.ErrorResponse(err.Error()), nil
+	}
+	b.noteMount(req)
+	st, err := b.mount(ctx, req.Storage)
+	if err != nil {
+		return nil, nil, err
+	}
+	if st == nil {
+		resp, err := errNotConfigured()
+		return nil, resp, err
+	}
+	e, warnings, err := b.cache.lookup(ctx, req.Storage, st, name, d.Get("refresh").(bool))
+	if err != nil {
+		return nil, nil, certError(err)
+	}
+	return &certLookup{st: st, entry: e, warnings: warnings}, nil, nil
 }
 
 // certError maps a lookup failure to what the caller sees: 404 for a name

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -23,6 +24,11 @@ func pathCertsList(b *backend) *framework.Path {
 				Default:       "unexpired",
 				AllowedValues: []any{"all", "expired", "unexpired"},
 				Query:         true,
+			},
+			"expiring_within": {
+				Type:        framework.TypeDurationSecond,
+				Description: `Only certificates whose expiration_date falls within this duration from now (e.g. "720h"); with status=all, expired ones too.`,
+				Query:       true,
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
@@ -49,6 +55,12 @@ func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *fr
 	default:
 		return logical.ErrorResponse(`status must be "all", "expired" or "unexpired"`), nil
 	}
+	var within time.Duration
+	filter := false
+	if v, ok := d.GetOk("expiring_within"); ok {
+		within, filter = time.Duration(v.(int))*time.Second, true
+	}
+	b.noteMount(req)
 	st, err := b.mount(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -60,27 +72,49 @@ func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return nil, certError(err)
 	}
-	keys := make([]string, len(infos))
+	b.listed.record(st.cfg.Generation, infos, status == "all")
+
+	now := time.Now()
+	keys := make([]string, 0, len(infos))
 	keyInfo := make(map[string]any, len(infos))
-	for i, c := range infos {
-		keys[i] = c.Name
+	for _, c := range infos {
+		days, dated := expiresInDays(c.ExpirationDate, now)
+		if filter && (!dated || time.Duration(days)*24*time.Hour > within) {
+			continue
+		}
 		domains := c.Domains
 		if domains == nil {
 			domains = []string{}
 		}
-		keyInfo[c.Name] = map[string]any{
+		info := map[string]any{
 			"authority":           c.Authority,
 			"domains":             domains,
 			"signature_algorithm": c.SignatureAlgorithm,
 			"file_creation_date":  c.FileCreationDate,
 			"expiration_date":     c.ExpirationDate,
 		}
+		if dated {
+			info["expires_in_days"] = days
+		}
+		keys = append(keys, c.Name)
+		keyInfo[c.Name] = info
 	}
 	resp := logical.ListResponseWithInfo(keys, keyInfo)
 	if unservable > 0 {
 		resp.AddWarning(fmt.Sprintf("%d certificate name(s) in NHN were left out: names must be at most %d characters of letters, digits, '.', '-', '_' and '*', without '..'", unservable, maxNameLength))
 	}
 	return resp, nil
+}
+
+// expiresInDays returns the whole days from today (UTC) to an NHN
+// expiration date (YYYY-MM-DD), negative once it has passed.
+func expiresInDays(date string, now time.Time) (int, bool) {
+	t, err := time.Parse(time.DateOnly, date)
+	if err != nil {
+		return 0, false
+	}
+	today := now.UTC().Truncate(24 * time.Hour)
+	return int(t.Sub(today).Hours() / 24), true
 }
 
 const pathCertsListHelpSyn = `List the certificates in NHN Certificate Manager.`
@@ -92,4 +126,9 @@ where the API version gives none), signature_algorithm, file_creation_date
 and expiration_date (YYYY-MM-DD, as NHN gives them).
 
 status=all|expired|unexpired (default unexpired) filters as NHN does.
+expiring_within=<duration> (e.g. 720h) keeps only certificates whose
+expiration_date is at most that far away. key_info also holds
+expires_in_days (whole days from today, UTC), so a monitoring check can be:
+
+  vault list -format=json -detailed nhncert/certs | jq -e '[.data.key_info[] | select(.expires_in_days <= 30)] | length == 0'
 `

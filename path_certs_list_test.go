@@ -33,6 +33,10 @@ func TestListKeysAndKeyInfo(t *testing.T) {
 	info := resp.Data["key_info"].(map[string]any)
 	require.Len(t, info, 36)
 	wild := info["*.example.com"].(map[string]any)
+	// The leaf expires 90 days from now: 90 days from today's date, or 89
+	// just before midnight UTC.
+	require.Contains(t, []int{89, 90}, wild["expires_in_days"])
+	delete(wild, "expires_in_days")
 	meta, _ := h.emu.Get("*.example.com")
 	require.Equal(t, map[string]any{
 		"authority":           meta.Authority,
@@ -95,4 +99,36 @@ func TestListUpstreamErrors(t *testing.T) {
 		require.Equal(t, http.StatusBadGateway, coded.Code(), f.Mode)
 		h.requireNoSecrets(fmt.Sprint(f.Mode), err.Error())
 	}
+}
+
+func TestListExpiringWithin(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	for name, days := range map[string]int{"soon.example.com": 5, "month.example.com": 25, "later.example.com": 200, "gone.example.com": -3} {
+		h.emu.Put(emulator.Certificate{
+			Name: name, Authority: "NHN", FileCreationDate: "2024-01-01",
+			ExpirationDate: time.Now().UTC().AddDate(0, 0, days).Format(time.DateOnly),
+		})
+	}
+	list := func(data map[string]any) map[string]any {
+		resp, err := h.request(logical.ListOperation, "certs/", data)
+		require.NoError(t, err)
+		require.False(t, resp.IsError(), "%v", resp.Error())
+		return resp.Data
+	}
+	d := list(map[string]any{"expiring_within": "720h"})
+	require.Equal(t, []string{"month.example.com", "soon.example.com"}, d["keys"])
+	require.Equal(t, 5, d["key_info"].(map[string]any)["soon.example.com"].(map[string]any)["expires_in_days"])
+	require.Equal(t, 25, d["key_info"].(map[string]any)["month.example.com"].(map[string]any)["expires_in_days"])
+
+	d = list(map[string]any{"expiring_within": "168h"})
+	require.Equal(t, []string{"soon.example.com"}, d["keys"])
+
+	// With status=all, certificates already expired fall within any window.
+	d = list(map[string]any{"expiring_within": "168h", "status": "all"})
+	require.Equal(t, []string{"gone.example.com", "soon.example.com"}, d["keys"])
+	require.Equal(t, -3, d["key_info"].(map[string]any)["gone.example.com"].(map[string]any)["expires_in_days"])
+
+	resp, err := h.request(logical.ListOperation, "certs/", map[string]any{"expiring_within": "-1h"})
+	require.True(t, err != nil || resp.IsError())
 }

@@ -50,6 +50,7 @@ type nhnConfig struct {
 	AuthEndpoint    string        `json:"auth_endpoint,omitempty"`
 	CacheTTL        time.Duration `json:"cache_ttl"`
 	RequestTimeout  time.Duration `json:"request_timeout"`
+	RefreshInterval time.Duration `json:"refresh_interval"`
 	// Generation changes whenever the upstream identity changes (app key,
 	// region, API version, endpoint, credentials). Cache entries carry it;
 	// an entry of another generation is never served.
@@ -147,6 +148,11 @@ func pathConfig(b *backend) *framework.Path {
 				Description: "Bound on one upstream call.",
 				Default:     int(defaultRequestTimeout.Seconds()),
 			},
+			"refresh_interval": {
+				Type:        framework.TypeDurationSecond,
+				Description: "How often the active node refreshes cached certificates in the background and looks for rotations in NHN's list; 0 turns it off.",
+				Default:     int(defaultRefreshInterval.Seconds()),
+			},
 		},
 		ExistenceCheck: b.pathConfigExists,
 		Operations: map[logical.Operation]framework.OperationHandler{
@@ -189,14 +195,15 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		return nil, nil // 404
 	}
 	return &logical.Response{Data: map[string]any{
-		"app_key":         cfg.AppKey,
-		"access_key_id":   cfg.AccessKeyID,
-		"region":          cfg.Region,
-		"api_version":     cfg.effectiveAPIVersion(),
-		"endpoint":        cfg.effectiveEndpoint(),
-		"auth_endpoint":   cfg.effectiveAuthEndpoint(),
-		"cache_ttl":       int64(cfg.CacheTTL.Seconds()),
-		"request_timeout": int64(cfg.RequestTimeout.Seconds()),
+		"app_key":          cfg.AppKey,
+		"access_key_id":    cfg.AccessKeyID,
+		"region":           cfg.Region,
+		"api_version":      cfg.effectiveAPIVersion(),
+		"endpoint":         cfg.effectiveEndpoint(),
+		"auth_endpoint":    cfg.effectiveAuthEndpoint(),
+		"cache_ttl":        int64(cfg.CacheTTL.Seconds()),
+		"request_timeout":  int64(cfg.RequestTimeout.Seconds()),
+		"refresh_interval": int64(cfg.RefreshInterval.Seconds()),
 	}}, nil
 }
 
@@ -214,7 +221,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if old != nil {
 		cfg = *old
 	} else {
-		cfg = nhnConfig{Region: regionPublic, CacheTTL: defaultCacheTTL, RequestTimeout: defaultRequestTimeout}
+		cfg = nhnConfig{Region: regionPublic, CacheTTL: defaultCacheTTL, RequestTimeout: defaultRequestTimeout, RefreshInterval: defaultRefreshInterval}
 	}
 
 	for _, f := range []struct {
@@ -239,6 +246,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}{
 		{"cache_ttl", &cfg.CacheTTL},
 		{"request_timeout", &cfg.RequestTimeout},
+		{"refresh_interval", &cfg.RefreshInterval},
 	} {
 		if v, ok := d.GetOk(f.name); ok {
 			*f.dst = time.Duration(v.(int)) * time.Second
@@ -338,6 +346,13 @@ func validateConfig(cfg *nhnConfig, warnings *[]string) string {
 		return fmt.Sprintf("request_timeout must be at least %s", minRequestTimeout)
 	case cfg.RequestTimeout > maxRequestTimeout:
 		return fmt.Sprintf("request_timeout must be at most %s", maxRequestTimeout)
+	case cfg.RefreshInterval < 0:
+		return "refresh_interval must not be negative (0 turns the background refresh off)"
+	case cfg.RefreshInterval > maxRefreshInterval:
+		return fmt.Sprintf("refresh_interval must be at most %s", maxRefreshInterval)
+	}
+	if cfg.RefreshInterval > 0 && cfg.CacheTTL > 0 && 2*cfg.RefreshInterval > cfg.CacheTTL {
+		*warnings = append(*warnings, "refresh_interval is more than half of cache_ttl: cached certificates can expire between background refreshes, and reads then wait on NHN")
 	}
 	return ""
 }
@@ -417,6 +432,9 @@ request headers. endpoint and auth_endpoint override the region's URLs.
 
 cache_ttl (default 1h) is how long a downloaded certificate is served before
 it is fetched again; request_timeout (default 30s) bounds one upstream call.
+refresh_interval (default 5m; 0 = off) is how often the active node lists
+NHN's certificates, drops cached ones NHN no longer has, and downloads again
+those rotated upstream or about to leave the cache, so reads do not wait.
 
 Changing app_key, region, api_version, endpoint or the credentials drops
 every cached certificate, and so does deleting the config. Fields left out

@@ -18,14 +18,15 @@ func TestConfigRoundTripWithoutSecret(t *testing.T) {
 	resp, err := h.request(logical.ReadOperation, "config", nil)
 	require.NoError(t, err)
 	require.Equal(t, map[string]any{
-		"app_key":         testAppKey,
-		"access_key_id":   testKeyID,
-		"region":          "public",
-		"api_version":     "v1.3",
-		"endpoint":        h.srv.URL,
-		"auth_endpoint":   h.srv.URL,
-		"cache_ttl":       int64(5400),
-		"request_timeout": int64(2),
+		"app_key":          testAppKey,
+		"access_key_id":    testKeyID,
+		"region":           "public",
+		"api_version":      "v1.3",
+		"endpoint":         h.srv.URL,
+		"auth_endpoint":    h.srv.URL,
+		"cache_ttl":        int64(5400),
+		"request_timeout":  int64(2),
+		"refresh_interval": int64(300),
 	}, resp.Data)
 	h.requireNoSecrets("config read", stringify(resp.Data))
 
@@ -93,6 +94,8 @@ func TestConfigRejectsBadInput(t *testing.T) {
 		{"huge ttl", full(map[string]any{"cache_ttl": "100000h"}), "cache_ttl must be at most"},
 		{"zero timeout", full(map[string]any{"request_timeout": "0s"}), "request_timeout must be at least"},
 		{"huge timeout", full(map[string]any{"request_timeout": "2h"}), "request_timeout must be at most"},
+		{"negative refresh", full(map[string]any{"refresh_interval": "-1m"}), "negative"},
+		{"huge refresh", full(map[string]any{"refresh_interval": "48h"}), "refresh_interval must be at most"},
 		{"ttl not a duration", full(map[string]any{"cache_ttl": "soon"}), "cache_ttl"},
 		{"app_key wrong type", full(map[string]any{"app_key": []any{"x"}}), "app_key"},
 		{"huge app key", full(map[string]any{"app_key": strings.Repeat("a", 5000)}), "app_key is 5000 bytes long"},
@@ -210,4 +213,18 @@ func full(over map[string]any) map[string]any {
 		m[k] = v
 	}
 	return m
+}
+
+func TestConfigRefreshInterval(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"refresh_interval": "0"})
+	resp, _ := h.request(logical.ReadOperation, "config", nil)
+	require.Equal(t, int64(0), resp.Data["refresh_interval"], "0 turns it off")
+
+	resp, err := h.request(logical.UpdateOperation, "config", map[string]any{"refresh_interval": "45m"})
+	require.NoError(t, err)
+	require.NotNil(t, resp)
+	require.Contains(t, resp.Warnings[0], "refresh_interval is more than half of cache_ttl")
+	resp, _ = h.request(logical.ReadOperation, "config", nil)
+	require.Equal(t, int64(2700), resp.Data["refresh_interval"])
 }

@@ -150,13 +150,14 @@ func TestList(t *testing.T) {
 		if !reflect.DeepEqual(unexpired, cliKeys) {
 			t.Errorf("LIST ?status=Unexpired differs from the default list")
 		}
-		// The API client's List sends GET ?list=true; ListWithData adds the parameter.
-		s, err := v.client.Logical().ListWithData(mount+"/certs", map[string][]string{"status": {"all"}})
+		// The API client has no List with parameters; a read with
+		// list=true is the same request.
+		s, err := v.client.Logical().ReadWithData(mount+"/certs", map[string][]string{"list": {"true"}, "status": {"all"}})
 		if err != nil || s == nil {
-			t.Fatalf("api ListWithData status=all: %v", err)
+			t.Fatalf("api ReadWithData list=true status=all: %v", err)
 		}
 		if n := len(s.Data["keys"].([]any)); n != len(all) {
-			t.Errorf("api ListWithData status=all: %d keys, want %d", n, len(all))
+			t.Errorf("api ReadWithData list=true status=all: %d keys, want %d", n, len(all))
 		}
 		r := mustRaw(t, v, v.rootToken, "LIST", mount+"/certs", url.Values{"status": {"bogus"}}, nil)
 		if r.status != 400 || !strings.Contains(strings.Join(r.errors(), " "), "status") {

@@ -1,0 +1,198 @@
+package integration
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// agentRenderTimeout bounds how long Vault Agent may take to render, and
+// to re-render after a rotation.
+const agentRenderTimeout = 60 * time.Second
+
+// TestAgent runs a real Vault Agent (token_file auto-auth, two templates
+// with static_secret_render_interval 2s) against a Vault whose nhncert
+// mount has cache_ttl=1s: it renders cert.pem and key.pem that match,
+// re-reads without rewriting an unchanged file, and after the certificate
+// is rotated in NHN renders the new certificate and key.
+func TestAgent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "dev")
+	v := e.vault
+	ctx := ctxT(t)
+	if err := e.configure(mount, "cache_ttl=1s"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+
+	// A token that may read only the one certificate.
+	policy := filepath.Join(dir, "policy.hcl")
+	if err := os.WriteFile(policy, []byte(`path "`+mount+`/certs/example.com" { capabilities = ["read"] }`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, v, "policy", "write", "agent-example", policy)
+	out := mustCLI(t, v, "token", "create", "-policy=agent-example", "-ttl=1h", "-format=json")
+	var tok struct {
+		Auth struct {
+			ClientToken string `json:"client_token"`
+		} `json:"auth"`
+	}
+	if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.Auth.ClientToken == "" {
+		t.Fatalf("vault token create: %v\n%s", err, out)
+	}
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(tok.Auth.ClientToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	certTpl, keyTpl := filepath.Join(dir, "cert.tpl"), filepath.Join(dir, "key.tpl")
+	certPEM, keyPEM := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for p, field := range map[string]string{certTpl: "certificate", keyTpl: "private_key"} {
+		tpl := fmt.Sprintf("{{ with secret %q }}{{ .Data.%s }}{{ end }}\n", mount+"/certs/example.com", field)
+		if err := os.WriteFile(p, []byte(tpl), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agentHCL := filepath.Join(dir, "agent.hcl")
+	cfg := fmt.Sprintf(`pid_file = %q
+
+vault {
+  address = %q
+}
+
+auto_auth {
+  method "token_file" {
+    config {
+      token_file_path = %q
+    }
+  }
+}
+
+template_config {
+  static_secret_render_interval = "2s"
+  exit_on_retry_failure         = true
+}
+
+template {
+  source      = %q
+  destination = %q
+  perms       = "0644"
+}
+
+template {
+  source      = %q
+  destination = %q
+  perms       = "0600"
+}
+`, filepath.Join(dir, "agent.pid"), v.addr, tokenFile, certTpl, certPEM, keyTpl, keyPEM)
+	if err := os.WriteFile(agentHCL, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agentLog := filepath.Join(e.dir, "agent.log")
+	agent, err := startProc("vault agent", agentLog, baseEnv(v.home), bins.vault, "agent", "-config="+agentHCL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- %s (tail) ----\n%s", agentLog, tail(agentLog, 80))
+		}
+		_ = agent.stop()
+	})
+
+	certs, err := e.emu.admin.Certs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var firstSerial string
+	for _, c := range certs {
+		if c.Name == "example.com" {
+			firstSerial = c.Serial
+		}
+	}
+
+	// rendered returns the serial of cert.pem once cert.pem and key.pem
+	// are both there and match.
+	rendered := func() (string, error) {
+		c, err := os.ReadFile(certPEM)
+		if err != nil {
+			return "", err
+		}
+		k, err := os.ReadFile(keyPEM)
+		if err != nil {
+			return "", err
+		}
+		pair, err := tls.X509KeyPair(c, k)
+		if err != nil {
+			return "", fmt.Errorf("cert.pem and key.pem do not match (yet): %w", err)
+		}
+		leaf, err := x509.ParseCertificate(pair.Certificate[0])
+		if err != nil {
+			return "", err
+		}
+		return serialHex(leaf.SerialNumber), nil
+	}
+	waitSerial := func(want string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		err := poll(agentRenderTimeout, "Vault Agent to render serial "+want, agent, func() (bool, error) {
+			got, err := rendered()
+			if err != nil {
+				return false, err
+			}
+			return got == want, fmt.Errorf("cert.pem has serial %s", got)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+
+	took := waitSerial(firstSerial)
+	t.Logf("Vault Agent rendered cert.pem and key.pem (serial %s) in %s", firstSerial, took.Round(time.Millisecond))
+	if st, err := os.Stat(keyPEM); err != nil {
+		t.Error(err)
+	} else if st.Mode().Perm() != 0o600 {
+		t.Errorf("key.pem mode %v, want 0600", st.Mode().Perm())
+	}
+
+	// Agent keeps reading (each read reaches NHN: cache_ttl is 1s) but
+	// does not rewrite files whose content did not change.
+	st0, err := os.Stat(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := e.emu.stats(t).FileCallsByName["example.com"]
+	err = poll(agentRenderTimeout, "two more agent reads to reach NHN", agent, func() (bool, error) {
+		n := e.emu.stats(t).FileCallsByName["example.com"] - base
+		return n >= 2, fmt.Errorf("%d downloads since the first render", n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st1, err := os.Stat(certPEM); err != nil || !st1.ModTime().Equal(st0.ModTime()) {
+		t.Errorf("cert.pem was rewritten although the certificate did not change (mtime %v -> %v, %v)", st0.ModTime(), st1.ModTime(), err)
+	}
+
+	rotated, err := e.emu.admin.Rotate(ctx, "example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rotated.Serial == firstSerial {
+		t.Fatal("the rotation kept the serial")
+	}
+	took = waitSerial(rotated.Serial)
+	t.Logf("Vault Agent rendered the rotated certificate (serial %s) %s after the rotation", rotated.Serial, took.Round(time.Millisecond))
+	if agent.exited() {
+		t.Errorf("Vault Agent exited: %v", agent.waitErr)
+	}
+	if err := agent.stop(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Logf("vault agent exit after SIGTERM: %v", err)
+	}
+}

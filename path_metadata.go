@@ -1,0 +1,113 @@
+package nhncert
+
+import (
+	"context"
+	"crypto/sha256"
+	"maps"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathMetadata(b *backend) *framework.Path {
+	fields := maps.Clone(certResponseFields)
+	delete(fields, "private_key")
+	maps.Copy(fields, map[string]*framework.FieldSchema{
+		"fingerprint_sha256":  {Type: framework.TypeString, Description: "SHA-256 of the leaf's DER, colon-separated hex."},
+		"cached_at":           {Type: framework.TypeString, Description: "When the file was downloaded, RFC 3339."},
+		"cache_expires_at":    {Type: framework.TypeString, Description: "When the cached copy stops being served without asking NHN, RFC 3339."},
+		"authority":           {Type: framework.TypeString, Description: "From NHN's list, when known."},
+		"signature_algorithm": {Type: framework.TypeString, Description: "From NHN's list, when known."},
+		"file_creation_date":  {Type: framework.TypeString, Description: "From NHN's list, when known."},
+		"expiration_date":     {Type: framework.TypeString, Description: "From NHN's list, when known."},
+	})
+	return &framework.Path{
+		Pattern: "metadata/" + framework.MatchAllRegex("name"),
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"name": {
+				Type:        framework.TypeString,
+				Description: "Certificate name as NHN Certificate Manager knows it; may contain '*'.",
+				Required:    true,
+			},
+			"refresh": {
+				Type:        framework.TypeBool,
+				Description: "Fetch the certificate from NHN now instead of using the cached copy.",
+				Query:       true,
+			},
+			"format": {
+				Type:          framework.TypeString,
+				Description:   `"pem" (default) or "der" (base64 DER values).`,
+				Default:       formatPEM,
+				AllowedValues: []any{formatPEM, formatDER},
+				Query:         true,
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback:     b.pathMetadataRead,
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "certificate-metadata"},
+				Responses: map[int][]framework.Response{
+					http.StatusOK: {{Description: "OK", Fields: fields}},
+				},
+			},
+		},
+		HelpSynopsis:    pathMetadataHelpSyn,
+		HelpDescription: pathMetadataHelpDesc,
+	}
+}
+
+func (b *backend) pathMetadataRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	format := strings.ToLower(d.Get("format").(string))
+	if format != formatPEM && format != formatDER {
+		return logical.ErrorResponse(`format must be "pem" or "der"`), nil
+	}
+	c, resp, err := b.certificate(ctx, req, d)
+	if c == nil {
+		return resp, err
+	}
+	e, st := c.entry, c.st
+	data := maps.Clone(e.data)
+	if format == formatDER {
+		if data, err = renderCert(e.bundle, formatDER, ""); err != nil {
+			return nil, err
+		}
+	}
+	delete(data, "private_key")
+
+	sum := sha256.Sum256(e.bundle.Leaf.Raw)
+	data["fingerprint_sha256"] = serialHex(sum[:])
+	data["cached_at"] = e.fetchedAt.UTC().Format(time.RFC3339)
+	data["cache_expires_at"] = e.fetchedAt.Add(st.cfg.CacheTTL).UTC().Format(time.RFC3339)
+	info := b.listed.get(st.cfg.Generation, e.name)
+	if info == nil {
+		info = e.listed.Load()
+	}
+	if info == nil {
+		info = &certInfo{}
+	}
+	data["authority"] = info.Authority
+	data["signature_algorithm"] = info.SignatureAlgorithm
+	data["file_creation_date"] = info.FileCreationDate
+	data["expiration_date"] = info.ExpirationDate
+	return &logical.Response{Data: data, Warnings: c.warnings}, nil
+}
+
+const pathMetadataHelpSyn = `Read a certificate's public parts and cache state, without its private key.`
+
+const pathMetadataHelpDesc = `
+Returns what certs/<name> returns except private_key: the certificate, its
+chain, serial number, names and validity, plus fingerprint_sha256,
+cached_at and cache_expires_at, and authority, signature_algorithm,
+file_creation_date and expiration_date from NHN's list when known.
+
+It shares the cache with certs/<name>: reading one warms the other. Grant
+"read" on metadata/* to monitoring that must never see private keys.
+
+Parameters: refresh=true downloads now; format=pem|der.
+`

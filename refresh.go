@@ -1,0 +1,213 @@
+package nhncert
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/errgroup"
+)
+
+const (
+	defaultRefreshInterval = 5 * time.Minute
+	maxRefreshInterval     = 24 * time.Hour
+	// maxRefreshPerRun bounds the downloads of one background run; what is
+	// left waits for the next run (or is fetched by a read).
+	maxRefreshPerRun = 100
+	// refreshParallel bounds concurrent background downloads.
+	refreshParallel = 4
+	// maxRefreshBackoff caps the wait between runs while NHN keeps failing.
+	maxRefreshBackoff = time.Hour
+	// refreshIdle: an entry nobody read for this long is not refreshed in
+	// the background; a read fetches it again when it needs to.
+	refreshIdle = 24 * time.Hour
+
+	eventCertUpdated = "nhncert/certificate-updated"
+	eventCertRemoved = "nhncert/certificate-removed"
+)
+
+// refresher runs the background refresh on the active node.
+type refresher struct {
+	once   sync.Once
+	cancel context.CancelFunc
+	done   chan struct{}
+	wake   chan struct{} // the config changed: look at the interval again
+
+	// ticks counts loop wake-ups, ran the runs made; tests wait on them.
+	ticks, ran atomic.Int64
+}
+
+// initialize starts the background refresh. Vault calls it on the active
+// node of the primary cluster (and for local mounts on performance
+// secondaries), not on standbys.
+func (b *backend) initialize(_ context.Context, req *logical.InitializationRequest) error {
+	b.refresher.once.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		b.refresher.cancel = cancel
+		b.refresher.done = make(chan struct{})
+		go b.refreshLoop(ctx, req.Storage)
+	})
+	return nil
+}
+
+func (b *backend) stopRefresher() {
+	if b.refresher.cancel != nil {
+		b.refresher.cancel()
+		<-b.refresher.done
+	}
+}
+
+func (b *backend) wakeRefresher() {
+	select {
+	case b.refresher.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (b *backend) refreshLoop(ctx context.Context, s logical.Storage) {
+	defer close(b.refresher.done)
+	failures := 0
+	for {
+		wait := time.Minute // unconfigured or off: look again later
+		if st, err := b.mount(ctx, s); err == nil && st != nil && st.cfg.RefreshInterval > 0 {
+			wait = st.cfg.RefreshInterval
+			for i := 0; i < failures && wait < maxRefreshBackoff; i++ {
+				wait *= 2
+			}
+			wait = min(wait, maxRefreshBackoff)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-b.refresher.wake:
+			t.Stop()
+			failures = 0
+			continue
+		case <-t.C:
+		}
+		b.refresher.ticks.Add(1)
+		// Never on a performance standby or secondary: their storage is
+		// read-only and the primary's active node does the work.
+		if !b.WriteSafeReplicationState() {
+			continue
+		}
+		st, err := b.mount(ctx, s)
+		if err != nil || st == nil || st.cfg.RefreshInterval == 0 {
+			continue
+		}
+		stats, err := b.refreshRun(ctx, s, st)
+		b.refresher.ran.Add(1)
+		if err != nil {
+			failures = min(failures+1, 16)
+			b.Logger().Warn("background refresh failed; backing off", "error", err, "failures", failures)
+			continue
+		}
+		failures = 0
+		b.Logger().Debug("background refresh done", "listed", stats.listed, "refreshed", stats.refreshed,
+			"removed", stats.removed, "failed", stats.failed, "deferred", stats.deferred)
+	}
+}
+
+type refreshStats struct {
+	listed, refreshed, removed, failed, deferred int
+}
+
+// refreshRun lists every certificate, drops cached ones NHN no longer has,
+// and downloads again those NHN rotated (a changed fileCreationDate or
+// expirationDate) and those whose cache entry would expire before the run
+// after next, so that reads do not wait on NHN.
+func (b *backend) refreshRun(ctx context.Context, s logical.Storage, st *mountState) (refreshStats, error) {
+	var stats refreshStats
+	infos, _, err := st.client.ListCertificates(ctx, "ALL")
+	if err != nil {
+		return stats, err
+	}
+	stats.listed = len(infos)
+	b.listed.record(st.cfg.Generation, infos, true)
+
+	now := time.Now()
+	horizon := now.Add(2 * st.cfg.RefreshInterval)
+	var rotated, due []string
+	for _, e := range b.cache.entriesOf(st.cfg.Generation) {
+		info := b.listed.get(st.cfg.Generation, e.name)
+		switch {
+		case info == nil:
+			b.cache.drop(ctx, s, e.name)
+			stats.removed++
+		case now.Sub(time.Unix(0, e.lastUsed.Load())) > refreshIdle:
+			// Not read lately: left to expire.
+		case e.listed.Load() == nil:
+			// Downloaded before any list: adopt what NHN says now.
+			e.listed.Store(info)
+			if e.fetchedAt.Add(st.cfg.CacheTTL).Before(horizon) {
+				due = append(due, e.name)
+			}
+		case listChanged(e.listed.Load(), info):
+			rotated = append(rotated, e.name)
+		case e.fetchedAt.Add(st.cfg.CacheTTL).Before(horizon):
+			due = append(due, e.name)
+		}
+	}
+	work := append(rotated, due...)
+	if len(work) > maxRefreshPerRun {
+		stats.deferred = len(work) - maxRefreshPerRun
+		work = work[:maxRefreshPerRun]
+	}
+
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(refreshParallel)
+	for _, name := range work {
+		g.Go(func() error {
+			err := b.cache.refresh(gctx, s, st, name)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, errCertNotFound):
+				stats.removed++
+			case err != nil:
+				stats.failed++
+				b.Logger().Debug("background download failed", "name", name, "error", err)
+			default:
+				stats.refreshed++
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if stats.failed > 0 && stats.refreshed == 0 {
+		return stats, errors.New("every background download failed")
+	}
+	return stats, nil
+}
+
+func listChanged(a, b *certInfo) bool {
+	return a.FileCreationDate != b.FileCreationDate || a.ExpirationDate != b.ExpirationDate
+}
+
+// sendCertEvent tells Vault's event bus that a certificate changed or is
+// gone. Where events are unavailable it does nothing. The event holds the
+// name and paths, never key material.
+func (b *backend) sendCertEvent(ctx context.Context, kind changeKind, name string) {
+	typ, op := eventCertUpdated, "update"
+	if kind == certRemoved {
+		typ, op = eventCertRemoved, "delete"
+	}
+	path := b.mountPoint() + "certs/" + name
+	err := logical.SendEvent(ctx, b.Backend, typ,
+		logical.EventMetadataPath, path,
+		logical.EventMetadataDataPath, path,
+		logical.EventMetadataOperation, op,
+		logical.EventMetadataModified, "true",
+		"name", name,
+	)
+	if err != nil && !errors.Is(err, framework.ErrNoEvents) {
+		b.Logger().Debug("cannot send event", "type", typ, "name", name, "error", err)
+	}
+}
