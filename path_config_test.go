@@ -25,7 +25,7 @@ func TestConfigRoundTripWithoutSecret(t *testing.T) {
 		"endpoint":         h.srv.URL,
 		"auth_endpoint":    h.srv.URL,
 		"cache_ttl":        int64(5400),
-		"request_timeout":  int64(2),
+		"request_timeout":  int64(10),
 		"refresh_interval": int64(300),
 	}, resp.Data)
 	h.requireNoSecrets("config read", stringify(resp.Data))
