@@ -3,6 +3,7 @@ package nhncert
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,8 +119,8 @@ type refreshStats struct {
 	listed, refreshed, removed, failed, deferred int
 }
 
-// refreshRun lists every certificate, drops cached ones NHN no longer has,
-// and downloads again those NHN rotated (a changed fileCreationDate or
+// refreshRun lists every certificate, and downloads again the cached ones
+// missing from the list (dropped when NHN answers 52000), those NHN rotated (a changed fileCreationDate or
 // expirationDate) and those whose cache entry would expire before the run
 // after next, so that reads do not wait on NHN.
 func (b *backend) refreshRun(ctx context.Context, s logical.Storage, st *mountState) (refreshStats, error) {
@@ -133,13 +134,14 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, st *mountSt
 
 	now := time.Now()
 	horizon := now.Add(2 * st.cfg.RefreshInterval)
-	var rotated, due []string
+	var missing, rotated, due []string
 	for _, e := range b.cache.entriesOf(st.cfg.Generation) {
 		info := b.listed.get(st.cfg.Generation, e.name)
 		switch {
 		case info == nil:
-			b.cache.drop(ctx, s, e.name)
-			stats.removed++
+			// Gone from the list. Only the file endpoint's 52000 drops
+			// the entry, so that a wrong list never empties the cache.
+			missing = append(missing, e.name)
 		case now.Sub(time.Unix(0, e.lastUsed.Load())) > refreshIdle:
 			// Not read lately: left to expire.
 		case e.listed.Load() == nil:
@@ -154,7 +156,7 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, st *mountSt
 			due = append(due, e.name)
 		}
 	}
-	work := append(rotated, due...)
+	work := slices.Concat(missing, rotated, due)
 	if len(work) > maxRefreshPerRun {
 		stats.deferred = len(work) - maxRefreshPerRun
 		work = work[:maxRefreshPerRun]
