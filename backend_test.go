@@ -28,7 +28,7 @@ const (
 // harness is a backend on in-memory storage talking to an NHN emulator
 // over loopback HTTP.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	b       *backend
 	storage logical.Storage
 	emu     *emulator.Server
@@ -57,7 +57,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newHarness(t *testing.T, opts ...func(*emulator.Options)) *harness {
+func newHarness(t testing.TB, opts ...func(*emulator.Options)) *harness {
 	t.Helper()
 	eo := emulator.Options{AppKey: testAppKey, AccessKeyID: testKeyID, SecretAccessKey: testSecret}
 	for _, o := range opts {
