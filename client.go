@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sync/errgroup"
@@ -493,11 +495,27 @@ func backoff(n int) time.Duration {
 	return min(d, maxRetryWait)
 }
 
-func truncate(s string, n int) string {
+func truncate(s string, n int) string { return cleanText(s, n) }
+
+// cleanText makes text from outside (NHN's messages, certificate names)
+// safe for an error message or a log line: valid UTF-8, control characters
+// as spaces, at most n bytes, cut on a character boundary.
+func cleanText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "..."
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // bearer returns a v1.3 token, issuing one when there is none or it is

@@ -3,6 +3,7 @@ package nhncert
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxNameLength bounds a certificate name. NHN names are domain-like; a DNS
@@ -22,6 +23,8 @@ func validateName(name string) error {
 		return fmt.Errorf("certificate name is %d bytes long; at most %d are allowed", len(name), maxNameLength)
 	case strings.Contains(name, ".."):
 		return fmt.Errorf("certificate name must not contain %q", "..")
+	case name == ".":
+		return fmt.Errorf("certificate name must not be %q", ".")
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
@@ -39,14 +42,12 @@ func validateName(name string) error {
 	return nil
 }
 
-// quoteByte returns the rune starting at byte i, or the byte as hex when it
-// is not valid UTF-8, for an error message that stays printable.
+// quoteByte returns the character starting at byte i, or the byte as hex
+// when it starts no valid UTF-8, for an error message that stays printable.
 func quoteByte(s string, i int) string {
-	for _, r := range s[i:] {
-		if r == 0xFFFD {
-			return fmt.Sprintf("\\x%02x", s[i])
-		}
-		return string(r)
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("\\x%02x", s[i])
 	}
-	return ""
+	return string(r)
 }

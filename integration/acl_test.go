@@ -70,6 +70,9 @@ func TestACL(t *testing.T) {
 		{"list", mount + "/certs"},
 		{"read", mount + "/certs/api.example.com"},
 		{"read", mount + "/config"},
+		// Vault cleans the path (and the CLI follows the redirect): the
+		// policy of the resulting path applies.
+		{"read", mount + "/certs/example.com/../../config"},
 	} {
 		c := v.cli(token, "", args...)
 		if c.code == 0 || !strings.Contains(c.stderr, "Code: 403") || !strings.Contains(c.stderr, "permission denied") {

@@ -44,15 +44,13 @@ func TestPluginInfo(t *testing.T) {
 		}
 	}
 	out = mustCLI(t, v, "plugin", "info", "-format=json", "-version="+pluginVersion, "secret", pluginName)
-	var info struct {
-		Data map[string]any `json:"data"`
-	}
+	var info map[string]any
 	if err := json.Unmarshal([]byte(out), &info); err != nil {
 		t.Fatalf("vault plugin info -format=json: %v\n%s", err, out)
 	}
 	for k, want := range map[string]any{"name": pluginName, "version": pluginVersion, "sha256": v.pluginSHA, "builtin": false, "command": pluginName} {
-		if info.Data[k] != want {
-			t.Errorf("vault plugin info: %s = %v, want %v", k, info.Data[k], want)
+		if info[k] != want {
+			t.Errorf("vault plugin info -format=json: %s = %v, want %v", k, info[k], want)
 		}
 	}
 

@@ -103,7 +103,7 @@ func findBinaries(dir string) error {
 		return fmt.Errorf("%s version: %w: %s", bins.vault, err, out)
 	}
 	f := strings.Fields(string(out))
-	if len(f) < 2 || f[0] != "Vault" || f[1] != wantVaultVersion {
+	if len(f) < 2 || f[0] != "Vault" || strings.TrimRight(f[1], ",") != wantVaultVersion {
 		return fmt.Errorf("%s version says %q; these tests need Vault %s", bins.vault, strings.TrimSpace(string(out)), wantVaultVersion)
 	}
 	return nil
