@@ -17,7 +17,9 @@ func TestCache(t *testing.T) {
 	e := sharedEnv(t)
 	v := e.vault
 	ctx := ctxT(t)
-	const name = "cache.example.com"
+	// Names of this run only, so that -count=N starts with an empty cache.
+	run := randomHex(3)
+	name := "cache-" + run + ".example.com"
 	first, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name})
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +69,7 @@ func TestCache(t *testing.T) {
 	}
 
 	t.Run("concurrent reads of an uncached name make one download", func(t *testing.T) {
-		const cname = "concurrent.example.com"
+		cname := "concurrent-" + run + ".example.com"
 		c, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: cname})
 		if err != nil {
 			t.Fatal(err)
@@ -104,8 +106,89 @@ func TestCache(t *testing.T) {
 		}
 	})
 
+	t.Run("config changes drop the cache", func(t *testing.T) {
+		const m = "nhncert-cache-drop"
+		if err := e.enable(m); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { v.cli(v.rootToken, "", "secrets", "disable", m) })
+		if err := e.configure(m); err != nil {
+			t.Fatal(err)
+		}
+		downloads := func() int64 { return e.emu.stats(t).FileCallsByName["api.example.com"] }
+		read := func(why string, wantDownload bool) {
+			t.Helper()
+			before := downloads()
+			if s, err := v.client.Logical().Read(m + "/certs/api.example.com"); err != nil || s == nil {
+				t.Fatalf("read (%s): %v", why, err)
+			}
+			if got := downloads() - before; (got == 1) != wantDownload || got > 1 {
+				t.Errorf("read %s: %d downloads, want %v", why, got, map[bool]int{true: 1, false: 0}[wantDownload])
+			}
+		}
+		read("the first time", true)
+		read("again", false)
+		mustCLI(t, v, "write", m+"/config", "cache_ttl=2h")
+		read("after a cache_ttl change", false)
+		// The same emulator under another name: a different endpoint.
+		other := strings.Replace(e.emu.url, "127.0.0.1", "localhost", 1)
+		mustCLI(t, v, "write", m+"/config", "endpoint="+other, "auth_endpoint="+other)
+		read("after an endpoint change", true)
+		read("again", false)
+		mustCLI(t, v, "delete", m+"/config")
+		if err := e.configure(m); err != nil {
+			t.Fatal(err)
+		}
+		read("after the config was deleted and written again", true)
+	})
+
+	t.Run("bad files and NHN errors are 502 and never cached", func(t *testing.T) {
+		for _, c := range []struct {
+			fault emulator.Fault
+			want  string
+		}{
+			{emulator.Fault{Mode: emulator.FaultMismatch, Target: emulator.TargetFiles}, "match"},
+			{emulator.Fault{Mode: emulator.FaultBadPEM, Target: emulator.TargetFiles}, "PEM"},
+			{emulator.Fault{Mode: emulator.FaultResult, Target: emulator.TargetFiles, ResultCode: 52003}, "52003"},
+		} {
+			name := "bad-" + string(c.fault.Mode) + "-" + run + ".example.com"
+			if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.emu.admin.SetFault(ctx, c.fault); err != nil {
+				t.Fatal(err)
+			}
+			r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
+			_ = e.emu.admin.ClearFault(ctx)
+			msg := strings.Join(r.errors(), " ")
+			t.Logf("fault %s: %s", c.fault.Mode, r)
+			if r.status != 502 || !strings.Contains(msg, c.want) {
+				t.Errorf("fault %s: %s; want 502 mentioning %q", c.fault.Mode, r, c.want)
+			}
+			if strings.Contains(string(r.body), "PRIVATE KEY") || strings.Contains(string(r.body), "CERTIFICATE") {
+				t.Errorf("fault %s: the error holds PEM material: %s", c.fault.Mode, r)
+			}
+			assertNoSecret(t, e, "the error", string(r.body))
+			// Nothing was cached: the next read downloads the good file.
+			before := e.emu.stats(t).FileCallsByName[name]
+			if s, err := v.client.Logical().Read(mount + "/certs/" + name); err != nil || s == nil || len(s.Warnings) != 0 {
+				t.Errorf("fault %s: read after the fault cleared: %v %v", c.fault.Mode, s, err)
+			}
+			if e.emu.stats(t).FileCallsByName[name] != before+1 {
+				t.Errorf("fault %s: the read after the fault did not download: a bad file was cached", c.fault.Mode)
+			}
+		}
+		// Revoked tokens: the plugin gets a new one.
+		if err := e.emu.admin.RevokeTokens(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.client.Logical().ReadWithData(mount+"/certs/"+name, map[string][]string{"refresh": {"true"}}); err != nil {
+			t.Errorf("refresh after NHN revoked the plugin's token: %v", err)
+		}
+	})
+
 	t.Run("NHN down: cached copy served with a warning", func(t *testing.T) {
-		const uncached = "uncached.example.com"
+		uncached := "uncached-" + run + ".example.com"
 		if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: uncached}); err != nil {
 			t.Fatal(err)
 		}
@@ -126,6 +209,7 @@ func TestCache(t *testing.T) {
 
 		r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+uncached, nil, nil)
 		msg := strings.Join(r.errors(), " ")
+		t.Logf("uncached name while NHN is down: %s; cached name with refresh=true: warnings %q", r, s.Warnings)
 		if r.status != 502 || !strings.Contains(msg, "503") {
 			t.Errorf("read of an uncached name while NHN is down: %s; want 502 naming the upstream status", r)
 		}

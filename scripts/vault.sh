@@ -11,7 +11,7 @@ OUT="$CACHE_DIR/vault-$VAULT_VERSION/vault"
 
 log() { echo "vault.sh: $*" >&2; }
 
-version_of() { "$1" version 2>/dev/null | head -n1 | awk '{print $2}'; }
+version_of() { "$1" version 2>/dev/null | head -n1 | awk '{sub(/,$/, "", $2); print $2}'; }
 
 if [ -x "$OUT" ] && [ "$(version_of "$OUT")" = "v$VAULT_VERSION" ]; then
   echo "$OUT"; exit 0
