@@ -28,17 +28,7 @@ func pathCerts(b *backend) *framework.Path {
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 		},
-		Fields: map[string]*framework.FieldSchema{
-			"name": {
-				Type:        framework.TypeString,
-				Description: "Certificate name as NHN Certificate Manager knows it; may contain '*' (e.g. *.example.com).",
-				Required:    true,
-			},
-			"refresh": {
-				Type:        framework.TypeBool,
-				Description: "Fetch the certificate from NHN now instead of serving the cached copy.",
-				Query:       true,
-			},
+		Fields: certRequestFields(map[string]*framework.FieldSchema{
 			"format": {
 				Type:          framework.TypeString,
 				Description:   `"pem" (default), "der" (base64 DER values) or "pem_bundle" (certificate holds the key, the leaf and the chain in one PEM).`,
@@ -52,7 +42,7 @@ func pathCerts(b *backend) *framework.Path {
 				AllowedValues: []any{"", keyFormatPKCS8},
 				Query:         true,
 			},
-		},
+		}),
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback:     b.pathCertsRead,
@@ -65,6 +55,22 @@ func pathCerts(b *backend) *framework.Path {
 		HelpSynopsis:    pathCertsHelpSyn,
 		HelpDescription: pathCertsHelpDesc,
 	}
+}
+
+// certRequestFields are the fields of a path that reads one certificate
+// (certs/<name>, metadata/<name>): the name, refresh, and the path's own.
+func certRequestFields(own map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
+	own["name"] = &framework.FieldSchema{
+		Type:        framework.TypeString,
+		Description: "Certificate name as NHN Certificate Manager knows it; may contain '*' (e.g. *.example.com).",
+		Required:    true,
+	}
+	own["refresh"] = &framework.FieldSchema{
+		Type:        framework.TypeBool,
+		Description: "Fetch the certificate from NHN now instead of using the cached copy.",
+		Query:       true,
+	}
+	return own
 }
 
 var certResponseFields = map[string]*framework.FieldSchema{

@@ -29,17 +29,7 @@ func pathMetadata(b *backend) *framework.Path {
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 		},
-		Fields: map[string]*framework.FieldSchema{
-			"name": {
-				Type:        framework.TypeString,
-				Description: "Certificate name as NHN Certificate Manager knows it; may contain '*'.",
-				Required:    true,
-			},
-			"refresh": {
-				Type:        framework.TypeBool,
-				Description: "Fetch the certificate from NHN now instead of using the cached copy.",
-				Query:       true,
-			},
+		Fields: certRequestFields(map[string]*framework.FieldSchema{
 			"format": {
 				Type:          framework.TypeString,
 				Description:   `"pem" (default) or "der" (base64 DER values).`,
@@ -47,7 +37,7 @@ func pathMetadata(b *backend) *framework.Path {
 				AllowedValues: []any{formatPEM, formatDER},
 				Query:         true,
 			},
-		},
+		}),
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback:     b.pathMetadataRead,
