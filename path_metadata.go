@@ -17,7 +17,7 @@ func pathMetadata(b *backend) *framework.Path {
 	delete(fields, "private_key")
 	maps.Copy(fields, map[string]*framework.FieldSchema{
 		"fingerprint_sha256":  {Type: framework.TypeString, Description: "SHA-256 of the leaf's DER, colon-separated hex."},
-		"cached_at":           {Type: framework.TypeString, Description: "When the file was downloaded, RFC 3339."},
+		"cached_at":           {Type: framework.TypeString, Description: "When the file was downloaded, RFC 3339 with fractional seconds."},
 		"cache_expires_at":    {Type: framework.TypeString, Description: "When the cached copy stops being served without asking NHN, RFC 3339."},
 		"authority":           {Type: framework.TypeString, Description: "From NHN's list, when known."},
 		"signature_algorithm": {Type: framework.TypeString, Description: "From NHN's list, when known."},
@@ -72,8 +72,8 @@ func (b *backend) pathMetadataRead(ctx context.Context, req *logical.Request, d 
 
 	sum := sha256.Sum256(e.bundle.Leaf.Raw)
 	data["fingerprint_sha256"] = serialHex(sum[:])
-	data["cached_at"] = e.fetchedAt.UTC().Format(time.RFC3339)
-	data["cache_expires_at"] = e.fetchedAt.Add(st.cfg.CacheTTL).UTC().Format(time.RFC3339)
+	data["cached_at"] = e.fetchedAt.UTC().Format(time.RFC3339Nano)
+	data["cache_expires_at"] = e.fetchedAt.Add(st.cfg.CacheTTL).UTC().Format(time.RFC3339Nano)
 	info := b.listed.get(st.cfg.Generation, e.name)
 	if info == nil {
 		info = e.listed.Load()

@@ -40,6 +40,8 @@ type refresher struct {
 
 	// ticks counts loop wake-ups, ran the runs made; tests wait on them.
 	ticks, ran atomic.Int64
+	// lastRun is how long the last run took, in nanoseconds.
+	lastRun atomic.Int64
 }
 
 // initialize starts the background refresh. Vault calls it on the active
@@ -102,7 +104,9 @@ func (b *backend) refreshLoop(ctx context.Context, s logical.Storage) {
 		if err != nil || st == nil || st.cfg.RefreshInterval == 0 {
 			continue
 		}
+		began := time.Now()
 		stats, err := b.refreshRun(ctx, s, st)
+		b.refresher.lastRun.Store(int64(time.Since(began)))
 		b.refresher.ran.Add(1)
 		if err != nil {
 			failures = min(failures+1, 16)
@@ -120,9 +124,10 @@ type refreshStats struct {
 }
 
 // refreshRun lists every certificate, and downloads again the cached ones
-// missing from the list (dropped when NHN answers 52000), those NHN rotated (a changed fileCreationDate or
-// expirationDate) and those whose cache entry would expire before the run
-// after next, so that reads do not wait on NHN.
+// missing from the list (dropped when NHN answers 52000), those NHN rotated
+// (a changed fileCreationDate or expirationDate) and those whose cache
+// entry would expire before the next run has finished (two intervals plus
+// twice the time the last run took), so that reads do not wait on NHN.
 func (b *backend) refreshRun(ctx context.Context, s logical.Storage, st *mountState) (refreshStats, error) {
 	var stats refreshStats
 	infos, _, err := st.client.ListCertificates(ctx, "ALL")
@@ -133,7 +138,7 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, st *mountSt
 	b.listed.record(st.cfg.Generation, infos, true)
 
 	now := time.Now()
-	horizon := now.Add(2 * st.cfg.RefreshInterval)
+	horizon := now.Add(2*st.cfg.RefreshInterval + 2*time.Duration(b.refresher.lastRun.Load()))
 	var missing, rotated, due []string
 	for _, e := range b.cache.entriesOf(st.cfg.Generation) {
 		info := b.listed.get(st.cfg.Generation, e.name)
