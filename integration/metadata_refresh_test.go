@@ -1,0 +1,127 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMetadataPolicy: a token that may read nhncert/metadata/* only gets a
+// certificate's public parts and cache state, never its private key.
+func TestMetadataPolicy(t *testing.T) {
+	e := sharedEnv(t)
+	v := e.vault
+	policy := filepath.Join(t.TempDir(), "policy.hcl")
+	if err := os.WriteFile(policy, []byte(`path "`+mount+`/metadata/*" {
+  capabilities = ["read"]
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, v, "policy", "write", "nhncert-metadata-only", policy)
+	out := mustCLI(t, v, "token", "create", "-policy=nhncert-metadata-only", "-no-default-policy", "-ttl=15m", "-format=json")
+	var tok struct {
+		Auth struct {
+			ClientToken string `json:"client_token"`
+		} `json:"auth"`
+	}
+	if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.Auth.ClientToken == "" {
+		t.Fatalf("vault token create: %v\n%s", err, out)
+	}
+	token := tok.Auth.ClientToken
+
+	for _, name := range []string{"example.com", "*.example.com"} {
+		r := mustRaw(t, v, token, "GET", mount+"/metadata/"+name, nil, nil)
+		if r.status != 200 {
+			t.Fatalf("metadata/%s with the metadata-only token: %s", name, r)
+		}
+		d := r.data()
+		for _, f := range []string{"certificate", "issuing_ca", "ca_chain", "serial_number", "fingerprint_sha256", "cached_at", "cache_expires_at", "not_after"} {
+			if _, ok := d[f]; !ok {
+				t.Errorf("metadata/%s lacks %s: %s", name, f, r)
+			}
+		}
+		if _, ok := d["private_key"]; ok || strings.Contains(string(r.body), "PRIVATE KEY") {
+			t.Errorf("metadata/%s holds the private key: %s", name, r)
+		}
+		if d["common_name"] != name {
+			t.Errorf("metadata/%s common_name = %v", name, d["common_name"])
+		}
+	}
+	c := v.cli(token, "", "read", "-field=fingerprint_sha256", mount+"/metadata/example.com")
+	if c.code != 0 || len(strings.TrimSpace(c.stdout)) != 95 {
+		t.Errorf("vault read -field=fingerprint_sha256: %s", c)
+	}
+	for _, p := range []string{mount + "/certs/example.com", mount + "/config"} {
+		if r := mustRaw(t, v, token, "GET", p, nil, nil); r.status != 403 {
+			t.Errorf("GET %s with the metadata-only token: want 403, got %s", p, r)
+		}
+	}
+}
+
+// TestBackgroundRefresh: with the background refresh on, reads after the
+// first never wait on NHN, even with a cache_ttl far shorter than the test
+// and a slow NHN. A read that waited on a download would see a cached_at
+// after it began; every read here must see one from before.
+func TestBackgroundRefresh(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "dev")
+	v := e.vault
+	mustCLI(t, v, "write", mount+"/config", "cache_ttl=6s", "refresh_interval=1s")
+	if err := e.emu.admin.SetLatency(ctxT(t), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	path := mount + "/metadata/example.com"
+	read := func() (time.Time, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		s, err := v.client.Logical().Read(path)
+		took := time.Since(start)
+		if err != nil || s == nil {
+			t.Fatalf("read %s: %v", path, err)
+		}
+		if len(s.Warnings) > 0 {
+			t.Errorf("read %s warned: %v", path, s.Warnings)
+		}
+		at, err := time.Parse(time.RFC3339Nano, s.Data["cached_at"].(string))
+		if err != nil {
+			t.Fatalf("cached_at: %v", err)
+		}
+		if !at.Before(start) {
+			t.Errorf("a read that began at %s waited for a download made at %s (took %s)",
+				start.Format(time.RFC3339Nano), at.Format(time.RFC3339Nano), took)
+		}
+		return at, took
+	}
+
+	// The first read downloads (and waits on NHN's 1s latency).
+	if _, err := v.client.Logical().Read(path); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		seen  []time.Time
+		takes []time.Duration
+	)
+	// Ten reads a second for 20 seconds.
+	pace := time.NewTicker(100 * time.Millisecond)
+	defer pace.Stop()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); <-pace.C {
+		at, took := read()
+		if !slices.ContainsFunc(seen, at.Equal) {
+			seen = append(seen, at)
+		}
+		takes = append(takes, took)
+	}
+	// Over 20s with a 6s cache_ttl the copy was replaced in the background
+	// at least twice.
+	if len(seen) < 3 {
+		t.Errorf("saw %d distinct downloads (cached_at %v); want the background refresh to have replaced the copy at least twice", len(seen), seen)
+	}
+	slices.Sort(takes)
+	t.Logf("%d reads after the first: p50 %s, p99 %s, max %s; %d background downloads seen",
+		len(takes), takes[len(takes)/2], takes[len(takes)*99/100], takes[len(takes)-1], len(seen))
+}
