@@ -37,7 +37,10 @@ type certCache struct {
 	max     int
 
 	flight singleflight.Group
-	logger hclog.Logger
+	// storeMu makes "is a newer copy cached?" and the storage write one
+	// step, so that a slow download never overwrites a newer one.
+	storeMu sync.Mutex
+	logger  hclog.Logger
 	// listed returns what the latest list said of a name, if anything.
 	listed func(generation, name string) *certInfo
 	// changed is told when a download replaced a different file, or NHN
@@ -134,6 +137,36 @@ func (c *certCache) get(name, generation string) *cacheEntry {
 		return nil
 	}
 	e.lastUsed.Store(time.Now().UnixNano())
+	return e
+}
+
+// putNewer puts e in memory unless a copy of the same generation fetched
+// later is there already; it returns the copy that is current.
+func (c *certCache) putNewer(e *cacheEntry) (current *cacheEntry, put bool) {
+	c.mu.Lock()
+	cur := c.entries[e.name]
+	if cur != nil && cur.generation == e.generation && cur.fetchedAt.After(e.fetchedAt) {
+		c.mu.Unlock()
+		return cur, false
+	}
+	c.mu.Unlock()
+	c.putMemory(e)
+	return e, true
+}
+
+// keep stores a downloaded entry, in memory and in storage, unless a copy
+// fetched later was stored meanwhile (an overlapping refresh); it returns
+// the copy to serve.
+func (c *certCache) keep(ctx context.Context, s logical.Storage, e *cacheEntry) *cacheEntry {
+	c.storeMu.Lock()
+	defer c.storeMu.Unlock()
+	cur, put := c.putNewer(e)
+	if !put {
+		return cur
+	}
+	if err := c.store(ctx, s, e); err != nil && !errors.Is(err, logical.ErrReadOnly) {
+		c.logger.Warn("cannot write the cache entry to storage; serving it from memory", "name", e.name, "error", err)
+	}
 	return e
 }
 
@@ -336,23 +369,25 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, st *mountState,
 		}
 	}
 	if old != nil && !refresh && old.fresh(now, ttl) {
-		c.putMemory(old)
+		old, _ = c.putNewer(old)
 		return fillResult{entry: old, warnings: old.notes}, nil
 	}
 
 	// What the list says now describes the file about to be downloaded.
+	// The entry is dated when the download began: a copy is never older
+	// than it says, and of two overlapping downloads the later one wins.
 	listed := c.listed(gen, name)
+	began := time.Now()
 	file, err := st.client.DownloadFile(ctx, name)
 	var e *cacheEntry
 	if err == nil {
-		e, err = newEntry(name, gen, file, time.Now())
+		e, err = newEntry(name, gen, file, began)
 	}
 	if err == nil {
 		e.listed.Store(listed)
-		if serr := c.store(ctx, s, e); serr != nil && !errors.Is(serr, logical.ErrReadOnly) {
-			c.logger.Warn("cannot write the cache entry to storage; serving it from memory", "name", name, "error", serr)
+		if kept := c.keep(ctx, s, e); kept != e {
+			return fillResult{entry: kept, warnings: entryWarnings(kept, time.Now())}, nil
 		}
-		c.putMemory(e)
 		if old != nil && !bytes.Equal(old.file, e.file) {
 			c.changed(ctx, certUpdated, name)
 		}
@@ -366,13 +401,17 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, st *mountState,
 		return fillResult{}, errCertNotFound
 	}
 	c.logger.Warn("download failed", "name", name, "error", err)
+	// An overlapping download may have cached a newer copy meanwhile.
+	if cur := c.get(name, gen); cur != nil && (old == nil || cur.fetchedAt.After(old.fetchedAt)) && cur.fresh(time.Now(), ttl) {
+		return fillResult{entry: cur, warnings: cur.notes}, nil
+	}
 	if old == nil {
 		return fillResult{}, err
 	}
 	if !old.usable(time.Now()) {
 		return fillResult{}, fmt.Errorf("%w; the cached copy expired at %s and is not served", err, old.bundle.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	c.putMemory(old)
+	old, _ = c.putNewer(old)
 	w := fmt.Sprintf("serving the copy of %q cached at %s, which may be stale: refreshing it failed: %v",
 		name, old.fetchedAt.UTC().Format(time.RFC3339), err)
 	return fillResult{entry: old, warnings: append([]string{w}, entryWarnings(old, time.Now())...), stale: true}, nil

@@ -262,6 +262,9 @@ type vaultServer struct {
 	rootToken  string
 	unsealKey  string
 	client     *api.Client // root token
+	// extraArgs are added to the `vault server` command line (for
+	// instance -log-level=trace); set them before start.
+	extraArgs []string
 }
 
 // newVaultServer prepares dir/vault (plugin directory with the plugin
@@ -310,9 +313,18 @@ func copyExecutable(src, dst string) (string, error) {
 // dev mode is unsealed with root token "root"; real mode is initialised
 // (one key share) and unsealed.
 func startVault(dir, mode string) (*vaultServer, error) {
+	return startVaultWith(dir, mode, nil)
+}
+
+// startVaultWith is startVault with prep (if not nil) called on the
+// prepared server before it starts, to set extraArgs.
+func startVaultWith(dir, mode string, prep func(*vaultServer)) (*vaultServer, error) {
 	v, err := newVaultServer(dir, mode)
 	if err != nil {
 		return nil, err
+	}
+	if prep != nil {
+		prep(v)
 	}
 	// A port picked by freePort can be taken before Vault binds it: retry.
 	for attempt := 1; ; attempt++ {
@@ -378,6 +390,7 @@ func (v *vaultServer) start() error {
 	default:
 		return fmt.Errorf("unknown Vault mode %q", v.mode)
 	}
+	args = append(args, v.extraArgs...)
 	p, err := startProc("vault server ("+v.mode+")", v.logPath, baseEnv(v.home), bins.vault, args...)
 	if err != nil {
 		return err
@@ -584,6 +597,11 @@ type env struct {
 // config at the emulator. A non-nil env is returned whenever something was
 // started, also with an error, so that the caller can stop it.
 func setupEnv(dir, mode string, emulatorArgs ...string) (*env, error) {
+	return setupEnvWith(dir, mode, nil, emulatorArgs...)
+}
+
+// setupEnvWith is setupEnv with prep passed to startVaultWith.
+func setupEnvWith(dir, mode string, prep func(*vaultServer), emulatorArgs ...string) (*env, error) {
 	e := &env{dir: dir}
 	em, err := startEmulator(dir, emulatorArgs...)
 	if em != nil {
@@ -595,7 +613,7 @@ func setupEnv(dir, mode string, emulatorArgs ...string) (*env, error) {
 		}
 		return e, err
 	}
-	v, err := startVault(dir, mode)
+	v, err := startVaultWith(dir, mode, prep)
 	if v != nil {
 		e.vault = v
 	}

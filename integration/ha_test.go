@@ -1,0 +1,397 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+)
+
+// haTimeout bounds each wait of the HA test (an election, a join, a
+// promotion to voter).
+const haTimeout = 60 * time.Second
+
+// raftNode is one Vault server of a raft cluster.
+type raftNode struct {
+	*vaultServer
+	id          string
+	clusterPort int
+}
+
+// newRaftNode prepares node id in dir/id (plugin directory with the
+// plugin, raft directory, HCL config on two free loopback ports).
+func newRaftNode(dir, id string) (*raftNode, error) {
+	v, err := newVaultServer(filepath.Join(dir, id), "real")
+	if err != nil {
+		return nil, err
+	}
+	n := &raftNode{vaultServer: v, id: id}
+	return n, n.writeRaftConfig()
+}
+
+func (n *raftNode) writeRaftConfig() error {
+	var err error
+	if n.port, err = freePort(); err != nil {
+		return err
+	}
+	if n.clusterPort, err = freePort(); err != nil {
+		return err
+	}
+	n.addr = fmt.Sprintf("http://127.0.0.1:%d", n.port)
+	raftDir := filepath.Join(n.dir, "raft")
+	if err := os.MkdirAll(raftDir, 0o700); err != nil {
+		return err
+	}
+	n.configPath = filepath.Join(n.dir, "vault.hcl")
+	cfg := fmt.Sprintf(`# nhncert HA test: one node of a 3-node raft cluster on loopback
+storage "raft" {
+  path                   = %q
+  node_id                = %q
+  performance_multiplier = 1
+}
+
+listener "tcp" {
+  address         = "127.0.0.1:%d"
+  cluster_address = "127.0.0.1:%d"
+  tls_disable     = true
+}
+
+api_addr         = %q
+cluster_addr     = "https://127.0.0.1:%d"
+plugin_directory = %q
+disable_mlock    = true
+ui               = false
+log_level        = "info"
+`, raftDir, n.id, n.port, n.clusterPort, n.addr, n.clusterPort, n.pluginDir)
+	return os.WriteFile(n.configPath, []byte(cfg), 0o600)
+}
+
+// startNode starts the server, taking new ports when the ones picked were
+// taken meanwhile (only before the node joined: its address is then in the
+// raft configuration).
+func (n *raftNode) startNode(mayMove bool) error {
+	for attempt := 1; ; attempt++ {
+		err := n.start()
+		if err == nil || !mayMove || attempt == 3 || !strings.Contains(tail(n.logPath, 30), "address already in use") {
+			return err
+		}
+		n.proc.stop()
+		if err := n.writeRaftConfig(); err != nil {
+			return err
+		}
+	}
+}
+
+// waitStandby waits until the node is unsealed and a standby.
+func (n *raftNode) waitStandby() error {
+	return poll(haTimeout, n.id+" to be an unsealed standby", n.proc, func() (bool, error) {
+		h, err := n.client.Sys().Health()
+		if err != nil {
+			return false, err
+		}
+		return h.Initialized && !h.Sealed && h.Standby, fmt.Errorf("health: %+v", h)
+	})
+}
+
+// raftServer is one entry of sys/storage/raft/configuration.
+type raftServer struct {
+	NodeID  string `json:"node_id"`
+	Address string `json:"address"`
+	Leader  bool   `json:"leader"`
+	Voter   bool   `json:"voter"`
+}
+
+func raftServers(c *api.Client) ([]raftServer, error) {
+	s, err := c.Logical().Read("sys/storage/raft/configuration")
+	if err != nil || s == nil {
+		return nil, fmt.Errorf("sys/storage/raft/configuration: %v (secret %v)", err, s)
+	}
+	b, err := json.Marshal(s.Data["config"])
+	if err != nil {
+		return nil, err
+	}
+	var cfg struct {
+		Servers []raftServer `json:"servers"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, err
+	}
+	return cfg.Servers, nil
+}
+
+// waitVoters waits until the raft configuration, as c's node sees it, has
+// want voters, every node of ids among them.
+func waitVoters(c *api.Client, ids []string) error {
+	return poll(haTimeout, fmt.Sprintf("%d raft voters", len(ids)), nil, func() (bool, error) {
+		servers, err := raftServers(c)
+		if err != nil {
+			return false, err
+		}
+		voters := map[string]bool{}
+		for _, s := range servers {
+			if s.Voter {
+				voters[s.NodeID] = true
+			}
+		}
+		for _, id := range ids {
+			if !voters[id] {
+				return false, fmt.Errorf("servers %+v", servers)
+			}
+		}
+		return len(servers) == len(ids), fmt.Errorf("servers %+v", servers)
+	})
+}
+
+// TestHA runs three Vault servers with integrated storage (raft) on
+// loopback, the plugin registered once (the catalog is replicated) and in
+// every node's plugin_directory:
+//
+//  1. node1 is initialised and unsealed; node2 and node3 join it
+//     (vault operator raft join) and are unsealed with the same key; the
+//     test waits until all three are voters.
+//  2. The config is written on the leader; a read sent to a standby is
+//     forwarded and downloads once; a read on the other standby comes from
+//     the cache; a config update sent to a standby is forwarded too.
+//  3. The leader is stopped (SIGTERM); the test waits for a new leader.
+//  4. With NHN down, the new leader serves the cached certificate from
+//     raft storage (no warning: within cache_ttl), refresh=true serves it
+//     with a stale warning, an uncached name fails with 502; the other
+//     node serves it too (forwarded).
+//  5. The old leader is started again and unsealed: it rejoins (3 voters)
+//     and serves the certificate (forwarded).
+func TestHA(t *testing.T) {
+	requireVault(t)
+	started := time.Now()
+	dir := t.TempDir()
+	em, err := startEmulator(dir)
+	if em != nil && em.proc != nil {
+		t.Cleanup(func() { _ = em.proc.stop() })
+	}
+	if err != nil {
+		t.Fatalf("starting the emulator: %v", err)
+	}
+	var nodes []*raftNode
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			if t.Failed() {
+				t.Logf("---- %s: %s (tail) ----\n%s", n.id, n.logPath, tail(n.logPath, 60))
+			}
+			_ = n.stop()
+		}
+	})
+	step := func(what string, since time.Time) {
+		t.Logf("%-75s %6s (at %s)", what, time.Since(since).Round(10*time.Millisecond), time.Since(started).Round(100*time.Millisecond))
+	}
+
+	// 1. The cluster.
+	t0 := time.Now()
+	for _, id := range []string{"node1", "node2", "node3"} {
+		n, err := newRaftNode(dir, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	if err := n1.startNode(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.initAndUnseal(); err != nil {
+		t.Fatal(err)
+	}
+	// Joining nodes are promoted to voters once stable for this long
+	// (default 10s).
+	if _, err := n1.client.Logical().Write("sys/storage/raft/autopilot/configuration",
+		map[string]any{"server_stabilization_time": "2s"}); err != nil {
+		t.Fatalf("autopilot configuration: %v", err)
+	}
+	for _, n := range []*raftNode{n2, n3} {
+		if err := n.startNode(true); err != nil {
+			t.Fatal(err)
+		}
+		n.unsealKey, n.rootToken = n1.unsealKey, n1.rootToken
+		n.client.SetToken(n.rootToken)
+		if r := n.cli("", "", "operator", "raft", "join", n1.addr); r.code != 0 {
+			t.Fatalf("%s: %s", n.id, r)
+		}
+		if _, err := n.client.Sys().Unseal(n.unsealKey); err != nil {
+			t.Fatalf("unsealing %s: %v", n.id, err)
+		}
+		if err := n.waitStandby(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := waitVoters(n1.client, []string{"node1", "node2", "node3"}); err != nil {
+		t.Fatal(err)
+	}
+	step("3-node raft cluster up: node1 active, node2 and node3 voting standbys", t0)
+
+	// 2. Plugin, config on the leader, reads on the standbys.
+	t0 = time.Now()
+	e := &env{dir: dir, vault: n1.vaultServer, emu: em}
+	if err := e.registerPlugin(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.enable(mount); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.configure(mount); err != nil {
+		t.Fatal(err)
+	}
+	const name = "example.com"
+	readOn := func(n *raftNode, query map[string][]string) (*api.Secret, error) {
+		return n.client.Logical().ReadWithData(mount+"/certs/"+name, query)
+	}
+	downloads := func() int64 { return em.stats(t).FileCallsByName[name] }
+	s, err := readOn(n2, nil)
+	if err != nil || s == nil {
+		t.Fatalf("read on standby node2 (forwarded): %v", err)
+	}
+	serial := str(t, s.Data, "serial_number")
+	checkPEMRead(t, s, name, "rsa", 1)
+	if s, err := readOn(n3, nil); err != nil || s == nil || s.Data["serial_number"] != serial || len(s.Warnings) != 0 {
+		t.Fatalf("read on standby node3: %v %v", s, err)
+	}
+	if d := downloads(); d != 1 {
+		t.Errorf("reads on two standbys made %d downloads, want 1 (forwarded to the active node, then cached)", d)
+	}
+	if r := n3.cli(n3.rootToken, "", "write", mount+"/config", "cache_ttl=2h"); r.code != 0 {
+		t.Fatalf("config update sent to standby node3: %s", r)
+	}
+	if c, err := n1.client.Logical().Read(mount + "/config"); err != nil || c == nil || fmt.Sprint(c.Data["cache_ttl"]) != "7200" {
+		t.Errorf("config update sent to a standby, read on the leader: %v %v", c, err)
+	}
+	step("config written on the leader; reads on both standbys forwarded, 1 download", t0)
+
+	// 3. Stop the leader.
+	t0 = time.Now()
+	if err := n1.stop(); err != nil {
+		t.Logf("node1 exit after SIGTERM: %v", err)
+	}
+	var leader, other *raftNode
+	err = poll(haTimeout, "a new leader among node2 and node3", nil, func() (bool, error) {
+		for _, pair := range [][2]*raftNode{{n2, n3}, {n3, n2}} {
+			l, err := pair[0].client.Sys().Leader()
+			if err != nil {
+				return false, err
+			}
+			if l.IsSelf {
+				o, err := pair[1].client.Sys().Leader()
+				if err != nil {
+					return false, err
+				}
+				if o.LeaderAddress == pair[0].addr {
+					leader, other = pair[0], pair[1]
+					return true, nil
+				}
+				return false, fmt.Errorf("%s leads, %s follows %s", pair[0].id, pair[1].id, o.LeaderAddress)
+			}
+		}
+		return false, fmt.Errorf("no leader yet")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step(fmt.Sprintf("node1 stopped; %s is the new leader, %s follows it", leader.id, other.id), t0)
+
+	// 4. NHN down: the new leader serves the cached certificate.
+	t0 = time.Now()
+	if err := em.admin.SetFault(ctxT(t), emulator.Fault{Mode: emulator.FaultDown}); err != nil {
+		t.Fatal(err)
+	}
+	before := downloads()
+	for _, n := range []*raftNode{leader, other} {
+		start := time.Now()
+		s, err := readOn(n, nil)
+		if err != nil || s == nil || s.Data["serial_number"] != serial || len(s.Warnings) != 0 {
+			t.Errorf("NHN down, read on %s: %v %v; want the cached serial %s without a warning (within cache_ttl)", n.id, s, err, serial)
+		} else {
+			t.Logf("NHN down, read on %s: HTTP 200, the cached serial, no warning, in %s", n.id, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	if d := downloads() - before; d != 0 {
+		t.Errorf("reads within cache_ttl on the new leader asked NHN %d times", d)
+	}
+	s, err = readOn(leader, map[string][]string{"refresh": {"true"}})
+	if err != nil || s == nil || s.Data["serial_number"] != serial || !strings.Contains(strings.Join(s.Warnings, " "), "may be stale") {
+		t.Errorf("NHN down, refresh=true on the new leader: %v %v; want the cached copy with a stale warning", s, err)
+	} else {
+		t.Logf("NHN down, refresh=true on %s: HTTP 200 with warning %q", leader.id, s.Warnings)
+	}
+	r := mustRaw(t, leader.vaultServer, leader.rootToken, "GET", mount+"/certs/api.example.com", nil, nil)
+	if r.status != 502 || !strings.Contains(r.says(), "unreachable") {
+		t.Errorf("NHN down, uncached name on the new leader: %s; want 502 unreachable", r)
+	}
+	step("NHN down: the new leader serves the cached certificate from raft storage", t0)
+
+	// 5. The old leader rejoins.
+	t0 = time.Now()
+	if err := n1.startNode(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n1.client.Sys().Unseal(n1.unsealKey); err != nil {
+		t.Fatalf("unsealing node1 again: %v", err)
+	}
+	if err := n1.waitStandby(); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitVoters(leader.client, []string{"node1", "node2", "node3"}); err != nil {
+		t.Fatal(err)
+	}
+	// node1 follows the new leader (request forwarding set up).
+	err = poll(haTimeout, "node1 to follow "+leader.id, n1.proc, func() (bool, error) {
+		l, err := n1.client.Sys().Leader()
+		if err != nil {
+			return false, err
+		}
+		return !l.IsSelf && l.LeaderAddress == leader.addr, fmt.Errorf("sys/leader: %+v", l)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := mustCLI(t, leader.vaultServer, "operator", "raft", "list-peers")
+	t.Logf("vault operator raft list-peers:\n%s", peers)
+	var listed struct {
+		Data struct {
+			Config struct {
+				Servers []raftServer `json:"servers"`
+			} `json:"config"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, leader.vaultServer, "operator", "raft", "list-peers", "-format=json")), &listed); err != nil {
+		t.Fatal(err)
+	}
+	voters := 0
+	for _, s := range listed.Data.Config.Servers {
+		if s.Voter {
+			voters++
+		}
+	}
+	if len(listed.Data.Config.Servers) != 3 || voters != 3 {
+		t.Errorf("list-peers: %+v; want 3 voters", listed.Data.Config.Servers)
+	}
+	if s, err := readOn(n1, nil); err != nil || s == nil || s.Data["serial_number"] != serial {
+		t.Errorf("read on the rejoined node1 (forwarded): %v %v", s, err)
+	}
+	if err := em.admin.ClearFault(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := readOn(n1, map[string][]string{"refresh": {"true"}}); err != nil || s == nil || len(s.Warnings) != 0 {
+		t.Errorf("NHN back, refresh=true on node1 (forwarded): %v %v", s, err)
+	}
+	step("node1 restarted and unsealed: rejoined as a voting standby, serves reads", t0)
+
+	for _, n := range nodes {
+		if strings.Contains(tail(n.logPath, 1<<30), em.secret) {
+			t.Errorf("%s's log holds the Secret Access Key", n.id)
+		}
+	}
+	t.Logf("TestHA took %s", time.Since(started).Round(100*time.Millisecond))
+}

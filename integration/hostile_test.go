@@ -1,0 +1,372 @@
+package integration
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+)
+
+// hostileBound is how long Vault may take to refuse hostile input: nothing
+// hostile may make it wait on NHN or work for long.
+const hostileBound = 3 * time.Second
+
+// TestHostileInput sends hostile certificate names, config values and
+// request bodies through a real (non-dev) Vault, and has NHN (a proxy in
+// front of the emulator) serve hostile certificate files. Each must get a
+// clear 4xx (input) or 502 (upstream) answer, fast, with no panic, nothing
+// cached (the plugin's cache entries in Vault's file storage are counted)
+// and nothing written half (the config reads back unchanged). Every case
+// logs what the user saw.
+func TestHostileInput(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "real")
+	v := e.vault
+	proxy := newNHNProxy(t, e.emu.url)
+	mustCLI(t, v, "write", mount+"/config", "endpoint="+proxy.url, "auth_endpoint="+proxy.url)
+
+	// One good entry, so that a purge would show.
+	if r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/example.com", nil, nil); r.status != 200 {
+		t.Fatalf("read example.com: %s", r)
+	}
+	if n := cacheEntriesOnDisk(t, v); n != 1 {
+		t.Fatalf("after one read the storage holds %d cache entries, want 1 (is the storage layout what the test expects?)", n)
+	}
+	configBefore := mustRaw(t, v, v.rootToken, "GET", mount+"/config", nil, nil)
+	var table []string
+	row := func(kind, input string, r rawResponse, d time.Duration) {
+		says := r.says()
+		if says == "" && len(bytes.TrimSpace(r.body)) == 0 {
+			says = "(empty body: Vault's HTTP layer refuses the path before routing it)"
+		}
+		table = append(table, fmt.Sprintf("| %s | %s | HTTP %d in %s | %s |", kind, input, r.status, d.Round(time.Millisecond),
+			strings.ReplaceAll(truncateForTable(says), "|", "/")))
+	}
+	checkNothingChanged := func(t *testing.T, what string) {
+		t.Helper()
+		if n := cacheEntriesOnDisk(t, v); n != 1 {
+			t.Errorf("%s: the storage now holds %d cache entries, want still 1", what, n)
+		}
+		if after := mustRaw(t, v, v.rootToken, "GET", mount+"/config", nil, nil); !reflect.DeepEqual(after.data(), configBefore.data()) {
+			t.Errorf("%s changed the config:\nbefore %s\nafter  %s", what, configBefore, after)
+		}
+	}
+
+	t.Run("names", func(t *testing.T) {
+		long := strings.Repeat("a", 10*1024)
+		for _, c := range []struct {
+			label, raw string
+			// vault500: Vault 1.21 itself answers 500 "grpc: error while
+			// marshaling: string field contains invalid UTF-8": it cannot
+			// send a path that is not UTF-8 to an external plugin over
+			// gRPC, so the request never reaches the plugin.
+			vault500 bool
+		}{
+			{"slash", "a/b.example.com", false},
+			{"encoded slash %2f", "foo%2fbar.example.com", false},
+			{"double-encoded slash %252f", "foo%252fbar.example.com", false},
+			{"dot-dot", "a..b.example.com", false},
+			{"encoded ../config", "..%2fconfig", false},
+			{"encoded %2e%2e", "%2e%2e", false},
+			{"NUL", "bad%00name.example.com", false},
+			{"line break", "bad%0aname.example.com", false},
+			{"DEL", "bad%7fname.example.com", false},
+			{"10 KB long", long, false},
+			{"unicode (Hangul)", url.PathEscape("예시.example.com"), false},
+			{"unicode (zero-width space)", url.PathEscape("exa\u200bmple.com"), false},
+			{"unicode (right-to-left override)", url.PathEscape("\u202emoc.elpmaxe"), false},
+			{"invalid UTF-8", "bad%ff%fename.example.com", true},
+			{"space", "bad%20name.example.com", false},
+			{"backslash", "bad%5cname.example.com", false},
+			{"percent", "100%25.example.com", false},
+		} {
+			before := proxy.requestCount()
+			r, d := timedRaw(t, v, "GET", mount+"/certs/"+c.raw, nil)
+			label := c.label
+			row("name", label, r, d)
+			switch {
+			case c.vault500:
+				if r.status != 500 || !strings.Contains(r.says(), "invalid UTF-8") {
+					t.Errorf("name %s: %s; want Vault's own HTTP 500 about invalid UTF-8", label, r)
+				}
+			case r.status < 400 || r.status > 499:
+				t.Errorf("name %s: %s; want a 4xx", label, r)
+			}
+			if d > hostileBound {
+				t.Errorf("name %s: answered in %s", label, d)
+			}
+			if strings.Contains(r.says(), "\x00") {
+				t.Errorf("name %s: the answer echoes a NUL byte", label)
+			}
+			// The metadata path shares the name rules.
+			if r := mustRaw(t, v, v.rootToken, "GET", mount+"/metadata/"+c.raw, nil, nil); (r.status < 400 || r.status > 499) && !c.vault500 {
+				t.Errorf("metadata of name %s: %s; want a 4xx", label, r)
+			}
+			if proxy.requestCount() != before {
+				t.Errorf("name %s reached NHN", label)
+			}
+		}
+		checkNothingChanged(t, "hostile names")
+	})
+
+	t.Run("names NHN lists", func(t *testing.T) {
+		ctx := ctxT(t)
+		hostile := []string{"../config", "a/b.example.com", "예시.example.com", strings.Repeat("l", 300) + ".example.com", "bad name.example.com"}
+		for _, n := range hostile {
+			if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: n, DNSNames: []string{"hostile.example.com"}}); err != nil {
+				t.Fatalf("adding %q to the emulator: %v", n, err)
+			}
+		}
+		t.Cleanup(func() {
+			for _, n := range hostile {
+				_ = e.emu.admin.Remove(ctxT(t), n)
+			}
+		})
+		r, d := timedRaw(t, v, "LIST", mount+"/certs", url.Values{"status": {"all"}})
+		row("list", fmt.Sprintf("%d hostile names among NHN's certificates", len(hostile)), r, d)
+		keys, _ := listKeys(t, r)
+		for _, k := range keys {
+			for _, n := range hostile {
+				if k == n {
+					t.Errorf("LIST shows the hostile name %q", n)
+				}
+			}
+		}
+		if w := strings.Join(r.warnings(), " "); !strings.Contains(w, fmt.Sprintf("%d certificate name(s) in NHN were left out", len(hostile))) {
+			t.Errorf("LIST with hostile names: warnings %q; want one saying %d were left out", w, len(hostile))
+		}
+		if len(keys) != 5 {
+			t.Errorf("LIST with hostile names: keys %v; want the 5 demo certificates", keys)
+		}
+		checkNothingChanged(t, "hostile names from NHN")
+	})
+
+	t.Run("config", func(t *testing.T) {
+		huge := strings.Repeat("k", 2<<20)
+		for _, c := range []struct {
+			label string
+			body  map[string]any
+			want  string
+			// status is what Vault answers; 0 means 400. Vault 1.21's
+			// HTTP layer itself answers 500 to a JSON string over 1 MiB
+			// (max_json_string_value_length); the plugin never sees it.
+			status int
+		}{
+			{"cache_ttl of type bool", map[string]any{"cache_ttl": true}, "cache_ttl", 0},
+			{"cache_ttl of type list", map[string]any{"cache_ttl": []any{1, 2}}, "cache_ttl", 0},
+			{"request_timeout of type object", map[string]any{"request_timeout": map[string]any{"a": 1}}, "request_timeout", 0},
+			{"app_key of type list", map[string]any{"app_key": []any{"a", "b"}}, "app_key", 0},
+			{"app_key of type object", map[string]any{"app_key": map[string]any{"x": "y"}}, "app_key", 0},
+			{"region of type number", map[string]any{"region": 123}, "region", 0},
+			{"cache_ttl 100000h", map[string]any{"cache_ttl": "100000h"}, "cache_ttl must be at most", 0},
+			{"cache_ttl 1e30 seconds", map[string]any{"cache_ttl": 1e30}, "cache_ttl", 0},
+			{"request_timeout 10^20 seconds", map[string]any{"request_timeout": "99999999999999999999"}, "request_timeout", 0},
+			{"request_timeout 2562047h (overflows nanoseconds)", map[string]any{"request_timeout": "2562047h"}, "request_timeout must be at most", 0},
+			{"refresh_interval -1", map[string]any{"refresh_interval": -1}, "refresh_interval", 0},
+			{"app_key of 2 KB", map[string]any{"app_key": strings.Repeat("k", 2048)}, "app_key is 2048 bytes long; at most 1024", 0},
+			{"app_key of 2 MiB", map[string]any{"app_key": huge}, "JSON string value exceeds allowed length", 500},
+			{"secret_access_key with NUL", map[string]any{"secret_access_key": "a\x00b"}, "must not contain line breaks or NUL", 0},
+			{"access_key_id with a line break", map[string]any{"access_key_id": "id\nX-Injected: 1"}, "must not contain line breaks or NUL", 0},
+			{"endpoint with credentials", map[string]any{"endpoint": "https://user:" + e.emu.secret + "@certmanager.example.com"}, "must not carry credentials", 0},
+			{"auth_endpoint with credentials", map[string]any{"auth_endpoint": "https://" + e.emu.secret + "@oauth.example.com"}, "must not carry credentials", 0},
+			{"endpoint ftp://", map[string]any{"endpoint": "ftp://certmanager.example.com"}, "must be an http or https URL", 0},
+			{"endpoint file://", map[string]any{"endpoint": "file:///etc/passwd"}, "must be an http or https URL", 0},
+			{"endpoint gopher://", map[string]any{"endpoint": "gopher://127.0.0.1:25/"}, "must be an http or https URL", 0},
+			{"endpoint javascript:", map[string]any{"endpoint": "javascript:alert(1)"}, "must be an http or https URL", 0},
+			{"endpoint unix://", map[string]any{"endpoint": "unix:///var/run/docker.sock"}, "must be an http or https URL", 0},
+			{"endpoint without scheme", map[string]any{"endpoint": "//certmanager.example.com"}, "must be an http or https URL", 0},
+			{"endpoint without host", map[string]any{"endpoint": "http://"}, "must name a host", 0},
+			{"endpoint with port 99999", map[string]any{"endpoint": "http://127.0.0.1:99999"}, "endpoint", 0},
+			{"endpoint with a query", map[string]any{"endpoint": "https://certmanager.example.com/?x=1"}, "without query", 0},
+			{"endpoint with a space", map[string]any{"endpoint": "https://exa mple.com"}, "endpoint", 0},
+			{"endpoint of 4 KB", map[string]any{"endpoint": "https://" + strings.Repeat("a", 4096) + ".com"}, "endpoint is", 0},
+		} {
+			r, d := timedRawBody(t, v, "POST", mount+"/config", c.body)
+			row("config", c.label, r, d)
+			if c.status == 0 {
+				c.status = 400
+			}
+			if r.status != c.status || !strings.Contains(r.says(), c.want) {
+				t.Errorf("config %s: %s; want HTTP %d mentioning %q", c.label, truncateForTable(r.String()), c.status, c.want)
+			}
+			assertNoSecret(t, e, "the answer to config "+c.label, string(r.body))
+			if d > hostileBound {
+				t.Errorf("config %s: answered in %s", c.label, d)
+			}
+			checkNothingChanged(t, "config "+c.label)
+		}
+
+		// Over Vault's request size cap (max_request_size, 32 MiB), in
+		// strings short enough for Vault's JSON limits.
+		big := map[string]any{"app_key": "k"}
+		for i := range 40 {
+			big[fmt.Sprintf("junk%d", i)] = strings.Repeat("j", 900<<10)
+		}
+		r, d := timedRawBody(t, v, "POST", mount+"/config", big)
+		row("config", "body of 36 MB", r, d)
+		if r.status != 413 || !strings.Contains(r.says(), "too large") {
+			t.Errorf("a 36 MB config body: %s; want HTTP 413", truncateForTable(r.String()))
+		}
+		// Not JSON at all: Vault 1.21's JSON limit check answers 500
+		// "malformed JSON" before anything is routed to the plugin.
+		r, d = timedRawBytes(t, v, "POST", mount+"/config", []byte(`{"app_key": "x", "cache_ttl": `))
+		row("config", "truncated JSON body", r, d)
+		if r.status != 500 || !strings.Contains(r.says(), "malformed JSON") {
+			t.Errorf("a truncated JSON body: %s; want Vault's HTTP 500 \"malformed JSON\"", r)
+		}
+		checkNothingChanged(t, "oversized and broken bodies")
+	})
+
+	t.Run("files", func(t *testing.T) {
+		files := hostileFiles(t)
+		for _, f := range files {
+			name := "hostile-" + f.id + ".example.com"
+			proxy.override(name, f.body)
+			r, d := timedRaw(t, v, "GET", mount+"/certs/"+name, nil)
+			row("file", f.label, r, d)
+			if r.status != 502 || !strings.Contains(r.says(), f.want) {
+				t.Errorf("file %s: %s; want HTTP 502 saying %q", f.label, truncateForTable(r.String()), f.want)
+			}
+			if bytes.Contains(r.body, []byte("BEGIN")) || bytes.Contains(r.body, []byte("PRIVATE KEY")) {
+				t.Errorf("file %s: the answer holds PEM material: %s", f.label, truncateForTable(r.String()))
+			}
+			if d > hostileBound {
+				t.Errorf("file %s: answered in %s", f.label, d)
+			}
+			if proxy.calls(name) != 1 {
+				t.Errorf("file %s: NHN was asked %d times, want once (a bad file is not retried)", f.label, proxy.calls(name))
+			}
+			// A second read asks NHN again: nothing was cached.
+			mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
+			if proxy.calls(name) != 2 {
+				t.Errorf("file %s: the second read did not ask NHN: something was cached", f.label)
+			}
+		}
+		checkNothingChanged(t, "hostile files")
+	})
+
+	log := tail(v.logPath, 1<<30)
+	for _, bad := range []string{"panic", "plugin process exited", "goroutine "} {
+		if strings.Contains(log, bad) {
+			t.Errorf("Vault's log has %q: the plugin may have crashed", bad)
+		}
+	}
+	if r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/example.com", nil, nil); r.status != 200 || len(r.warnings()) != 0 {
+		t.Errorf("after all of it, the good certificate: %s", truncateForTable(r.String()))
+	}
+	t.Logf("hostile input, what the user sees:\n| kind | input | answer | message |\n|---|---|---|---|\n%s", strings.Join(table, "\n"))
+}
+
+func truncateForTable(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
+
+// timedRawBody sends body as JSON with the root token.
+func timedRawBody(t *testing.T, v *vaultServer, method, rawPath string, body any) (rawResponse, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	r := mustRaw(t, v, v.rootToken, method, rawPath, nil, body)
+	return r, time.Since(start)
+}
+
+// timedRawBytes sends body as it is, with the root token.
+func timedRawBytes(t *testing.T, v *vaultServer, method, rawPath string, body []byte) (rawResponse, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	r, err := v.rawBytes(v.rootToken, method, rawPath, body)
+	if err != nil {
+		t.Fatalf("%s /v1/%s: %v", method, rawPath, err)
+	}
+	return r, time.Since(start)
+}
+
+type hostileFile struct {
+	id, label string
+	body      []byte
+	want      string
+}
+
+// hostileFiles builds certificate files NHN should never hold.
+func hostileFiles(t *testing.T) []hostileFile {
+	t.Helper()
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := func(i int, key *ecdsa.PrivateKey) []byte {
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(int64(i + 1)),
+			Subject:      pkix.Name{CommonName: fmt.Sprintf("c%d", i)},
+			NotBefore:    time.Now().Add(-time.Hour),
+			NotAfter:     time.Now().Add(24 * time.Hour),
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	keyPEM := func(k *ecdsa.PrivateKey) []byte {
+		der, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	}
+	leaf := cert(0, ecKey)
+
+	var thousand bytes.Buffer
+	for i := range 1000 {
+		thousand.Write(cert(i, ecKey))
+	}
+	thousand.Write(keyPEM(ecKey))
+
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	//nolint:staticcheck // a legacy encrypted key is what the test needs
+	legacy, err := x509.EncryptPEMBlock(rand.Reader, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey), []byte("password"), x509.PEMCipherAES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := make([]byte, 512)
+	_, _ = rand.Read(junk)
+	encPKCS8 := pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: junk})
+	damaged := []byte(strings.Replace(string(leaf), "\n", "\n!!!!", 2))
+
+	return []hostileFile{
+		{"1000", fmt.Sprintf("PEM with 1,000 certificates (%d KB)", thousand.Len()/1024), thousand.Bytes(), "more than 32 certificates"},
+		{"mismatch", "key of another certificate", append(append([]byte{}, leaf...), keyPEM(otherKey)...), "does not match the leaf"},
+		{"pkcs8-encrypted", "ENCRYPTED PRIVATE KEY (PKCS#8)", append(append([]byte{}, leaf...), encPKCS8...), "the private key is encrypted"},
+		{"legacy-encrypted", "RSA PRIVATE KEY with Proc-Type: 4,ENCRYPTED", append(append([]byte{}, leaf...), pem.EncodeToMemory(legacy)...), "the private key is encrypted"},
+		{"two-keys", "two private keys", append(append(append([]byte{}, leaf...), keyPEM(ecKey)...), keyPEM(otherKey)...), "more than one private key"},
+		{"key-only", "a key and no certificate", keyPEM(ecKey), "holds no certificate"},
+		{"cert-only", "a certificate and no key", leaf, "holds no private key"},
+		{"damaged", "a block with broken base64", append(damaged, keyPEM(ecKey)...), "cannot be"},
+		{"empty", "an empty file", []byte{}, "not a PEM file"},
+		{"binary", "binary garbage", junk, "not a PEM file"},
+		{"over-cap", "1.5 MiB of certificates (over the 1 MiB cap)", bytes.Repeat(leaf, (3<<19)/len(leaf)+1), "larger than"},
+	}
+}
