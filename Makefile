@@ -10,7 +10,7 @@ FUZZTIME ?= 10s
 # Where the pinned Vault build is cached, outside the repository.
 export NHNCERT_CACHE ?= $(HOME)/.cache/nhncert
 
-.PHONY: help build test unit fuzz integration vet fmt fmt-check vault demo dev clean
+.PHONY: help build test unit fuzz integration vet fmt fmt-check vault demo dev clean bench
 
 help:
 	@echo "make build        build bin/$(PLUGIN) and bin/nhncert-emulator"
@@ -64,6 +64,11 @@ demo: build
 
 dev: build
 	@scripts/demo.sh --real-nhn
+
+# Load benchmark against a real Vault and the emulator (nhncert vs a null
+# plugin vs KV), then the Go benchmarks; prints a table. See BENCHMARKS.md.
+bench:
+	@scripts/bench.sh
 
 clean:
 	rm -rf bin
