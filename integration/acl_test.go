@@ -3,8 +3,6 @@ package integration
 import (
 	"encoding/json"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -16,24 +14,10 @@ import (
 func TestACL(t *testing.T) {
 	e := sharedEnv(t)
 	v := e.vault
-	policy := filepath.Join(t.TempDir(), "policy.hcl")
-	if err := os.WriteFile(policy, []byte(`path "`+mount+`/certs/example.com" {
+	token := tokenWithPolicy(t, v, "nhncert-example-only", `path "`+mount+`/certs/example.com" {
   capabilities = ["read"]
 }
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mustCLI(t, v, "policy", "write", "nhncert-example-only", policy)
-	out := mustCLI(t, v, "token", "create", "-policy=nhncert-example-only", "-no-default-policy", "-ttl=15m", "-format=json")
-	var tok struct {
-		Auth struct {
-			ClientToken string `json:"client_token"`
-		} `json:"auth"`
-	}
-	if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.Auth.ClientToken == "" {
-		t.Fatalf("vault token create: %v\n%s", err, out)
-	}
-	token := tok.Auth.ClientToken
+`, "-no-default-policy")
 
 	c := v.cli(token, "", "read", "-field=common_name", mount+"/certs/example.com")
 	if c.code != 0 || strings.TrimSpace(c.stdout) != "example.com" {

@@ -3,7 +3,6 @@ package integration
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -32,22 +31,9 @@ func TestAgent(t *testing.T) {
 	dir := t.TempDir()
 
 	// A token that may read only the one certificate.
-	policy := filepath.Join(dir, "policy.hcl")
-	if err := os.WriteFile(policy, []byte(`path "`+mount+`/certs/example.com" { capabilities = ["read"] }`+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mustCLI(t, v, "policy", "write", "agent-example", policy)
-	out := mustCLI(t, v, "token", "create", "-policy=agent-example", "-ttl=1h", "-format=json")
-	var tok struct {
-		Auth struct {
-			ClientToken string `json:"client_token"`
-		} `json:"auth"`
-	}
-	if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.Auth.ClientToken == "" {
-		t.Fatalf("vault token create: %v\n%s", err, out)
-	}
+	token := tokenWithPolicy(t, v, "agent-example", `path "`+mount+`/certs/example.com" { capabilities = ["read"] }`+"\n")
 	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(tok.Auth.ClientToken+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 

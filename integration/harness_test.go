@@ -688,6 +688,28 @@ func (e *env) close() {
 // ---------------------------------------------------------------------------
 // Small test helpers
 
+// tokenWithPolicy writes policy (HCL) under name and returns a new token
+// with it, valid for 1 hour; createArgs go to "vault token create" (such
+// as -no-default-policy).
+func tokenWithPolicy(t *testing.T, v *vaultServer, name, policy string, createArgs ...string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), name+".hcl")
+	if err := os.WriteFile(file, []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, v, "policy", "write", name, file)
+	out := mustCLI(t, v, append([]string{"token", "create", "-policy=" + name, "-ttl=1h", "-format=json"}, createArgs...)...)
+	var tok struct {
+		Auth struct {
+			ClientToken string `json:"client_token"`
+		} `json:"auth"`
+	}
+	if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.Auth.ClientToken == "" {
+		t.Fatalf("vault token create: %v\n%s", err, out)
+	}
+	return tok.Auth.ClientToken
+}
+
 // mustCLI runs the vault CLI with the root token and fails the test unless
 // it exits 0; it returns stdout.
 func mustCLI(t *testing.T, v *vaultServer, args ...string) string {

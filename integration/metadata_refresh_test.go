@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"encoding/json"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,24 +13,10 @@ import (
 func TestMetadataPolicy(t *testing.T) {
 	e := sharedEnv(t)
 	v := e.vault
-	policy := filepath.Join(t.TempDir(), "policy.hcl")
-	if err := os.WriteFile(policy, []byte(`path "`+mount+`/metadata/*" {
+	token := tokenWithPolicy(t, v, "nhncert-metadata-only", `path "`+mount+`/metadata/*" {
   capabilities = ["read"]
 }
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mustCLI(t, v, "policy", "write", "nhncert-metadata-only", policy)
-	out := mustCLI(t, v, "token", "create", "-policy=nhncert-metadata-only", "-no-default-policy", "-ttl=15m", "-format=json")
-	var tok struct {
-		Auth struct {
-			ClientToken string `json:"client_token"`
-		} `json:"auth"`
-	}
-	if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.Auth.ClientToken == "" {
-		t.Fatalf("vault token create: %v\n%s", err, out)
-	}
-	token := tok.Auth.ClientToken
+`, "-no-default-policy")
 
 	for _, name := range []string{"example.com", "*.example.com"} {
 		r := mustRaw(t, v, token, "GET", mount+"/metadata/"+name, nil, nil)
