@@ -20,7 +20,7 @@ const (
 	faultCacheTTL       = time.Second
 	// faultSlack is what Vault itself may add to the plugin's budget on a
 	// loaded two-core machine (routing, the plugin's gRPC, JSON).
-	faultSlack = 2 * time.Second
+	faultSlack = 4 * time.Second
 )
 
 // faultBudget is the longest any request may take while NHN misbehaves.

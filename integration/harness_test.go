@@ -541,19 +541,28 @@ var noRedirect = &http.Client{
 // raw sends one HTTP request to v: rawPath is put after /v1/ as it is
 // (percent escapes included), body (if not nil) is sent as JSON.
 func (v *vaultServer) raw(token, method, rawPath string, query url.Values, body any) (rawResponse, error) {
-	u := v.addr + "/v1/" + rawPath
+	u := rawPath
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return rawResponse{}, err
 		}
-		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, u, rd)
+	return v.rawBytes(token, method, u, b)
+}
+
+// rawBytes is raw with a body sent as it is (as JSON content), none when
+// nil; rawPath may carry a query.
+func (v *vaultServer) rawBytes(token, method, rawPath string, body []byte) (rawResponse, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, v.addr+"/v1/"+rawPath, rd)
 	if err != nil {
 		return rawResponse{}, err
 	}

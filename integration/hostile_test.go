@@ -22,7 +22,7 @@ import (
 
 // hostileBound is how long Vault may take to refuse hostile input: nothing
 // hostile may make it wait on NHN or work for long.
-const hostileBound = 3 * time.Second
+const hostileBound = 10 * time.Second
 
 // TestHostileInput sends hostile certificate names, config values and
 // request bodies through a real (non-dev) Vault, and has NHN (a proxy in

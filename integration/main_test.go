@@ -239,21 +239,7 @@ func keepLogs() bool { return os.Getenv("NHNCERT_KEEP_LOGS") == "1" }
 // when the test ends, and their log tails printed if it failed.
 func newEnv(t *testing.T, mode string, emulatorArgs ...string) *env {
 	t.Helper()
-	requireVault(t)
-	dir := t.TempDir()
-	e, err := setupEnv(dir, mode, emulatorArgs...)
-	if e != nil {
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("logs of this test's Vault and emulator:\n%s", e.logTails())
-			}
-			e.close()
-		})
-	}
-	if err != nil {
-		t.Fatalf("starting Vault (%s mode) and the emulator: %v", mode, err)
-	}
-	return e
+	return newEnvWith(t, mode, nil, emulatorArgs...)
 }
 
 // errProcessExited is returned by waits whose subprocess died.

@@ -319,25 +319,6 @@ func parseLeaf(t *testing.T, s string) *x509.Certificate {
 	}
 }
 
-// rawBytes is raw with a body sent as it is (as JSON content).
-func (v *vaultServer) rawBytes(token, method, rawPath string, body []byte) (rawResponse, error) {
-	req, err := http.NewRequest(method, v.addr+"/v1/"+rawPath, bytes.NewReader(body))
-	if err != nil {
-		return rawResponse{}, err
-	}
-	if token != "" {
-		req.Header.Set("X-Vault-Token", token)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := noRedirect.Do(req)
-	if err != nil {
-		return rawResponse{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return rawResponse{status: resp.StatusCode, body: b}, err
-}
-
 // requestCount is how many requests the proxy received.
 func (p *nhnProxy) requestCount() int {
 	p.mu.Lock()
