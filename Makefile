@@ -17,6 +17,7 @@ help:
 	@echo "make test         everything CI runs: gofmt, vet, unit, fuzz ($(FUZZTIME) each), real-Vault integration"
 	@echo "make demo         Vault dev server + NHN emulator + plugin, then list and read a certificate"
 	@echo "make dev          the same against real NHN (needs NHN_APP_KEY, NHN_ACCESS_KEY_ID, NHN_SECRET_ACCESS_KEY)"
+	@echo "make bench        load benchmark through a real Vault (nhncert vs null plugin vs KV) + Go benchmarks"
 	@echo "make vault        build or find the pinned Vault (cached in $(NHNCERT_CACHE))"
 
 build:
