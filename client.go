@@ -318,7 +318,7 @@ func headerError(op string, status int, h *resultHeader) error {
 	if msg == "" {
 		msg = "unsuccessful answer"
 	}
-	return &upstreamError{Op: op, HTTPStatus: status, ResultCode: h.ResultCode, Message: truncate(msg, 200)}
+	return &upstreamError{Op: op, HTTPStatus: status, ResultCode: h.ResultCode, Message: cleanText(msg, 200)}
 }
 
 // do sends a request built by build, with authentication, retrying 5xx,
@@ -443,9 +443,9 @@ func statusError(op string, status int, body []byte) *upstreamError {
 		switch {
 		case a.Header != nil:
 			e.ResultCode = a.Header.ResultCode
-			e.Message = truncate(a.Header.ResultMessage, 200)
+			e.Message = cleanText(a.Header.ResultMessage, 200)
 		case a.Error != "":
-			e.Message = truncate(strings.TrimSpace(a.Error+" "+a.ErrorDescription), 200)
+			e.Message = cleanText(strings.TrimSpace(a.Error+" "+a.ErrorDescription), 200)
 		}
 	}
 	if e.Message == "" {
@@ -471,7 +471,7 @@ func transportMessage(err error) string {
 	if errors.As(err, &ne) {
 		return ne.Op + ": " + ne.Err.Error()
 	}
-	return truncate(err.Error(), 200)
+	return cleanText(err.Error(), 200)
 }
 
 func parseRetryAfter(v string) time.Duration {
@@ -494,8 +494,6 @@ func backoff(n int) time.Duration {
 	d = time.Duration(float64(d) * (0.5 + rand.Float64()))
 	return min(d, maxRetryWait)
 }
-
-func truncate(s string, n int) string { return cleanText(s, n) }
 
 // cleanText makes text from outside (NHN's messages, certificate names)
 // safe for an error message or a log line: valid UTF-8, control characters
@@ -586,7 +584,7 @@ func (c *client) issueToken(ctx context.Context) (string, error) {
 		return "", &upstreamError{Op: op, HTTPStatus: http.StatusOK, Message: "answer has no access_token"}
 	}
 	if a.TokenType != "" && !strings.EqualFold(a.TokenType, "Bearer") {
-		return "", &upstreamError{Op: op, HTTPStatus: http.StatusOK, Message: fmt.Sprintf("unexpected token_type %q", truncate(a.TokenType, 20))}
+		return "", &upstreamError{Op: op, HTTPStatus: http.StatusOK, Message: fmt.Sprintf("unexpected token_type %q", cleanText(a.TokenType, 20))}
 	}
 	lifetime := 86400 * time.Second // NHN's default when the answer has none
 	if len(a.ExpiresIn) > 0 {

@@ -318,10 +318,10 @@ func validateConfig(cfg *nhnConfig, warnings *[]string) string {
 		}
 	}
 	if _, ok := regionEndpoints[cfg.Region]; !ok {
-		return fmt.Sprintf("unknown region %q; use %q or %q", truncate(cfg.Region, 40), regionPublic, regionGov)
+		return fmt.Sprintf("unknown region %q; use %q or %q", cleanText(cfg.Region, 40), regionPublic, regionGov)
 	}
 	if v := cfg.APIVersion; v != "" && v != apiV11 && v != apiV13 {
-		return fmt.Sprintf("unknown api_version %q; use %q or %q", truncate(v, 40), apiV13, apiV11)
+		return fmt.Sprintf("unknown api_version %q; use %q or %q", cleanText(v, 40), apiV13, apiV11)
 	}
 	for _, f := range []struct{ name, val string }{
 		{"endpoint", cfg.Endpoint},
