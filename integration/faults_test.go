@@ -234,22 +234,7 @@ func TestFaults(t *testing.T) {
 		waitUntil(t, warmed.Add(faultCacheTTL+50*time.Millisecond), 5*time.Second)
 		before := e.emu.stats(t).FileCallsByName[name]
 		const n = 20
-		var wg sync.WaitGroup
-		res := make([]rawResponse, n)
-		start := time.Now()
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r, err := v.raw(v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
-				if err != nil {
-					r = rawResponse{status: -1, body: []byte(err.Error())}
-				}
-				res[i] = r
-			}()
-		}
-		wg.Wait()
-		took := time.Since(start)
+		res, took := concurrentReads(v, name, n, func(int) url.Values { return nil })
 		calls := e.emu.stats(t).FileCallsByName[name] - before
 		for i, r := range res {
 			if r.status != 200 || !strings.Contains(r.says(), "may be stale") {
@@ -276,29 +261,16 @@ func TestFaults(t *testing.T) {
 		}
 		defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
 		const n = 16
-		var wg sync.WaitGroup
-		res := make([]rawResponse, n)
-		start := time.Now()
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				q := url.Values{}
-				if i%2 == 0 {
-					q.Set("refresh", "true")
-				}
-				if i%4 == 1 {
-					q.Set("format", "pem_bundle")
-				}
-				r, err := v.raw(v.rootToken, "GET", mount+"/certs/"+name, q, nil)
-				if err != nil {
-					r = rawResponse{status: -1, body: []byte(err.Error())}
-				}
-				res[i] = r
-			}()
-		}
-		wg.Wait()
-		took := time.Since(start)
+		res, took := concurrentReads(v, name, n, func(i int) url.Values {
+			q := url.Values{}
+			if i%2 == 0 {
+				q.Set("refresh", "true")
+			}
+			if i%4 == 1 {
+				q.Set("format", "pem_bundle")
+			}
+			return q
+		})
 		serials := map[string]bool{}
 		for i, r := range res {
 			d := r.data()
@@ -596,4 +568,26 @@ func runFaultCase(t *testing.T, e *env, c faultCase) string {
 		return strings.ReplaceAll(o.String(), "|", "/")
 	}
 	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s |", c.id, c.what, cell(oc), cell(ou), cell(ol), cell(or))
+}
+
+// concurrentReads reads certs/<name> n times at once, read i with query(i),
+// as root; a request that got no answer shows as status -1. It returns the
+// answers and how long all of them took.
+func concurrentReads(v *vaultServer, name string, n int, query func(i int) url.Values) ([]rawResponse, time.Duration) {
+	var wg sync.WaitGroup
+	res := make([]rawResponse, n)
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := v.raw(v.rootToken, "GET", mount+"/certs/"+name, query(i), nil)
+			if err != nil {
+				r = rawResponse{status: -1, body: []byte(err.Error())}
+			}
+			res[i] = r
+		}()
+	}
+	wg.Wait()
+	return res, time.Since(start)
 }
