@@ -2,6 +2,23 @@
 // and private keys kept in NHN Cloud Certificate Manager.
 package nhncert
 
+// What runs where, for an HA or replicated cluster:
+//
+//   - Standby nodes forward every request to the active node, which answers
+//     from its memory or from storage; one download serves the cluster.
+//   - Performance standbys (Enterprise) answer reads themselves from
+//     replicated storage, which is read-only for them: a certificate the
+//     active node has not cached is downloaded and kept in the standby's
+//     memory only (the refused storage write is not an error), and
+//     Invalidate drops that copy when the active node stores one. Config
+//     writes and deletes carry ForwardPerformanceStandby.
+//   - The background refresh (refresh.go) runs only where InitializeFunc is
+//     called (the active node of the primary cluster, and local mounts of a
+//     performance secondary) and only while WriteSafeReplicationState holds.
+//   - Invalidate reaches every other node when this mount's storage
+//     changes: "config" resets the session, "cache/<hash>" drops that one
+//     certificate from memory.
+
 import (
 	"context"
 	"strings"
@@ -24,26 +41,28 @@ func userAgent() string { return "vault-plugin-secrets-nhncert/" + Version }
 type backend struct {
 	*framework.Backend
 
-	// configMu serialises config writes and deletes, and building state
-	// from storage, so that a reader never installs a config that a
-	// concurrent write has replaced.
+	// configMu serialises config writes and deletes, and building the
+	// session from storage, so that a reader never installs a config that
+	// a concurrent write has replaced.
 	configMu sync.Mutex
-	// state is the config and client in use; nil until first needed and
-	// after the config changes. Reads load it without locking.
-	state atomic.Pointer[mountState]
+	// current is the session in use; nil until first needed and after the
+	// config changes. Reads load it without locking.
+	current atomic.Pointer[session]
 
 	cache     *certCache
-	listed    listedStore
+	catalog   catalog
 	refresher refresher
-	// mount is where Vault mounted this backend ("nhncert/"), learnt from
-	// requests, for the paths in events.
+	// mountPath is where Vault mounted this backend ("nhncert/"), learnt
+	// from requests, for the paths in events (events.go).
 	mountPath atomic.Pointer[string]
 }
 
-// mountState is a config and the client built from it.
-type mountState struct {
+// session is a config and the NHN client built from it. It is replaced as
+// a whole when the config changes, so a request works with one consistent
+// pair from start to end.
+type session struct {
 	cfg    *nhnConfig
-	client *client
+	client nhnClient
 }
 
 // Factory returns a configured backend, as Vault asks of a plugin.
@@ -59,8 +78,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 func newBackend() *backend {
 	b := &backend{cache: newCertCache(maxMemoryEntries)}
 	b.refresher.wake = make(chan struct{}, 1)
-	b.cache.listed = b.listed.get
-	b.cache.changed = b.sendCertEvent
+	b.cache.hooks = b
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -80,6 +98,13 @@ func newBackend() *backend {
 		RunningVersion: Version,
 	}
 	return b
+}
+
+// The backend is the cache's view of the rest of the engine.
+var _ cacheHooks = (*backend)(nil)
+
+func (b *backend) listInfo(generation, name string) *certInfo {
+	return b.catalog.lookup(generation, name)
 }
 
 // invalidate is called on other nodes (standbys, performance standbys) when
@@ -102,50 +127,35 @@ func (b *backend) clean(context.Context) {
 	b.configMu.Unlock()
 }
 
-// reset drops the config, the client and the in-memory cache; the next
+// reset drops the session, the in-memory cache and the catalog; the next
 // request rebuilds them from storage. The caller holds configMu.
 func (b *backend) reset() {
-	if old := b.state.Swap(nil); old != nil {
+	if old := b.current.Swap(nil); old != nil {
 		old.client.close()
 	}
 	b.cache.clearMemory()
-	b.listed.clear()
+	b.catalog.clear()
 	b.wakeRefresher()
 }
 
-// noteMount remembers the mount path a request came in on.
-func (b *backend) noteMount(req *logical.Request) {
-	if p := b.mountPath.Load(); p == nil || *p != req.MountPoint {
-		mp := req.MountPoint
-		b.mountPath.Store(&mp)
-	}
-}
-
-func (b *backend) mountPoint() string {
-	if p := b.mountPath.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
-
-// mount returns the config and client in use, or nil when the mount has no
-// config.
-func (b *backend) mount(ctx context.Context, s logical.Storage) (*mountState, error) {
-	if st := b.state.Load(); st != nil {
-		return st, nil
+// session returns the config and client in use, or nil when the mount has
+// no config.
+func (b *backend) session(ctx context.Context, s logical.Storage) (*session, error) {
+	if sess := b.current.Load(); sess != nil {
+		return sess, nil
 	}
 	b.configMu.Lock()
 	defer b.configMu.Unlock()
-	if st := b.state.Load(); st != nil {
-		return st, nil
+	if sess := b.current.Load(); sess != nil {
+		return sess, nil
 	}
 	cfg, err := readConfig(ctx, s)
 	if err != nil || cfg == nil {
 		return nil, err
 	}
-	st := &mountState{cfg: cfg, client: newClient(cfg.clientConfig(), b.Logger().Named("nhn"))}
-	b.state.Store(st)
-	return st, nil
+	sess := &session{cfg: cfg, client: newClient(cfg.clientConfig(), b.Logger().Named("nhn"))}
+	b.current.Store(sess)
+	return sess, nil
 }
 
 // errNotConfigured is the answer to a request that needs the config before

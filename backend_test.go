@@ -116,10 +116,10 @@ func (h *harness) configure(extra map[string]any) {
 
 // noRetryWait makes the current client retry without sleeping.
 func (h *harness) noRetryWait() {
-	st, err := h.b.mount(context.Background(), h.storage)
+	st, err := h.b.session(context.Background(), h.storage)
 	require.NoError(h.t, err)
 	if st != nil {
-		st.client.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+		st.client.(*client).sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 	}
 }
 

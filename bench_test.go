@@ -23,7 +23,7 @@ func BenchmarkCacheHit(b *testing.B) {
 			st := mustState(h)
 			hot := h.b.cache.get("example.com", st.cfg.Generation)
 			// Fill the cache with n-1 more entries sharing the parsed file.
-			h.b.cache.max = n + 1
+			h.b.cache.resize(n + 1)
 			for i := 1; i < n; i++ {
 				e := &cacheEntry{name: fmt.Sprintf("bulk%05d.example.com", i), generation: hot.generation,
 					file: hot.file, bundle: hot.bundle, fetchedAt: hot.fetchedAt, data: hot.data}

@@ -6,9 +6,11 @@ require (
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/vault/api v1.23.0
 	github.com/hashicorp/vault/sdk v0.25.1
-	github.com/stretchr/testify v1.12.1 // indirect
+	github.com/stretchr/testify v1.12.1
 	golang.org/x/sync v0.24.0
 )
+
+require github.com/hashicorp/golang-lru/v2 v2.0.7
 
 require (
 	cloud.google.com/go/auth v0.18.2 // indirect

@@ -2,24 +2,12 @@ package nhncert
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
-	"errors"
 	"maps"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-)
-
-const (
-	formatPEM       = "pem"
-	formatDER       = "der"
-	formatPEMBundle = "pem_bundle"
-	keyFormatPKCS8  = "pkcs8"
 )
 
 func pathCerts(b *backend) *framework.Path {
@@ -114,7 +102,7 @@ func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *fr
 // certLookup is a served cache entry, the config it was served under and
 // the warnings to pass on.
 type certLookup struct {
-	st       *mountState
+	sess     *session
 	entry    *cacheEntry
 	warnings []string
 }
@@ -126,104 +114,20 @@ func (b *backend) certificate(ctx context.Context, req *logical.Request, d *fram
 	if err := validateName(name); err != nil {
 		return nil, logical.ErrorResponse(err.Error()), nil
 	}
-	b.noteMount(req)
-	st, err := b.mount(ctx, req.Storage)
+	b.rememberMountPath(req)
+	sess, err := b.session(ctx, req.Storage)
 	if err != nil {
 		return nil, nil, err
 	}
-	if st == nil {
+	if sess == nil {
 		resp, err := errNotConfigured()
 		return nil, resp, err
 	}
-	e, warnings, err := b.cache.lookup(ctx, req.Storage, st, name, d.Get("refresh").(bool))
+	e, warnings, err := b.cache.lookup(ctx, req.Storage, sess, name, d.Get("refresh").(bool))
 	if err != nil {
 		return nil, nil, certError(err)
 	}
-	return &certLookup{st: st, entry: e, warnings: warnings}, nil, nil
-}
-
-// certError maps a lookup failure to what the caller sees: 404 for a name
-// NHN does not know, 502 for anything NHN did or sent.
-func certError(err error) error {
-	var ue *upstreamError
-	var be *bundleError
-	switch {
-	case errors.Is(err, errCertNotFound):
-		return logical.CodedError(http.StatusNotFound, "certificate not found in NHN Certificate Manager")
-	case errors.As(err, &ue), errors.As(err, &be):
-		return logical.CodedError(http.StatusBadGateway, err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return logical.CodedError(http.StatusGatewayTimeout, "the request ended before NHN Certificate Manager answered")
-	default:
-		return err
-	}
-}
-
-// renderCert builds a read response from a bundle.
-func renderCert(bn *Bundle, format, keyFormat string) (map[string]any, error) {
-	keyBlock := bn.KeyBlock
-	if keyFormat == keyFormatPKCS8 {
-		der, err := x509.MarshalPKCS8PrivateKey(bn.Key)
-		if err != nil {
-			return nil, errors.New("cannot convert the private key to PKCS#8")
-		}
-		keyBlock = &pem.Block{Type: "PRIVATE KEY", Bytes: der}
-	}
-	encodeCert := func(c *x509.Certificate) string { return pemString(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}) }
-	key := pemString(keyBlock)
-	if format == formatDER {
-		encodeCert = func(c *x509.Certificate) string { return base64.StdEncoding.EncodeToString(c.Raw) }
-		key = base64.StdEncoding.EncodeToString(keyBlock.Bytes)
-	}
-
-	chain := make([]string, len(bn.Chain))
-	for i, c := range bn.Chain {
-		chain[i] = encodeCert(c)
-	}
-	issuing := ""
-	if len(chain) > 0 {
-		issuing = chain[0]
-	}
-	certificate := encodeCert(bn.Leaf)
-	if format == formatPEMBundle {
-		certificate = strings.Join(append([]string{key, certificate}, chain...), "\n")
-	}
-	dnsNames := bn.Leaf.DNSNames
-	if dnsNames == nil {
-		dnsNames = []string{}
-	}
-	return map[string]any{
-		"certificate":      certificate,
-		"issuing_ca":       issuing,
-		"ca_chain":         chain,
-		"private_key":      key,
-		"private_key_type": bn.KeyType,
-		"serial_number":    serialHex(bn.Leaf.SerialNumber.Bytes()),
-		"common_name":      bn.Leaf.Subject.CommonName,
-		"dns_names":        dnsNames,
-		"not_before":       bn.Leaf.NotBefore.UTC().Format(time.RFC3339),
-		"not_after":        bn.Leaf.NotAfter.UTC().Format(time.RFC3339),
-	}, nil
-}
-
-// serialHex writes a serial number as colon-separated lowercase hex pairs,
-// as Vault's PKI engine does (certutil.GetHexFormatted).
-func serialHex(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, len(b)*3)
-	for i, c := range b {
-		if i > 0 {
-			out = append(out, ':')
-		}
-		out = append(out, digits[c>>4], digits[c&0xf])
-	}
-	return string(out)
-}
-
-// pemString encodes a block without headers and without the trailing
-// newline, as Vault's PKI engine writes PEM values.
-func pemString(b *pem.Block) string {
-	return strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: b.Type, Bytes: b.Bytes})))
+	return &certLookup{sess: sess, entry: e, warnings: warnings}, nil, nil
 }
 
 const pathCertsHelpSyn = `Read a certificate and its private key from NHN Certificate Manager.`

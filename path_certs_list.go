@@ -60,19 +60,19 @@ func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *fr
 	if v, ok := d.GetOk("expiring_within"); ok {
 		within, filter = time.Duration(v.(int))*time.Second, true
 	}
-	b.noteMount(req)
-	st, err := b.mount(ctx, req.Storage)
+	b.rememberMountPath(req)
+	sess, err := b.session(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	if st == nil {
+	if sess == nil {
 		return errNotConfigured()
 	}
-	infos, unservable, err := st.client.ListCertificates(ctx, strings.ToUpper(status))
+	infos, unservable, err := sess.client.ListCertificates(ctx, strings.ToUpper(status))
 	if err != nil {
 		return nil, certError(err)
 	}
-	b.listed.record(st.cfg.Generation, infos, status == "all")
+	b.catalog.record(sess.cfg.Generation, infos, status == "all")
 
 	now := time.Now()
 	keys := make([]string, 0, len(infos))

@@ -463,9 +463,9 @@ func expireCache(h *harness, name string) {
 	require.NoError(h.t, h.b.cache.store(context.Background(), h.storage, old))
 }
 
-func mustState(h *harness) *mountState {
+func mustState(h *harness) *session {
 	h.t.Helper()
-	st, err := h.b.mount(context.Background(), h.storage)
+	st, err := h.b.session(context.Background(), h.storage)
 	require.NoError(h.t, err)
 	require.NotNil(h.t, st)
 	return st

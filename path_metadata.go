@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/certutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -61,7 +62,7 @@ func (b *backend) pathMetadataRead(ctx context.Context, req *logical.Request, d 
 	if c == nil {
 		return resp, err
 	}
-	e, st := c.entry, c.st
+	e, sess := c.entry, c.sess
 	data := maps.Clone(e.data)
 	if format == formatDER {
 		if data, err = renderCert(e.bundle, formatDER, ""); err != nil {
@@ -71,12 +72,12 @@ func (b *backend) pathMetadataRead(ctx context.Context, req *logical.Request, d 
 	delete(data, "private_key")
 
 	sum := sha256.Sum256(e.bundle.Leaf.Raw)
-	data["fingerprint_sha256"] = serialHex(sum[:])
+	data["fingerprint_sha256"] = certutil.GetHexFormatted(sum[:], ":")
 	data["cached_at"] = e.fetchedAt.UTC().Format(time.RFC3339Nano)
-	data["cache_expires_at"] = e.fetchedAt.Add(st.cfg.CacheTTL).UTC().Format(time.RFC3339Nano)
-	info := b.listed.get(st.cfg.Generation, e.name)
+	data["cache_expires_at"] = e.fetchedAt.Add(sess.cfg.CacheTTL).UTC().Format(time.RFC3339Nano)
+	info := b.catalog.lookup(sess.cfg.Generation, e.name)
 	if info == nil {
-		info = e.listed.Load()
+		info = e.listedAtDownload.Load()
 	}
 	if info == nil {
 		info = &certInfo{}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/helper/certutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/require"
 
@@ -34,7 +35,7 @@ func TestMetadataHasEverythingButTheKey(t *testing.T) {
 		}
 	}
 	sum := sha256.Sum256(ch.Leaf.Raw)
-	require.Equal(t, serialHex(sum[:]), md["fingerprint_sha256"])
+	require.Equal(t, certutil.GetHexFormatted(sum[:], ":"), md["fingerprint_sha256"])
 	cachedAt, err := time.Parse(time.RFC3339, md["cached_at"].(string))
 	require.NoError(t, err)
 	require.False(t, cachedAt.Before(before.Truncate(time.Second)))

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/sync/errgroup"
 )
@@ -26,9 +25,6 @@ const (
 	// refreshIdle: an entry nobody read for this long is not refreshed in
 	// the background; a read fetches it again when it needs to.
 	refreshIdle = 24 * time.Hour
-
-	eventCertUpdated = "nhncert/certificate-updated"
-	eventCertRemoved = "nhncert/certificate-removed"
 )
 
 // refresher runs the background refresh on the active node.
@@ -76,8 +72,8 @@ func (b *backend) refreshLoop(ctx context.Context, s logical.Storage) {
 	failures := 0
 	for {
 		wait := time.Minute // unconfigured or off: look again later
-		if st, err := b.mount(ctx, s); err == nil && st != nil && st.cfg.RefreshInterval > 0 {
-			wait = st.cfg.RefreshInterval
+		if sess, err := b.session(ctx, s); err == nil && sess != nil && sess.cfg.RefreshInterval > 0 {
+			wait = sess.cfg.RefreshInterval
 			for i := 0; i < failures && wait < maxRefreshBackoff; i++ {
 				wait *= 2
 			}
@@ -100,12 +96,12 @@ func (b *backend) refreshLoop(ctx context.Context, s logical.Storage) {
 		if !b.WriteSafeReplicationState() {
 			continue
 		}
-		st, err := b.mount(ctx, s)
-		if err != nil || st == nil || st.cfg.RefreshInterval == 0 {
+		sess, err := b.session(ctx, s)
+		if err != nil || sess == nil || sess.cfg.RefreshInterval == 0 {
 			continue
 		}
 		began := time.Now()
-		stats, err := b.refreshRun(ctx, s, st)
+		stats, err := b.refreshRun(ctx, s, sess)
 		b.refresher.lastRun.Store(int64(time.Since(began)))
 		b.refresher.ran.Add(1)
 		if err != nil {
@@ -128,20 +124,20 @@ type refreshStats struct {
 // (a changed fileCreationDate or expirationDate) and those whose cache
 // entry would expire before the next run has finished (two intervals plus
 // twice the time the last run took), so that reads do not wait on NHN.
-func (b *backend) refreshRun(ctx context.Context, s logical.Storage, st *mountState) (refreshStats, error) {
+func (b *backend) refreshRun(ctx context.Context, s logical.Storage, sess *session) (refreshStats, error) {
 	var stats refreshStats
-	infos, _, err := st.client.ListCertificates(ctx, "ALL")
+	infos, _, err := sess.client.ListCertificates(ctx, "ALL")
 	if err != nil {
 		return stats, err
 	}
 	stats.listed = len(infos)
-	b.listed.record(st.cfg.Generation, infos, true)
+	b.catalog.record(sess.cfg.Generation, infos, true)
 
 	now := time.Now()
-	horizon := now.Add(2*st.cfg.RefreshInterval + 2*time.Duration(b.refresher.lastRun.Load()))
+	horizon := now.Add(2*sess.cfg.RefreshInterval + 2*time.Duration(b.refresher.lastRun.Load()))
 	var missing, rotated, due []string
-	for _, e := range b.cache.entriesOf(st.cfg.Generation) {
-		info := b.listed.get(st.cfg.Generation, e.name)
+	for _, e := range b.cache.entriesOf(sess.cfg.Generation) {
+		info := b.catalog.lookup(sess.cfg.Generation, e.name)
 		switch {
 		case info == nil:
 			// Gone from the list. Only the file endpoint's 52000 drops
@@ -149,15 +145,15 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, st *mountSt
 			missing = append(missing, e.name)
 		case now.Sub(time.Unix(0, e.lastUsed.Load())) > refreshIdle:
 			// Not read lately: left to expire.
-		case e.listed.Load() == nil:
+		case e.listedAtDownload.Load() == nil:
 			// Downloaded before any list: adopt what NHN says now.
-			e.listed.Store(info)
-			if e.fetchedAt.Add(st.cfg.CacheTTL).Before(horizon) {
+			e.listedAtDownload.Store(info)
+			if e.fetchedAt.Add(sess.cfg.CacheTTL).Before(horizon) {
 				due = append(due, e.name)
 			}
-		case listChanged(e.listed.Load(), info):
+		case info.describesAnotherFile(e.listedAtDownload.Load()):
 			rotated = append(rotated, e.name)
-		case e.fetchedAt.Add(st.cfg.CacheTTL).Before(horizon):
+		case e.fetchedAt.Add(sess.cfg.CacheTTL).Before(horizon):
 			due = append(due, e.name)
 		}
 	}
@@ -172,7 +168,7 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, st *mountSt
 	g.SetLimit(refreshParallel)
 	for _, name := range work {
 		g.Go(func() error {
-			err := b.cache.refresh(gctx, s, st, name)
+			err := b.cache.refresh(gctx, s, sess, name)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -192,29 +188,4 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, st *mountSt
 		return stats, errors.New("every background download failed")
 	}
 	return stats, nil
-}
-
-func listChanged(a, b *certInfo) bool {
-	return a.FileCreationDate != b.FileCreationDate || a.ExpirationDate != b.ExpirationDate
-}
-
-// sendCertEvent tells Vault's event bus that a certificate changed or is
-// gone. Where events are unavailable it does nothing. The event holds the
-// name and paths, never key material.
-func (b *backend) sendCertEvent(ctx context.Context, kind changeKind, name string) {
-	typ, op := eventCertUpdated, "update"
-	if kind == certRemoved {
-		typ, op = eventCertRemoved, "delete"
-	}
-	path := b.mountPoint() + "certs/" + name
-	err := logical.SendEvent(ctx, b.Backend, typ,
-		logical.EventMetadataPath, path,
-		logical.EventMetadataDataPath, path,
-		logical.EventMetadataOperation, op,
-		logical.EventMetadataModified, "true",
-		"name", name,
-	)
-	if err != nil && !errors.Is(err, framework.ErrNoEvents) {
-		b.Logger().Debug("cannot send event", "type", typ, "name", name, "error", err)
-	}
 }

@@ -204,5 +204,5 @@ func TestEventsUnavailableIsSilent(t *testing.T) {
 	b, err := Factory(context.Background(), conf) // no EventsSender
 	require.NoError(t, err)
 	nb := b.(*backend)
-	nb.sendCertEvent(context.Background(), certUpdated, "example.com")
+	nb.certChanged(context.Background(), certUpdated, "example.com")
 }

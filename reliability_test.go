@@ -34,7 +34,7 @@ func TestBoundMemoryCacheAtMostMax(t *testing.T) {
 	h.configure(nil)
 	require.Equal(t, maxMemoryEntries, h.b.cache.max, "Factory sets the documented bound")
 	const max, names = 64, 300
-	h.b.cache.max = max
+	h.b.cache.resize(max)
 	require.NoError(t, h.emu.Seed("bulk", names))
 	name := func(i int) string { return fmt.Sprintf("bulk%05d.example.com", i) }
 	hot := name(0)
@@ -115,9 +115,9 @@ func TestBoundListLoadsNoFile(t *testing.T) {
 	require.Zero(t, h.emu.Stats().FileCalls, "a list downloads no certificate file")
 	require.Zero(t, h.b.cache.memoryLen())
 	require.Empty(t, h.cacheKeys())
-	h.b.listed.mu.RLock()
-	remembered := len(h.b.listed.byName)
-	h.b.listed.mu.RUnlock()
+	h.b.catalog.mu.RLock()
+	remembered := len(h.b.catalog.byName)
+	h.b.catalog.mu.RUnlock()
 	require.Equal(t, 10000, remembered)
 }
 
@@ -150,9 +150,9 @@ func TestReliabPerformanceStandby(t *testing.T) {
 	read := func(name string, data map[string]any) (*logical.Response, error) {
 		return h.requestOn(standby, ro, logical.ReadOperation, "certs/"+name, data)
 	}
-	st, err := standby.mount(ctx, ro)
+	st, err := standby.session(ctx, ro)
 	require.NoError(t, err)
-	st.client.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	st.client.(*client).sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
 	resp, err := read("example.com", nil)
 	require.NoError(t, err)
@@ -183,7 +183,7 @@ func TestReliabPerformanceStandby(t *testing.T) {
 	after, err := readConfig(ctx, h.storage)
 	require.NoError(t, err)
 	require.Equal(t, before, after)
-	require.Same(t, st, standby.state.Load(), "the refused writes left the standby's state alone")
+	require.Same(t, st, standby.current.Load(), "the refused writes left the standby's state alone")
 	resp, err = read("example.com", nil)
 	require.NoError(t, err)
 	require.Equal(t, serial, resp.Data["serial_number"], "still served from memory")

@@ -1,0 +1,132 @@
+package nhncert
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// lookup returns name's entry: from memory when fresh; else from one
+// download shared by every concurrent caller (refresh forces it). When the
+// download fails and a copy whose leaf has not expired is cached, that copy
+// is returned with a warning. Nothing is cached from a failed download.
+func (c *certCache) lookup(ctx context.Context, s logical.Storage, sess *session, name string, refresh bool) (*cacheEntry, []string, error) {
+	if !refresh {
+		if e := c.get(name, sess.cfg.Generation); e != nil && e.fresh(time.Now(), sess.cfg.CacheTTL) {
+			return e, e.notes, nil
+		}
+	}
+	r, err := c.download(ctx, s, sess, name, refresh)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.entry, r.warnings, nil
+}
+
+// refresh downloads name again now, sharing the download with concurrent
+// refresh=true reads. It fails when only a stale copy could be had.
+func (c *certCache) refresh(ctx context.Context, s logical.Storage, sess *session, name string) error {
+	r, err := c.download(ctx, s, sess, name, true)
+	if err != nil {
+		return err
+	}
+	if r.stale {
+		return errors.New("download failed; the cached copy was kept")
+	}
+	return nil
+}
+
+type fillResult struct {
+	entry    *cacheEntry
+	warnings []string
+	// stale is set when the download failed and a cached copy was served.
+	stale bool
+}
+
+// download runs fill once for every concurrent caller asking for the same
+// name, generation and kind (refresh or not). The download outlives a
+// caller that gives up, so that the others sharing it still get its
+// result; the client bounds it.
+func (c *certCache) download(ctx context.Context, s logical.Storage, sess *session, name string, refresh bool) (fillResult, error) {
+	key := sess.cfg.Generation + "\x00" + name
+	if refresh {
+		key += "\x00refresh"
+	}
+	ch := c.flight.DoChan(key, func() (any, error) {
+		return c.fill(context.WithoutCancel(ctx), s, sess, name, refresh)
+	})
+	select {
+	case <-ctx.Done():
+		return fillResult{}, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return fillResult{}, r.Err
+		}
+		return r.Val.(fillResult), nil
+	}
+}
+
+// fill serves name from storage when that copy is fresh (and refresh is
+// not asked), else downloads it; see lookup.
+func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, name string, refresh bool) (fillResult, error) {
+	gen, ttl := sess.cfg.Generation, sess.cfg.CacheTTL
+	now := time.Now()
+	old := c.get(name, gen)
+	if old == nil {
+		var err error
+		if old, err = c.load(ctx, s, name, gen); err != nil {
+			c.logger.Warn("cannot read the cache entry from storage", "name", name, "error", err)
+		}
+	}
+	if old != nil && !refresh && old.fresh(now, ttl) {
+		old, _ = c.putNewer(old)
+		return fillResult{entry: old, warnings: old.notes}, nil
+	}
+
+	// What the list says now describes the file about to be downloaded.
+	// The entry is dated when the download began: a copy is never older
+	// than it says, and of two overlapping downloads the later one wins.
+	listed := c.hooks.listInfo(gen, name)
+	began := time.Now()
+	file, err := sess.client.DownloadFile(ctx, name)
+	var e *cacheEntry
+	if err == nil {
+		e, err = newEntry(name, gen, file, began)
+	}
+	if err == nil {
+		e.listedAtDownload.Store(listed)
+		if kept := c.keep(ctx, s, e); kept != e {
+			return fillResult{entry: kept, warnings: kept.warnings(time.Now())}, nil
+		}
+		if old != nil && !bytes.Equal(old.file, e.file) {
+			c.hooks.certChanged(ctx, certUpdated, name)
+		}
+		return fillResult{entry: e, warnings: e.warnings(time.Now())}, nil
+	}
+
+	if isNotFound(err) {
+		if old != nil {
+			c.drop(ctx, s, name)
+		}
+		return fillResult{}, errCertNotFound
+	}
+	c.logger.Warn("download failed", "name", name, "error", err)
+	// An overlapping download may have cached a newer copy meanwhile.
+	if cur := c.get(name, gen); cur != nil && (old == nil || cur.fetchedAt.After(old.fetchedAt)) && cur.fresh(time.Now(), ttl) {
+		return fillResult{entry: cur, warnings: cur.notes}, nil
+	}
+	if old == nil {
+		return fillResult{}, err
+	}
+	if !old.usable(time.Now()) {
+		return fillResult{}, fmt.Errorf("%w; the cached copy expired at %s and is not served", err, old.bundle.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	old, _ = c.putNewer(old)
+	w := fmt.Sprintf("serving the copy of %q cached at %s, which may be stale: refreshing it failed: %v",
+		name, old.fetchedAt.UTC().Format(time.RFC3339), err)
+	return fillResult{entry: old, warnings: append([]string{w}, old.warnings(time.Now())...), stale: true}, nil
+}

@@ -1,0 +1,218 @@
+package nhncert
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// One upstream call: authentication headers, a bound per attempt, and
+// retries of what may pass (5xx, 429, transport errors) with backoff and
+// jitter, honouring Retry-After.
+
+const (
+	// maxAttempts is how often one upstream call is tried when NHN answers
+	// 5xx or 429 or cannot be reached.
+	maxAttempts = 3
+	// retryBase is the first backoff; it doubles per attempt, with jitter.
+	retryBase = 250 * time.Millisecond
+	// maxRetryWait caps one backoff, Retry-After included.
+	maxRetryWait = 10 * time.Second
+)
+
+// noRedirect keeps credentials headers from following a redirect elsewhere.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// do sends a request built by build, with authentication, retrying 5xx,
+// 429 and transport errors up to maxAttempts times with backoff and jitter
+// inside an overall bound of Timeout x maxAttempts; each attempt is bounded
+// by Timeout. On v1.3 a 401 makes it drop the token, get a new one and try
+// once more. It returns the body and header of a 2xx answer, the body read
+// up to limit bytes.
+func (c *client) do(ctx context.Context, op string, authenticate bool, limit int64, build func(context.Context) (*http.Request, error)) ([]byte, http.Header, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout*maxAttempts)
+	defer cancel()
+
+	var (
+		lastErr    *upstreamError
+		retryAfter time.Duration
+		reissued   bool
+	)
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		if lastErr != nil && attempt > 1 {
+			wait := max(backoff(attempt-1), retryAfter)
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+				break // no time left for another attempt
+			}
+			if c.sleep(ctx, wait) != nil {
+				break
+			}
+		}
+		retryAfter = 0
+		body, header, status, token, err := c.attempt(ctx, authenticate, limit, build)
+		if err != nil {
+			var ue *upstreamError
+			if errors.As(err, &ue) {
+				if ue.Op == "" {
+					ue.Op = op
+				}
+				return nil, nil, ue // not worth retrying: bad credentials, oversized answer
+			}
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				return nil, nil, &upstreamError{Op: op, Message: "request cancelled"}
+			}
+			lastErr = &upstreamError{Op: op, Message: transportMessage(err)}
+			c.logger.Debug("upstream call failed", "op", op, "attempt", attempt, "error", lastErr.Message)
+			continue
+		}
+		switch {
+		case status >= 200 && status < 300:
+			return body, header, nil
+		case status == http.StatusUnauthorized && authenticate && c.cfg.APIVersion == apiV13 && !reissued:
+			// The token expired or was revoked: drop it and get a new one.
+			// This does not count as an attempt.
+			c.logger.Debug("bearer token rejected; issuing a new one", "op", op)
+			c.dropToken(token)
+			reissued = true
+			attempt--
+			lastErr = nil
+			continue
+		case status == http.StatusTooManyRequests || status >= 500:
+			lastErr = statusError(op, status, body)
+			retryAfter = parseRetryAfter(header.Get("Retry-After"))
+			c.logger.Debug("upstream call failed", "op", op, "attempt", attempt, "status", status)
+			continue
+		default:
+			return nil, nil, statusError(op, status, body)
+		}
+	}
+	if lastErr == nil {
+		lastErr = &upstreamError{Op: op, Message: "no attempt could be made in time"}
+	}
+	lastErr.Unreachable = true
+	return nil, nil, lastErr
+}
+
+// attempt makes one request. A transport error is returned as is (to be
+// retried); an *upstreamError is final.
+func (c *client) attempt(ctx context.Context, authenticate bool, limit int64, build func(context.Context) (*http.Request, error)) (body []byte, header http.Header, status int, token string, err error) {
+	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	req, err := build(actx)
+	if err != nil {
+		return nil, nil, 0, "", &upstreamError{Message: "cannot build the request: " + transportMessage(err)}
+	}
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	if authenticate {
+		switch c.cfg.APIVersion {
+		case apiV11:
+			req.Header.Set("X-TC-AUTHENTICATION-ID", c.cfg.AccessKeyID)
+			req.Header.Set("X-TC-AUTHENTICATION-SECRET", c.cfg.SecretAccessKey)
+		default:
+			token, err = c.bearer(ctx)
+			if err != nil {
+				return nil, nil, 0, "", err
+			}
+			req.Header.Set("X-NHN-AUTHORIZATION", "Bearer "+token)
+		}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, nil, 0, token, err
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, nil, 0, token, err
+	}
+	if int64(len(body)) > limit {
+		return nil, nil, 0, token, &upstreamError{HTTPStatus: resp.StatusCode, Message: fmt.Sprintf("answer is larger than %d bytes", limit)}
+	}
+	return body, resp.Header, resp.StatusCode, token, nil
+}
+
+// statusError describes a non-2xx answer, with NHN's result code and
+// message when the body has them.
+func statusError(op string, status int, body []byte) *upstreamError {
+	e := &upstreamError{Op: op, HTTPStatus: status}
+	var a struct {
+		Header *resultHeader `json:"header"`
+		// The token service may answer in OAuth's error format.
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+	}
+	if json.Unmarshal(body, &a) == nil {
+		switch {
+		case a.Header != nil:
+			e.ResultCode = a.Header.ResultCode
+			e.Message = cleanText(a.Header.ResultMessage, 200)
+		case a.Error != "":
+			e.Message = cleanText(strings.TrimSpace(a.Error+" "+a.ErrorDescription), 200)
+		}
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(status)
+	}
+	return e
+}
+
+// transportMessage describes a failed round trip without the URL, which
+// would carry the app key, and without anything the server sent.
+func transportMessage(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer within request_timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed before an answer"
+	}
+	var ne *net.OpError
+	if errors.As(err, &ne) {
+		return ne.Op + ": " + ne.Err.Error()
+	}
+	return cleanText(err.Error(), 200)
+}
+
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = time.Until(t)
+	}
+	return min(max(d, 0), maxRetryWait)
+}
+
+// backoff is the wait before retry n (1-based): retryBase doubled per retry,
+// scaled by a random factor in [0.5, 1.5).
+func backoff(n int) time.Duration {
+	d := retryBase << (n - 1)
+	d = time.Duration(float64(d) * (0.5 + rand.Float64()))
+	return min(d, maxRetryWait)
+}
