@@ -20,7 +20,7 @@ func BenchmarkCacheHit(b *testing.B) {
 			h.configure(nil)
 			h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{IncludeRoot: true})
 			h.read("example.com", nil)
-			st := mustState(h)
+			st := mustSession(h)
 			hot := h.b.cache.get("example.com", st.cfg.Generation)
 			// Fill the cache with n-1 more entries sharing the parsed file.
 			h.b.cache.resize(n + 1)

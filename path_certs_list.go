@@ -3,7 +3,9 @@ package nhncert
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,7 +40,7 @@ func pathCertsList(b *backend) *framework.Path {
 				Responses: map[int][]framework.Response{
 					http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
 						"keys":     {Type: framework.TypeStringSlice, Description: "Certificate names, sorted."},
-						"key_info": {Type: framework.TypeMap, Description: "Per name: authority, domains, signature_algorithm, file_creation_date, expiration_date."},
+						"key_info": {Type: framework.TypeMap, Description: "Per name: " + strings.Join(slices.Sorted(maps.Keys(keyInfoFields)), ", ") + "."},
 					}}},
 				},
 			},
@@ -46,6 +48,17 @@ func pathCertsList(b *backend) *framework.Path {
 		HelpSynopsis:    pathCertsListHelpSyn,
 		HelpDescription: pathCertsListHelpDesc,
 	}
+}
+
+// keyInfoFields are the fields of one key_info entry. The list's response
+// schema names them, and the tests check every entry against them.
+var keyInfoFields = map[string]*framework.FieldSchema{
+	"authority":           {Type: framework.TypeString, Description: "The certificate's issuing authority, as NHN lists it."},
+	"domains":             {Type: framework.TypeStringSlice, Description: "The domains NHN lists; empty where the API version gives none (v1.1)."},
+	"signature_algorithm": {Type: framework.TypeString, Description: "As NHN lists it."},
+	"file_creation_date":  {Type: framework.TypeString, Description: "When the file was uploaded, YYYY-MM-DD, as NHN gives it."},
+	"expiration_date":     {Type: framework.TypeString, Description: "YYYY-MM-DD, as NHN gives it."},
+	"expires_in_days":     {Type: framework.TypeInt, Description: "Whole days from today (UTC) to expiration_date; negative once expired. Absent when NHN gives no valid date."},
 }
 
 func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -132,3 +132,28 @@ func TestListExpiringWithin(t *testing.T) {
 	resp, err := h.request(logical.ListOperation, "certs/", map[string]any{"expiring_within": "-1h"})
 	require.True(t, err != nil || resp.IsError())
 }
+
+// TestBoundListLoadsNoFile lists 10,000 certificates: no file is
+// downloaded, nothing is cached, and what the list remembers per name (for
+// metadata and the background refresh) is one entry per listed name, not
+// growing with repeated lists.
+func TestBoundListLoadsNoFile(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	require.NoError(t, h.emu.Seed("bulk", 10000))
+	for range 3 {
+		for _, data := range []map[string]any{nil, {"status": "all"}} {
+			resp, err := h.request(logical.ListOperation, "certs/", data)
+			require.NoError(t, err)
+			require.False(t, resp.IsError())
+			require.Len(t, resp.Data["keys"], 10000)
+		}
+	}
+	require.Zero(t, h.emu.Stats().FileCalls, "a list downloads no certificate file")
+	require.Zero(t, h.b.cache.memoryLen())
+	require.Empty(t, h.cacheKeys())
+	h.b.catalog.mu.RLock()
+	remembered := len(h.b.catalog.byName)
+	h.b.catalog.mu.RUnlock()
+	require.Equal(t, 10000, remembered)
+}

@@ -2,6 +2,8 @@ package nhncert
 
 import (
 	"context"
+	"maps"
+	"net/http"
 	"strings"
 	"time"
 
@@ -10,86 +12,107 @@ import (
 )
 
 func pathConfig(b *backend) *framework.Path {
+	fields := configFields()
+	// A read shows every field but the secret.
+	readFields := maps.Clone(fields)
+	delete(readFields, "secret_access_key")
+	written := map[int][]framework.Response{
+		http.StatusNoContent: {{Description: "Written; a 200 with warnings when a value is allowed but unwise."}},
+	}
 	return &framework.Path{
 		Pattern: configPath,
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 		},
-		Fields: map[string]*framework.FieldSchema{
-			"app_key": {
-				Type:        framework.TypeString,
-				Description: "App key of the NHN Cloud project that holds the certificates.",
-				Required:    true,
-			},
-			"access_key_id": {
-				Type:        framework.TypeString,
-				Description: "User Access Key ID.",
-				Required:    true,
-			},
-			"secret_access_key": {
-				Type:         framework.TypeString,
-				Description:  "Secret Access Key. Required on the first write; never returned.",
-				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
-			},
-			"region": {
-				Type:          framework.TypeLowerCaseString,
-				Description:   `"public" or "gov"; picks the default endpoints and API version.`,
-				Default:       regionPublic,
-				AllowedValues: []any{regionPublic, regionGov},
-			},
-			"api_version": {
-				Type:          framework.TypeLowerCaseString,
-				Description:   `"v1.3" (User Access Key token) or "v1.1" (key headers). Default: v1.3 for public, v1.1 for gov.`,
-				AllowedValues: []any{apiV13, apiV11},
-			},
-			"endpoint": {
-				Type:        framework.TypeString,
-				Description: "Certificate Manager base URL. Default: the region's. Set it for private endpoints and tests.",
-			},
-			"auth_endpoint": {
-				Type:        framework.TypeString,
-				Description: "Token service base URL, used by v1.3. Default: the region's.",
-			},
-			"cache_ttl": {
-				Type:        framework.TypeDurationSecond,
-				Description: "How long a downloaded certificate is served before it is fetched again.",
-				Default:     int(defaultCacheTTL.Seconds()),
-			},
-			"request_timeout": {
-				Type:        framework.TypeDurationSecond,
-				Description: "Bound on one upstream call.",
-				Default:     int(defaultRequestTimeout.Seconds()),
-			},
-			"refresh_interval": {
-				Type:        framework.TypeDurationSecond,
-				Description: "How often the active node refreshes cached certificates in the background and looks for rotations in NHN's list; 0 turns it off.",
-				Default:     int(defaultRefreshInterval.Seconds()),
-			},
-		},
+		Fields:         fields,
 		ExistenceCheck: b.pathConfigExists,
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback:     b.pathConfigRead,
 				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "configuration"},
+				Responses: map[int][]framework.Response{
+					http.StatusOK: {{Description: "OK", Fields: readFields}},
+				},
 			},
 			logical.CreateOperation: &framework.PathOperation{
 				Callback:                  b.pathConfigWrite,
 				ForwardPerformanceStandby: true,
 				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "configure"},
+				Responses:                 written,
 			},
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback:                  b.pathConfigWrite,
 				ForwardPerformanceStandby: true,
 				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "configure"},
+				Responses:                 written,
 			},
 			logical.DeleteOperation: &framework.PathOperation{
 				Callback:                  b.pathConfigDelete,
 				ForwardPerformanceStandby: true,
 				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "delete", OperationSuffix: "configuration"},
+				Responses: map[int][]framework.Response{
+					http.StatusNoContent: {{Description: "Deleted, with every cached certificate."}},
+				},
 			},
 		},
 		HelpSynopsis:    pathConfigHelpSyn,
 		HelpDescription: pathConfigHelpDesc,
+	}
+}
+
+// configFields are the config's fields, as written and (but for the
+// secret) as read.
+func configFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		"app_key": {
+			Type:        framework.TypeString,
+			Description: "App key of the NHN Cloud project that holds the certificates.",
+			Required:    true,
+		},
+		"access_key_id": {
+			Type:        framework.TypeString,
+			Description: "User Access Key ID.",
+			Required:    true,
+		},
+		"secret_access_key": {
+			Type:         framework.TypeString,
+			Description:  "Secret Access Key. Required on the first write; never returned.",
+			DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
+		},
+		"region": {
+			Type:          framework.TypeLowerCaseString,
+			Description:   `"public" or "gov"; picks the default endpoints and API version.`,
+			Default:       regionPublic,
+			AllowedValues: []any{regionPublic, regionGov},
+		},
+		"api_version": {
+			Type:          framework.TypeLowerCaseString,
+			Description:   `"v1.3" (User Access Key token) or "v1.1" (key headers). Default: v1.3 for public, v1.1 for gov.`,
+			AllowedValues: []any{apiV13, apiV11},
+		},
+		"endpoint": {
+			Type:        framework.TypeString,
+			Description: "Certificate Manager base URL. Default: the region's. Set it for private endpoints and tests.",
+		},
+		"auth_endpoint": {
+			Type:        framework.TypeString,
+			Description: "Token service base URL, used by v1.3. Default: the region's.",
+		},
+		"cache_ttl": {
+			Type:        framework.TypeDurationSecond,
+			Description: "How long a downloaded certificate is served before it is fetched again.",
+			Default:     int(defaultCacheTTL.Seconds()),
+		},
+		"request_timeout": {
+			Type:        framework.TypeDurationSecond,
+			Description: "Bound on one upstream call.",
+			Default:     int(defaultRequestTimeout.Seconds()),
+		},
+		"refresh_interval": {
+			Type:        framework.TypeDurationSecond,
+			Description: "How often the active node refreshes cached certificates in the background and looks for rotations in NHN's list; 0 turns it off.",
+			Default:     int(defaultRefreshInterval.Seconds()),
+		},
 	}
 }
 

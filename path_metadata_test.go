@@ -85,13 +85,3 @@ func TestMetadataSameNameRulesAndErrors(t *testing.T) {
 	require.Equal(t, map[string]int64{"missing.example.com": 1}, h.emu.Stats().FileCallsByName,
 		"refused names and formats never reach NHN")
 }
-
-// readPath reads any path and requires success.
-func (h *harness) readPath(path string, data map[string]any) *logical.Response {
-	h.t.Helper()
-	resp, err := h.request(logical.ReadOperation, path, data)
-	require.NoError(h.t, err)
-	require.NotNil(h.t, resp)
-	require.False(h.t, resp.IsError(), "%s: %v", path, resp.Error())
-	return resp
-}

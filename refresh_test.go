@@ -25,7 +25,7 @@ func (h *harness) relist(name, fileCreationDate string) {
 
 func (h *harness) run() refreshStats {
 	h.t.Helper()
-	stats, err := h.b.refreshRun(context.Background(), h.storage, mustState(h))
+	stats, err := h.b.refreshRun(context.Background(), h.storage, mustSession(h))
 	require.NoError(h.t, err)
 	return stats
 }
@@ -98,7 +98,7 @@ func TestRefreshRenewsEntriesBeforeTheyExpire(t *testing.T) {
 	for _, n := range []string{"due.example.com", "fresh.example.com", "idle.example.com"} {
 		h.read(n, nil)
 	}
-	st := mustState(h)
+	st := mustSession(h)
 	age := func(name string, by time.Duration, idle bool) {
 		e := h.b.cache.get(name, st.cfg.Generation)
 		ne, err := newEntry(name, e.generation, e.file, e.fetchedAt.Add(-by))
@@ -140,12 +140,12 @@ func TestRefreshFailsWhenNHNDoes(t *testing.T) {
 	want := h.read("example.com", nil).Data
 
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})
-	_, err := h.b.refreshRun(context.Background(), h.storage, mustState(h))
+	_, err := h.b.refreshRun(context.Background(), h.storage, mustSession(h))
 	require.ErrorContains(t, err, "unreachable")
 
 	// Files fail but the list answers: the run fails, the entry is kept.
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown, Target: "files"})
-	stats, err := h.b.refreshRun(context.Background(), h.storage, mustState(h))
+	stats, err := h.b.refreshRun(context.Background(), h.storage, mustSession(h))
 	require.Error(t, err)
 	require.Equal(t, 1, stats.failed)
 	h.emu.ClearFault()
@@ -194,15 +194,4 @@ func TestRefreshLoopStopsOnClean(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Clean did not stop the refresh loop")
 	}
-}
-
-func TestEventsUnavailableIsSilent(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
-	conf := logical.TestBackendConfig()
-	conf.StorageView = h.storage
-	b, err := Factory(context.Background(), conf) // no EventsSender
-	require.NoError(t, err)
-	nb := b.(*backend)
-	nb.certChanged(context.Background(), certUpdated, "example.com")
 }
