@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 func TestAdminClientRoundTrip(t *testing.T) {
@@ -30,7 +32,7 @@ func TestAdminClientRoundTrip(t *testing.T) {
 	leaf, certs, key := splitFile(t, e.v13(tok, "/a.example.com/files").body)
 	require.Equal(t, add.Serial, FormatSerial(leaf.SerialNumber))
 	require.Len(t, certs, 2)
-	requireKeyMatches(t, leaf, key)
+	testkit.RequireKeyPEMMatches(t, key, leaf)
 	root, _ := pem.Decode([]byte(add.RootPEM))
 	rootCert, err := x509.ParseCertificate(root.Bytes)
 	require.NoError(t, err)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 func TestTokenService(t *testing.T) {
@@ -325,7 +327,7 @@ func TestFileDownload(t *testing.T) {
 		leaf, certs, key := splitFile(t, r.body)
 		require.Equal(t, ch.Leaf.Raw, leaf.Raw)
 		require.Len(t, certs, 2)
-		requireKeyMatches(t, leaf, key)
+		testkit.RequireKeyPEMMatches(t, key, leaf)
 	}
 	r := e.v13(tok, "/custom.example.com/files")
 	require.Equal(t, `attachment; filename="we\"ird.pem"`, r.header.Get("Content-Disposition"))
@@ -409,7 +411,7 @@ func TestRotate(t *testing.T) {
 	leaf, certs, key := splitFile(t, body)
 	require.Equal(t, nc.Leaf.Raw, leaf.Raw)
 	require.Len(t, certs, 3, "same file layout (root included)")
-	requireKeyMatches(t, leaf, key)
+	testkit.RequireKeyPEMMatches(t, key, leaf)
 	c, _ := e.s.Get("r.example.com")
 	require.Equal(t, e.clock.Now().UTC().Format("2006-01-02"), c.FileCreationDate)
 	require.Equal(t, nc.Leaf.NotAfter.UTC().Format("2006-01-02"), c.ExpirationDate)
@@ -454,7 +456,7 @@ func TestSeedFastAndListed(t *testing.T) {
 	leaf1, _, key1 := splitFile(t, f1)
 	require.Equal(t, "bulk00042.example.com", leaf1.Subject.CommonName)
 	require.Equal(t, []string{"bulk00042.example.com"}, leaf1.DNSNames)
-	requireKeyMatches(t, leaf1, key1)
+	testkit.RequireKeyPEMMatches(t, key1, leaf1)
 	require.Equal(t, l.Body.Data[42]["expirationDate"], leaf1.NotAfter.UTC().Format("2006-01-02"))
 	require.Equal(t, f1, e.v13(tok, "/bulk00042.example.com/files").body)
 	leaf2, _, key2 := splitFile(t, e.v11("/bulk00043.example.com/files").body)
@@ -485,12 +487,12 @@ func TestSeedDemo(t *testing.T) {
 	for name, keyBlock := range wantKey {
 		body := e.v13(tok, "/"+name+"/files").body
 		leaf, certs, key := splitFile(t, body)
-		requireKeyMatches(t, leaf, key)
+		testkit.RequireKeyPEMMatches(t, key, leaf)
 		require.Contains(t, string(key), "BEGIN "+keyBlock+"-----", name)
 		require.NoError(t, leaf.CheckSignatureFrom(ca.Intermediates[0]), name)
 		switch name {
 		case "example.com":
-			blocks := pemBlocks(t, body)
+			blocks := testkit.RequirePEMBlocks(t, body)
 			require.Equal(t, "CERTIFICATE", blocks[0].Type)
 			require.NotEqual(t, leaf.Raw, blocks[0].Bytes, "shuffled: the leaf is not first")
 			require.Equal(t, "CERTIFICATE", blocks[2].Type, "shuffled: the key is not last")
