@@ -429,18 +429,15 @@ func TestRotate(t *testing.T) {
 	require.True(t, errors.Is(err, ErrNotFound))
 }
 
-func TestSeedFastAndListed(t *testing.T) {
+// TestSeedListed checks what Seed(10000) makes; how long it takes is
+// BenchmarkSeed10000's business (a wall-clock bound here would trip on a
+// loaded machine under -race).
+func TestSeedListed(t *testing.T) {
 	e := newEnv(t)
-	start := time.Now()
 	require.NoError(t, e.s.Seed("bulk", 10000))
-	took := time.Since(start)
-	require.Less(t, took, time.Second, "Seed(10000) took %s", took)
-	t.Logf("Seed(10000) took %s", took)
 
 	tok := e.token()
-	start = time.Now()
 	l := e.v13(tok, "?all=true").list(t)
-	t.Logf("listing 10000 took %s", time.Since(start))
 	require.Equal(t, 10000, l.Body.TotalCount)
 	require.Len(t, l.Body.Data, 10000)
 	require.Equal(t, "bulk00000.example.com", l.Body.Data[0]["certificateName"])
@@ -469,6 +466,20 @@ func TestSeedFastAndListed(t *testing.T) {
 	require.NotEqual(t, key2, nc.KeyPEM)
 
 	require.Error(t, e.s.Seed("x", -1))
+}
+
+// BenchmarkSeed10000 reports how long Seed(10000) takes on a fresh server,
+// including making the shared CA and key on first use: what a demo or a test
+// pays for a 10,000-certificate store (leaves are made later, on first
+// download). TestSeedListed checks what it makes.
+func BenchmarkSeed10000(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		s := New(Options{})
+		if err := s.Seed("bulk", 10000); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func TestSeedDemo(t *testing.T) {
@@ -524,13 +535,18 @@ func TestLatencyHonoursCancel(t *testing.T) {
 	start := time.Now()
 	_, err := e.ts.Client().Do(req)
 	require.Error(t, err)
-	require.Less(t, time.Since(start), 2*time.Second)
+	// The request gives up after 100 ms; the latency is 5 s. The bound is
+	// 4 s, well under the latency, so a loaded machine never trips it. (Do
+	// returns once the request's context ends whatever the server does, so
+	// this bounds the client's side only.)
+	require.Less(t, time.Since(start), 4*time.Second)
 
-	// The admin API is never delayed.
+	// The admin API is never delayed: it answers well before the 5 s latency
+	// would have passed (4 s, as above, for a loaded machine).
 	start = time.Now()
 	r := e.do(e.newReq(context.Background(), http.MethodGet, "/_emulator/health", nil))
 	require.Equal(t, http.StatusOK, r.status)
-	require.Less(t, time.Since(start), time.Second)
+	require.Less(t, time.Since(start), 4*time.Second)
 
 	e.s.SetLatency(60 * time.Millisecond)
 	start = time.Now()
