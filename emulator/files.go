@@ -67,12 +67,7 @@ var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", "", "\n", "")
 func (s *Server) mismatched(file []byte) []byte {
 	var out []byte
 	replaced := false
-	for rest := file; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
+	for b := range pemBlocks(file) {
 		if strings.HasSuffix(b.Type, "PRIVATE KEY") {
 			kt, ok := keyTypeOfPEM(b)
 			if !ok {
@@ -109,14 +104,10 @@ func (s *Server) otherKeyPEM(k KeyType) []byte {
 // hugeFile pads a file with copies of its first certificate to over 1 MiB.
 func hugeFile(file []byte) []byte {
 	var filler []byte
-	for rest := file; filler == nil; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
+	for b := range pemBlocks(file) {
 		if b.Type == "CERTIFICATE" {
 			filler = pem.EncodeToMemory(b)
+			break
 		}
 	}
 	if filler == nil {

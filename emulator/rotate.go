@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"time"
 )
@@ -88,12 +87,7 @@ func rotationSpec(e *entry) (ChainOptions, FileOptions) {
 func parseFile(file []byte) (*x509.Certificate, KeyType) {
 	var first, leaf *x509.Certificate
 	var kt KeyType
-	for rest := file; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
+	for b := range pemBlocks(file) {
 		if b.Type == "CERTIFICATE" {
 			c, err := x509.ParseCertificate(b.Bytes)
 			if err != nil {
