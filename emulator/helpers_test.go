@@ -154,6 +154,13 @@ func (e *env) v13(tok, rest string) resp {
 	return e.do(req)
 }
 
+// v13Path GETs any path with a v1.3 token.
+func (e *env) v13Path(tok, path string) resp {
+	req := e.newReq(context.Background(), http.MethodGet, path, nil)
+	req.Header.Set("X-NHN-AUTHORIZATION", "Bearer "+tok)
+	return e.do(req)
+}
+
 // v11 GETs a v1.1 path with the right key headers.
 func (e *env) v11(rest string) resp {
 	e.t.Helper()
