@@ -448,27 +448,3 @@ func authorityOf(leaf *x509.Certificate) string {
 	}
 	return leaf.Issuer.CommonName
 }
-
-// keyTypeOfPEM works out the KeyType of a PEM private key block.
-func keyTypeOfPEM(b *pem.Block) (KeyType, bool) {
-	switch b.Type {
-	case "RSA PRIVATE KEY":
-		return RSA, true
-	case "EC PRIVATE KEY":
-		return EC, true
-	case "PRIVATE KEY":
-		k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-		if err != nil {
-			return "", false
-		}
-		switch k.(type) {
-		case *rsa.PrivateKey:
-			return RSAPKCS8, true
-		case *ecdsa.PrivateKey:
-			return ECPKCS8, true
-		case ed25519.PrivateKey:
-			return Ed25519, true
-		}
-	}
-	return "", false
-}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 func TestNewCAChains(t *testing.T) {
@@ -93,7 +95,7 @@ func TestGenerateChainKeyTypes(t *testing.T) {
 			pub := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 			require.True(t, pub.Equal(ch.Leaf.PublicKey), "key does not match leaf")
 			require.True(t, pub.Equal(ch.Key.Public()))
-			requireKeyMatches(t, ch.Leaf, ch.KeyPEM)
+			testkit.RequireKeyPEMMatches(t, ch.KeyPEM, ch.Leaf)
 
 			// keyTypeOfPEM recognizes what EncodeKey wrote.
 			got, ok := keyTypeOfPEM(b)
@@ -104,7 +106,7 @@ func TestGenerateChainKeyTypes(t *testing.T) {
 			leaf, certs, keyPEM := splitFile(t, ch.PEMFile(FileOptions{IncludeRoot: true}))
 			require.Equal(t, ch.Leaf.Raw, leaf.Raw)
 			require.Len(t, certs, 3)
-			requireKeyMatches(t, leaf, keyPEM)
+			testkit.RequireKeyPEMMatches(t, keyPEM, leaf)
 		})
 	}
 }
@@ -159,7 +161,7 @@ func TestPEMFileOrders(t *testing.T) {
 	r := mrand.New(mrand.NewPCG(1, 2))
 	for range 20 {
 		f := ch.PEMFile(FileOptions{IncludeRoot: true, Shuffle: r})
-		blocks := pemBlocks(t, f)
+		blocks := testkit.RequirePEMBlocks(t, f)
 		require.Len(t, blocks, len(want))
 		var order []byte
 		for _, w := range want {

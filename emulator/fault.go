@@ -6,30 +6,6 @@ import (
 	"time"
 )
 
-// ResultMessages are NHN Certificate Manager's result codes and messages, as
-// worded in the v1.3 (public, English) API document. 52008's "{}" are
-// placeholders in the document and are served as they are.
-var ResultMessages = map[int]string{
-	52000: "Certificate name does not exist.",
-	52001: "Certificate file does not exist.",
-	52002: "There are more than one certificate file.",
-	52003: "The certificate file is not a PEM file.",
-	52004: "The certificate name in the file is different from the requested certificate name.",
-	52005: "Certificate file has expired.",
-	52006: "The certificate has an invalid certificate authority name.",
-	52007: "The requested certificate file should be one.",
-	52008: "The maximum permitted size is {} bytes. However, the requested {} bytes.",
-}
-
-// Result codes used by the emulator.
-const (
-	ResultSuccess             = 0
-	ResultNameNotExist        = 52000
-	ResultFileNotExist        = 52001
-	SuccessResultMessage      = "SUCCESS"
-	resultUnknownErrorMessage = "Unknown error."
-)
-
 // FaultMode selects what a Fault does.
 type FaultMode string
 
@@ -153,4 +129,43 @@ func (m FaultMode) fileOnly() bool {
 		return true
 	}
 	return false
+}
+
+// SetFault injects a fault (replacing any other); see Fault.
+func (s *Server) SetFault(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault, s.faultLeft = f, f.Count
+}
+
+// ClearFault removes the fault.
+func (s *Server) ClearFault() { s.SetFault(Fault{}) }
+
+// CurrentFault returns the fault and, when its Count is positive, how many
+// matching requests it still applies to.
+func (s *Server) CurrentFault() (Fault, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fault, s.faultLeft
+}
+
+// takeFault returns the fault to apply to a request of the given kind, if
+// any, using up one of its Count.
+func (s *Server) takeFault(kind string, file bool) (Fault, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fault
+	if f.Mode == FaultNone || f.Mode.fileOnly() != file {
+		return Fault{}, false
+	}
+	if f.Target != TargetAll && f.Target != kind {
+		return Fault{}, false
+	}
+	if f.Count > 0 {
+		if s.faultLeft <= 0 {
+			return Fault{}, false
+		}
+		s.faultLeft--
+	}
+	return f, true
 }

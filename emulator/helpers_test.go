@@ -2,13 +2,11 @@ package emulator
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -16,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 const (
@@ -54,10 +54,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 type env struct {
 	t     *testing.T
 	s     *Server
-	ts    *httptest.Server
+	ts    *testkit.Recorder // records the RequestURI of every request the server saw
 	clock *fakeClock
-	uris  []string // RequestURIs the server saw
-	mu    sync.Mutex
 }
 
 func newEnv(t *testing.T, mod ...func(*Options)) *env {
@@ -68,20 +66,16 @@ func newEnv(t *testing.T, mod ...func(*Options)) *env {
 		m(&o)
 	}
 	e := &env{t: t, s: New(o), clock: clock}
-	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.mu.Lock()
-		e.uris = append(e.uris, r.RequestURI)
-		e.mu.Unlock()
-		e.s.ServeHTTP(w, r)
-	}))
-	t.Cleanup(e.ts.Close)
+	e.ts = testkit.NewRecorder(t, e.s)
 	return e
 }
 
+// lastURI is the RequestURI of the last request the server saw, as sent.
 func (e *env) lastURI() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.uris[len(e.uris)-1]
+	e.t.Helper()
+	uris := e.ts.RequestURIs()
+	require.NotEmpty(e.t, uris, "no request yet")
+	return uris[len(uris)-1]
 }
 
 type resp struct {
@@ -160,6 +154,13 @@ func (e *env) v13(tok, rest string) resp {
 	return e.do(req)
 }
 
+// v13Path GETs any path with a v1.3 token.
+func (e *env) v13Path(tok, path string) resp {
+	req := e.newReq(context.Background(), http.MethodGet, path, nil)
+	req.Header.Set("X-NHN-AUTHORIZATION", "Bearer "+tok)
+	return e.do(req)
+}
+
 // v11 GETs a v1.1 path with the right key headers.
 func (e *env) v11(rest string) resp {
 	e.t.Helper()
@@ -197,28 +198,11 @@ func names(l listAnswer) []string {
 	return out
 }
 
-// pemBlocks splits a PEM file into blocks, requiring nothing else in it.
-func pemBlocks(t *testing.T, file []byte) []*pem.Block {
-	t.Helper()
-	var out []*pem.Block
-	rest := file
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		out = append(out, b)
-	}
-	require.Empty(t, strings.TrimSpace(string(rest)), "trailing bytes after PEM blocks")
-	return out
-}
-
 // splitFile returns the leaf (the non-CA certificate), all certificates and
 // the PEM of the key of a file.
 func splitFile(t *testing.T, file []byte) (leaf *x509.Certificate, certs []*x509.Certificate, keyPEM []byte) {
 	t.Helper()
-	for _, b := range pemBlocks(t, file) {
+	for _, b := range testkit.RequirePEMBlocks(t, file) {
 		if b.Type == "CERTIFICATE" {
 			c, err := x509.ParseCertificate(b.Bytes)
 			require.NoError(t, err)
@@ -235,12 +219,4 @@ func splitFile(t *testing.T, file []byte) (leaf *x509.Certificate, certs []*x509
 	require.NotNil(t, leaf, "no leaf")
 	require.NotNil(t, keyPEM, "no key")
 	return leaf, certs, keyPEM
-}
-
-// requireKeyMatches checks that keyPEM is the private key of leaf.
-func requireKeyMatches(t *testing.T, leaf *x509.Certificate, keyPEM []byte) {
-	t.Helper()
-	leafPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})
-	_, err := tls.X509KeyPair(leafPEM, keyPEM)
-	require.NoError(t, err)
 }

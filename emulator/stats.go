@@ -1,0 +1,30 @@
+package emulator
+
+// Stats counts what the emulator was asked.
+type Stats struct {
+	TokenIssued     int64            `json:"token_issued"`
+	TokenDenied     int64            `json:"token_denied"`       // bad credentials at the token service
+	ListCalls       int64            `json:"list_calls"`         // certmanager list requests that reached the handler (even when a fault answered)
+	FileCalls       int64            `json:"file_calls"`         // certmanager file requests that reached the handler (even when a fault answered)
+	FileCallsByName map[string]int64 `json:"file_calls_by_name"` // FileCalls per requested (decoded) name
+	AuthRejected    int64            `json:"auth_rejected"`      // certmanager requests refused for auth (token, key headers, unknown appKey)
+}
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.FileCallsByName = make(map[string]int64, len(s.stats.FileCallsByName))
+	for k, v := range s.stats.FileCallsByName {
+		st.FileCallsByName[k] = v
+	}
+	return st
+}
+
+// ResetStats zeroes the counters.
+func (s *Server) ResetStats() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats = Stats{FileCallsByName: map[string]int64{}}
+}
