@@ -80,7 +80,7 @@ func ParseBundle(data []byte) (*Bundle, error) {
 			}
 			certs = append(certs, c)
 		case "RSA PRIVATE KEY", "EC PRIVATE KEY", "PRIVATE KEY":
-			//nolint:staticcheck // detecting legacy encryption, not using it
+			//lint:ignore SA1019 detecting legacy encryption to refuse it clearly, not using it
 			if x509.IsEncryptedPEMBlock(block) {
 				return nil, bundleErrorf("the private key is encrypted; NHN must hold it unencrypted")
 			}

@@ -441,7 +441,7 @@ func TestParseBundleRejectsHostileInput(t *testing.T) {
 	ecFile := ec.PEMFile(emulator.FileOptions{IncludeRoot: true})
 	ecKey := firstBlock(t, ec.KeyPEM)
 
-	//nolint:staticcheck // legacy PEM encryption is what some exports still do; only detected here
+	//lint:ignore SA1019 legacy PEM encryption is what some exports still do; the test makes such a key to see it refused
 	encrypted, err := x509.EncryptPEMBlock(rand.Reader, ecKey.Type, ecKey.Bytes, []byte("password"), x509.PEMCipherAES256)
 	require.NoError(t, err)
 
