@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -52,6 +53,9 @@ type backend struct {
 	cache     *certCache
 	catalog   catalog
 	refresher refresher
+	// now is the clock of what is computed from dates (expires_in_days);
+	// tests pin it.
+	now func() time.Time
 	// mountPath is where Vault mounted this backend ("nhncert/"), learnt
 	// from requests, for the paths in events (events.go).
 	mountPath atomic.Pointer[string]
@@ -76,7 +80,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 }
 
 func newBackend() *backend {
-	b := &backend{cache: newCertCache(maxMemoryEntries)}
+	b := &backend{cache: newCertCache(maxMemoryEntries), now: time.Now}
 	b.refresher.wake = make(chan struct{}, 1)
 	b.cache.hooks = b
 	b.Backend = &framework.Backend{

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -74,8 +75,10 @@ type client struct {
 	tokenExpiry time.Time
 	tokenFlight singleflight.Group
 
-	// sleep waits between attempts; tests replace it.
-	sleep func(ctx context.Context, d time.Duration) error
+	// sleep waits between attempts, jitter spreads the waits (a number in
+	// [0, 1)); tests replace both.
+	sleep  func(ctx context.Context, d time.Duration) error
+	jitter func() float64
 }
 
 type resultHeader struct {
@@ -111,6 +114,7 @@ func newClient(cfg clientConfig, logger hclog.Logger) *client {
 		http:   &http.Client{Transport: transport, CheckRedirect: noRedirect},
 		logger: logger,
 		sleep:  sleepCtx,
+		jitter: rand.Float64,
 	}
 }
 

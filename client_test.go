@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 // clientHarness is a client and an emulator, with every request the
@@ -22,12 +22,11 @@ import (
 type clientHarness struct {
 	t   *testing.T
 	emu *emulator.Server
-	srv *httptest.Server
+	srv *testkit.Recorder
 	c   *client
 
-	mu       sync.Mutex
-	requests []*http.Request
-	waits    []time.Duration
+	mu    sync.Mutex
+	waits []time.Duration
 }
 
 func newClientHarness(t *testing.T, apiVersion string, opts ...func(*emulator.Options)) *clientHarness {
@@ -36,13 +35,7 @@ func newClientHarness(t *testing.T, apiVersion string, opts ...func(*emulator.Op
 		o(&eo)
 	}
 	ch := &clientHarness{t: t, emu: emulator.New(eo)}
-	ch.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ch.mu.Lock()
-		ch.requests = append(ch.requests, r.Clone(context.Background()))
-		ch.mu.Unlock()
-		ch.emu.ServeHTTP(w, r)
-	}))
-	t.Cleanup(ch.srv.Close)
+	ch.srv = testkit.NewRecorder(t, ch.emu)
 	ch.c = newClient(clientConfig{
 		APIVersion: apiVersion, Endpoint: ch.srv.URL, AuthEndpoint: ch.srv.URL,
 		AppKey: testAppKey, AccessKeyID: testKeyID, SecretAccessKey: testSecret,
@@ -74,9 +67,7 @@ func (ch *clientHarness) requireClean(err error) {
 	require.NotContains(ch.t, msg, testSecret)
 	require.NotContains(ch.t, msg, testAppKey)
 	require.NotContains(ch.t, msg, ch.srv.URL)
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	for _, r := range ch.requests {
+	for _, r := range ch.srv.Requests() {
 		if v := r.Header.Get("X-NHN-AUTHORIZATION"); v != "" {
 			require.NotContains(ch.t, msg, strings.TrimPrefix(v, "Bearer "))
 		}
@@ -95,9 +86,7 @@ func TestClientV13ExchangesTokenOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, ch.emu.Stats().TokenIssued)
 
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	for _, r := range ch.requests {
+	for _, r := range ch.srv.Requests() {
 		require.Equal(t, userAgent(), r.Header.Get("User-Agent"))
 		require.Empty(t, r.Header.Get("X-TC-AUTHENTICATION-SECRET"), "v1.3 never sends the secret to Certificate Manager")
 		if r.URL.Path == "/oauth2/token/create" {
@@ -205,15 +194,13 @@ func TestClientV11SendsKeyHeadersAndNoToken(t *testing.T) {
 	require.Len(t, infos, 1)
 	require.Nil(t, infos[0].Domains, "v1.1 lists no domains")
 	require.Zero(t, ch.emu.Stats().TokenIssued)
-	ch.mu.Lock()
-	for _, r := range ch.requests {
+	for _, r := range ch.srv.Requests() {
 		require.NotEqual(t, "/oauth2/token/create", r.URL.Path)
 		require.Equal(t, testKeyID, r.Header.Get("X-TC-AUTHENTICATION-ID"))
 		require.Equal(t, testSecret, r.Header.Get("X-TC-AUTHENTICATION-SECRET"))
 		require.Empty(t, r.Header.Get("X-NHN-AUTHORIZATION"))
 		require.True(t, strings.HasPrefix(r.URL.Path, "/certmanager/v1.1/"))
 	}
-	ch.mu.Unlock()
 
 	// Wrong keys: a 401 that is not retried and carries no secret.
 	ch.c.cfg.SecretAccessKey = "wrong-secret"
@@ -256,6 +243,21 @@ func TestClientRetries(t *testing.T) {
 		require.Less(t, ch.waits[0], retryBase*3/2)
 		require.GreaterOrEqual(t, ch.waits[1], retryBase)
 		require.Less(t, ch.waits[1], retryBase*3)
+	})
+	t.Run("backoff scales with the jitter drawn", func(t *testing.T) {
+		for jitter, want := range map[float64][]time.Duration{
+			0:    {retryBase / 2, retryBase},
+			0.5:  {retryBase, 2 * retryBase},
+			0.75: {retryBase * 5 / 4, retryBase * 5 / 2},
+		} {
+			ch := newClientHarness(t, apiV11)
+			ch.put("example.com")
+			ch.c.jitter = func() float64 { return jitter }
+			ch.emu.SetFault(emulator.Fault{Mode: emulator.FaultFlaky, Target: "files", Count: 2})
+			_, err := ch.c.DownloadFile(context.Background(), "example.com")
+			require.NoError(t, err)
+			require.Equal(t, want, ch.waits, "jitter %v", jitter)
+		}
 	})
 	t.Run("down", func(t *testing.T) {
 		ch := newClientHarness(t, apiV11)
@@ -306,15 +308,21 @@ func TestClientRetries(t *testing.T) {
 	t.Run("slow answers time out per attempt", func(t *testing.T) {
 		ch := newClientHarness(t, apiV11)
 		ch.put("example.com")
-		ch.c.cfg.Timeout = 200 * time.Millisecond
+		// Each attempt is cut at request_timeout and the whole call at
+		// request_timeout x maxAttempts (1.5 s). With the smallest jitter
+		// the waits are 125 ms and 250 ms (the harness does not sleep),
+		// so a second attempt starts after the first one's 500 ms with a
+		// second of budget to spare: only a machine stalled for most of a
+		// second could make the call end after one attempt.
+		ch.c.cfg.Timeout = 500 * time.Millisecond
+		ch.c.jitter = func() float64 { return 0 }
 		ch.emu.SetFault(emulator.Fault{Mode: emulator.FaultSlow, Delay: 30 * time.Second})
 		_, err := ch.c.DownloadFile(context.Background(), "example.com")
 		ch.requireClean(err)
 		require.Contains(t, err.Error(), "no answer within request_timeout")
-		// The whole call is bounded by request_timeout x maxAttempts, waits
-		// included, so the last attempt is dropped when it no longer fits.
+		// A later attempt is dropped when it no longer fits the budget.
 		calls := ch.emu.Stats().FileCalls
-		require.GreaterOrEqual(t, calls, int64(2))
+		require.GreaterOrEqual(t, calls, int64(2), "the first attempt was cut at request_timeout, not at the end of the budget")
 		require.LessOrEqual(t, calls, int64(maxAttempts))
 	})
 	t.Run("caller cancel stops retrying", func(t *testing.T) {

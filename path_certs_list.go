@@ -87,7 +87,7 @@ func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *fr
 	}
 	b.catalog.record(sess.cfg.Generation, infos, status == "all")
 
-	now := time.Now()
+	now := b.now()
 	keys := make([]string, 0, len(infos))
 	keyInfo := make(map[string]any, len(infos))
 	for _, c := range infos {

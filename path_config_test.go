@@ -2,6 +2,7 @@ package nhncert
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 
@@ -153,21 +154,62 @@ func TestConfigIdentityChangeDropsCache(t *testing.T) {
 		require.Len(t, h.cacheKeys(), 1)
 	}
 
-	// Each identity field drops it.
-	for _, change := range []map[string]any{
-		{"app_key": "other-app"},
-		{"endpoint": strings.Replace(h.srv.URL, "127.0.0.1", "localhost", 1)},
-		{"api_version": "v1.1"},
-		{"region": "gov"},
-		{"access_key_id": "other-id"},
-		{"secret_access_key": "rotated"},
+}
+
+// TestConfigEachIdentityFieldDropsCache changes one identity field at a
+// time, each from a fresh mount with a cached certificate, so that no case
+// leans on what an earlier one left in the config. The config read after
+// the change shows that only the field named changed in effect.
+func TestConfigEachIdentityFieldDropsCache(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		base   map[string]any // written (with the harness's config) first
+		change func(h *harness) map[string]any
+		effect map[string]any // what the config read says afterwards
+	}{
+		{name: "app_key", change: func(*harness) map[string]any { return map[string]any{"app_key": "other-app"} },
+			effect: map[string]any{"app_key": "other-app", "api_version": "v1.3", "region": "public"}},
+		{name: "endpoint", change: func(h *harness) map[string]any {
+			return map[string]any{"endpoint": strings.Replace(h.srv.URL, "127.0.0.1", "localhost", 1)}
+		}, effect: map[string]any{"api_version": "v1.3", "region": "public"}},
+		{name: "api_version", change: func(*harness) map[string]any { return map[string]any{"api_version": "v1.1"} },
+			effect: map[string]any{"api_version": "v1.1", "region": "public"}},
+		// The API version is pinned, the endpoints are explicit: the region
+		// is the only thing that changes.
+		{name: "region alone", base: map[string]any{"api_version": "v1.1"},
+			change: func(*harness) map[string]any { return map[string]any{"region": "gov"} },
+			effect: map[string]any{"api_version": "v1.1", "region": "gov"}},
+		// The region's default API version moves with it.
+		{name: "region with its default API version",
+			change: func(*harness) map[string]any { return map[string]any{"region": "gov"} },
+			effect: map[string]any{"api_version": "v1.1", "region": "gov"}},
+		{name: "access_key_id", change: func(*harness) map[string]any { return map[string]any{"access_key_id": "other-id"} },
+			effect: map[string]any{"access_key_id": "other-id", "api_version": "v1.3", "region": "public"}},
+		{name: "secret_access_key", change: func(*harness) map[string]any { return map[string]any{"secret_access_key": "rotated"} },
+			effect: map[string]any{"api_version": "v1.3", "region": "public"}},
 	} {
-		h.configure(nil) // back to a working config, cache filled again
-		h.read("example.com", nil)
-		require.Len(t, h.cacheKeys(), 1)
-		_, err = h.request(logical.UpdateOperation, "config", change)
-		require.NoError(t, err)
-		require.Empty(t, h.cacheKeys(), "change %v must drop the cache", change)
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.configure(c.base)
+			h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+			h.read("example.com", nil)
+			require.Len(t, h.cacheKeys(), 1)
+			before, err := h.request(logical.ReadOperation, "config", nil)
+			require.NoError(t, err)
+
+			_, err = h.request(logical.UpdateOperation, "config", c.change(h))
+			require.NoError(t, err)
+			require.Empty(t, h.cacheKeys(), "changing %s must drop the cache", c.name)
+
+			after, err := h.request(logical.ReadOperation, "config", nil)
+			require.NoError(t, err)
+			want := maps.Clone(before.Data)
+			maps.Copy(want, c.effect)
+			if ep, ok := c.change(h)["endpoint"]; ok {
+				want["endpoint"] = ep
+			}
+			require.Equal(t, want, after.Data)
+		})
 	}
 }
 

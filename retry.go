@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -60,7 +59,7 @@ func (c *client) do(ctx context.Context, op string, authenticate bool, limit int
 	)
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		if lastErr != nil && attempt > 1 {
-			wait := max(backoff(attempt-1), retryAfter)
+			wait := max(backoff(attempt-1, c.jitter()), retryAfter)
 			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 				break // no time left for another attempt
 			}
@@ -210,9 +209,9 @@ func parseRetryAfter(v string) time.Duration {
 }
 
 // backoff is the wait before retry n (1-based): retryBase doubled per retry,
-// scaled by a random factor in [0.5, 1.5).
-func backoff(n int) time.Duration {
+// scaled by 0.5 + jitter, jitter being a random number in [0, 1).
+func backoff(n int, jitter float64) time.Duration {
 	d := retryBase << (n - 1)
-	d = time.Duration(float64(d) * (0.5 + rand.Float64()))
+	d = time.Duration(float64(d) * (0.5 + jitter))
 	return min(d, maxRetryWait)
 }
