@@ -2,184 +2,21 @@ package nhncert
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
-
-// bundleFixture holds certificates shared by the bundle tests, made once:
-// key generation (RSA above all) is the expensive part.
-type bundleFixture struct {
-	ca     *emulator.CA // one intermediate
-	other  *emulator.CA // one intermediate, same subject names, other keys
-	chains map[emulator.KeyType]*emulator.Chain
-}
-
-var (
-	bundleFixtureOnce sync.Once
-	bundleFixtureVal  *bundleFixture
-	bundleFixtureErr  error
-)
-
-func loadBundleFixture(t testing.TB) *bundleFixture {
-	t.Helper()
-	bundleFixtureOnce.Do(func() { bundleFixtureVal, bundleFixtureErr = makeBundleFixture() })
-	if bundleFixtureErr != nil {
-		t.Fatalf("making test certificates: %v", bundleFixtureErr)
-	}
-	return bundleFixtureVal
-}
-
-func makeBundleFixture() (*bundleFixture, error) {
-	ca, err := emulator.NewCA(1)
-	if err != nil {
-		return nil, err
-	}
-	other, err := emulator.NewCA(1)
-	if err != nil {
-		return nil, err
-	}
-	fx := &bundleFixture{ca: ca, other: other, chains: map[emulator.KeyType]*emulator.Chain{}}
-	// One RSA and one EC key each serve two encodings (PKCS#1 or SEC1, and
-	// PKCS#8) so that only one RSA key is generated.
-	for _, kt := range []emulator.KeyType{emulator.RSA, emulator.EC, emulator.Ed25519} {
-		c, err := emulator.GenerateChain(emulator.ChainOptions{
-			CommonName: string(kt) + ".example.com",
-			DNSNames:   []string{string(kt) + ".example.com", "www." + string(kt) + ".example.com"},
-			KeyType:    kt,
-			CA:         ca,
-		})
-		if err != nil {
-			return nil, err
-		}
-		fx.chains[kt] = c
-	}
-	for kt, from := range map[emulator.KeyType]emulator.KeyType{emulator.RSAPKCS8: emulator.RSA, emulator.ECPKCS8: emulator.EC} {
-		c, err := reencodeKey(fx.chains[from], kt)
-		if err != nil {
-			return nil, err
-		}
-		fx.chains[kt] = c
-	}
-	return fx, nil
-}
-
-// reencodeKey returns a copy of c with its key written as kt.
-func reencodeKey(c *emulator.Chain, kt emulator.KeyType) (*emulator.Chain, error) {
-	p, err := emulator.EncodeKey(kt, c.Key)
-	if err != nil {
-		return nil, err
-	}
-	cp := *c
-	cp.KeyPEM, cp.KeyType = p, kt
-	return &cp, nil
-}
-
-// allKeyPEMs is every private key of the fixture, for leak checks.
-func (fx *bundleFixture) allKeyPEMs() [][]byte {
-	var out [][]byte
-	for _, c := range fx.chains {
-		out = append(out, c.KeyPEM)
-	}
-	return out
-}
-
-// joinPEM concatenates PEM parts, each ending in a newline.
-func joinPEM(parts ...[]byte) []byte {
-	var b bytes.Buffer
-	for _, p := range parts {
-		b.Write(p)
-		if len(p) > 0 && p[len(p)-1] != '\n' {
-			b.WriteByte('\n')
-		}
-	}
-	return b.Bytes()
-}
-
-func pemOf(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-}
-
-func firstBlock(t testing.TB, p []byte) *pem.Block {
-	t.Helper()
-	b, _ := pem.Decode(p)
-	require.NotNil(t, b, "no PEM block")
-	return b
-}
-
-// requireNoKeyMaterial fails when msg holds a line of any key's base64, or
-// a 16-byte run of its DER in hex.
-func requireNoKeyMaterial(t testing.TB, msg string, keyPEMs ...[]byte) {
-	t.Helper()
-	for _, kp := range keyPEMs {
-		for _, line := range strings.Split(string(kp), "\n") {
-			line = strings.TrimSpace(line)
-			if len(line) < 16 || strings.HasPrefix(line, "-----") || strings.Contains(line, ":") {
-				continue
-			}
-			require.NotContains(t, msg, line, "error text holds key material")
-		}
-		rest := kp
-		for {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				break
-			}
-			for i := 0; i+16 <= len(b.Bytes); i += 8 {
-				w := b.Bytes[i : i+16]
-				require.NotContains(t, strings.ToLower(msg), hex.EncodeToString(w), "error text holds key material (hex)")
-				require.NotContains(t, msg, string(w), "error text holds key material (raw)")
-			}
-		}
-	}
-}
-
-func requirePublicKeyMatches(t testing.TB, key crypto.Signer, leaf *x509.Certificate) {
-	t.Helper()
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	require.True(t, ok, "public key %T has no Equal", key.Public())
-	require.True(t, pub.Equal(leaf.PublicKey), "private key does not match the leaf")
-}
-
-func describeChain(chain []*x509.Certificate) string {
-	var names []string
-	for _, c := range chain {
-		names = append(names, c.Subject.CommonName)
-	}
-	return strings.Join(names, ", then ")
-}
-
-func requireChain(t testing.TB, want, got []*x509.Certificate, msgAndArgs ...any) {
-	t.Helper()
-	require.Len(t, got, len(want), msgAndArgs...)
-	for i := range want {
-		require.True(t, want[i].Equal(got[i]), append([]any{"chain[%d] is %q, want %q", i, got[i].Subject.String(), want[i].Subject.String()}, msgAndArgs...)...)
-	}
-}
-
-var keyTypeWant = map[emulator.KeyType]string{
-	emulator.RSA:      "rsa",
-	emulator.RSAPKCS8: "rsa",
-	emulator.EC:       "ec",
-	emulator.ECPKCS8:  "ec",
-	emulator.Ed25519:  "ed25519",
-}
 
 func TestParseBundleEachKeyType(t *testing.T) {
 	fx := loadBundleFixture(t)
@@ -196,7 +33,7 @@ func TestParseBundleEachKeyType(t *testing.T) {
 				require.Equal(t, orig.Bytes, bn.KeyBlock.Bytes, "key block bytes must be kept as the file had them")
 				require.Empty(t, bn.KeyBlock.Headers)
 				require.True(t, bn.Leaf.Equal(c.Leaf))
-				requirePublicKeyMatches(t, bn.Key, bn.Leaf)
+				testkit.RequireKeyMatches(t, bn.Key, bn.Leaf)
 				requireChain(t, c.CA.Intermediates, bn.Chain)
 				require.Zero(t, bn.Unrelated)
 			})
@@ -422,7 +259,7 @@ func TestParseBundleECParametersBeforeKey(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "ec", bn.KeyType)
 		require.Equal(t, "EC PRIVATE KEY", bn.KeyBlock.Type)
-		requirePublicKeyMatches(t, bn.Key, bn.Leaf)
+		testkit.RequireKeyMatches(t, bn.Key, bn.Leaf)
 		requireChain(t, fx.ca.Intermediates, bn.Chain)
 	}
 }
@@ -518,121 +355,4 @@ func TestParseBundleManyCertificatesRefused(t *testing.T) {
 	bn, err := ParseBundle(file)
 	require.NoError(t, err)
 	require.Zero(t, bn.Unrelated)
-}
-
-func TestRenderCertFormats(t *testing.T) {
-	fx := loadBundleFixture(t)
-	for _, kt := range emulator.KeyTypes {
-		c := fx.chains[kt]
-		bn, err := ParseBundle(c.PEMFile(emulator.FileOptions{IncludeRoot: true, KeyFirst: true}))
-		require.NoError(t, err)
-		chain := []*x509.Certificate{fx.ca.Intermediates[0], fx.ca.Root}
-		requireChain(t, chain, bn.Chain)
-		for _, format := range []string{formatPEM, formatDER, formatPEMBundle} {
-			for _, keyFormat := range []string{"", keyFormatPKCS8} {
-				t.Run(fmt.Sprintf("%s/%s/%q", kt, format, keyFormat), func(t *testing.T) {
-					d, err := renderCert(bn, format, keyFormat)
-					require.NoError(t, err)
-					checkRendered(t, d, c, chain, format, keyFormat)
-				})
-			}
-		}
-	}
-}
-
-func checkRendered(t *testing.T, d map[string]any, c *emulator.Chain, chain []*x509.Certificate, format, keyFormat string) {
-	t.Helper()
-	require.NotContains(t, d, "expiration", "no numeric expiration next to the certificate")
-	require.Equal(t, keyTypeWant[c.KeyType], d["private_key_type"])
-	require.Equal(t, emulator.FormatSerial(c.Leaf.SerialNumber), d["serial_number"])
-	require.Equal(t, c.Leaf.Subject.CommonName, d["common_name"])
-	require.Equal(t, c.Leaf.DNSNames, d["dns_names"])
-	require.Equal(t, c.Leaf.NotBefore.UTC().Format(time.RFC3339), d["not_before"])
-	require.Equal(t, c.Leaf.NotAfter.UTC().Format(time.RFC3339), d["not_after"])
-
-	origKey := firstBlock(t, c.KeyPEM)
-	wantKeyType := origKey.Type
-	if keyFormat == keyFormatPKCS8 {
-		wantKeyType = "PRIVATE KEY"
-	}
-	// checkKeyDER checks the key's DER: as stored, or a PKCS#8 form of the
-	// same key.
-	checkKeyDER := func(der []byte) {
-		t.Helper()
-		if keyFormat == "" {
-			require.Equal(t, origKey.Bytes, der)
-			return
-		}
-		k, err := x509.ParsePKCS8PrivateKey(der)
-		require.NoError(t, err, "pkcs8 key parses")
-		s, ok := k.(crypto.Signer)
-		require.True(t, ok)
-		requirePublicKeyMatches(t, s, c.Leaf)
-	}
-	decodePEM := func(s string, typ string) []byte {
-		t.Helper()
-		b, rest := pem.Decode([]byte(s))
-		require.NotNil(t, b, "not PEM: %q", s)
-		require.Equal(t, typ, b.Type)
-		require.Empty(t, bytes.TrimSpace(rest), "one block only")
-		return b.Bytes
-	}
-	caChain, ok := d["ca_chain"].([]string)
-	require.True(t, ok, "ca_chain is %T", d["ca_chain"])
-	require.Len(t, caChain, len(chain))
-
-	switch format {
-	case formatDER:
-		leafDER, err := base64.StdEncoding.DecodeString(d["certificate"].(string))
-		require.NoError(t, err)
-		require.Equal(t, c.Leaf.Raw, leafDER)
-		for i, s := range caChain {
-			der, err := base64.StdEncoding.DecodeString(s)
-			require.NoError(t, err)
-			require.Equal(t, chain[i].Raw, der)
-		}
-		issuing, err := base64.StdEncoding.DecodeString(d["issuing_ca"].(string))
-		require.NoError(t, err)
-		require.Equal(t, chain[0].Raw, issuing)
-		keyDER, err := base64.StdEncoding.DecodeString(d["private_key"].(string))
-		require.NoError(t, err)
-		checkKeyDER(keyDER)
-	case formatPEM, formatPEMBundle:
-		for i, s := range caChain {
-			require.Equal(t, chain[i].Raw, decodePEM(s, "CERTIFICATE"))
-		}
-		require.Equal(t, caChain[0], d["issuing_ca"])
-		key := d["private_key"].(string)
-		checkKeyDER(decodePEM(key, wantKeyType))
-		if keyFormat == "" {
-			require.Equal(t, strings.TrimSpace(string(c.KeyPEM)), key, "key as the file had it")
-		}
-		if format == formatPEM {
-			require.Equal(t, c.Leaf.Raw, decodePEM(d["certificate"].(string), "CERTIFICATE"))
-			return
-		}
-		// pem_bundle: key, leaf, then the chain, in that order.
-		rest := []byte(d["certificate"].(string))
-		var blocks []*pem.Block
-		for {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				break
-			}
-			blocks = append(blocks, b)
-		}
-		require.Empty(t, bytes.TrimSpace(rest))
-		require.Len(t, blocks, 2+len(chain))
-		require.Equal(t, wantKeyType, blocks[0].Type)
-		checkKeyDER(blocks[0].Bytes)
-		require.Equal(t, "CERTIFICATE", blocks[1].Type)
-		require.Equal(t, c.Leaf.Raw, blocks[1].Bytes)
-		for i, cc := range chain {
-			require.Equal(t, "CERTIFICATE", blocks[2+i].Type)
-			require.Equal(t, cc.Raw, blocks[2+i].Bytes, "bundle chain[%d]", i)
-		}
-	default:
-		t.Fatalf("unknown format %q", format)
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	mrand "math/rand/v2"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 // The committed seed corpora live in testdata/fuzz/<FuzzName>/; the f.Add
@@ -72,7 +72,8 @@ func checkParseBundle(t *testing.T, data []byte) {
 			t.Fatalf("error text is %d bytes long", len(err.Error()))
 		}
 		// No line of a key block in the input may come back in the error.
-		for _, b := range pemBlocks(data) {
+		blocks, _ := testkit.PEMBlocks(data)
+		for _, b := range blocks {
 			if !strings.Contains(b.Type, "PRIVATE KEY") {
 				continue
 			}
@@ -119,7 +120,8 @@ func checkParseBundle(t *testing.T, data []byte) {
 		prev = c
 	}
 	certs := 0
-	for _, b := range pemBlocks(data) {
+	blocks, _ := testkit.PEMBlocks(data)
+	for _, b := range blocks {
 		if b.Type == "CERTIFICATE" {
 			certs++
 		}
@@ -140,18 +142,6 @@ func checkParseBundle(t *testing.T, data []byte) {
 				t.Fatalf("renderCert(%s, %q): ca_chain has %d entries, want %d", format, keyFormat, len(chain), len(bn.Chain))
 			}
 		}
-	}
-}
-
-func pemBlocks(data []byte) []*pem.Block {
-	var out []*pem.Block
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			return out
-		}
-		out = append(out, b)
 	}
 }
 

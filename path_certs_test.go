@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 func TestReadSplitsTheFile(t *testing.T) {
@@ -106,8 +107,7 @@ func TestReadEachKeyType(t *testing.T) {
 			require.Equal(t, "PRIVATE KEY", block.Type)
 			key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 			require.NoError(t, err)
-			pub := key.(crypto.Signer).Public()
-			require.True(t, pub.(interface{ Equal(crypto.PublicKey) bool }).Equal(ch.Leaf.PublicKey))
+			testkit.RequireKeyMatches(t, key.(crypto.Signer), ch.Leaf)
 		})
 	}
 	require.EqualValues(t, 1, h.fileCalls("rsa.example.com"), "the second read of each came from the cache")
@@ -135,13 +135,7 @@ func TestReadFormats(t *testing.T) {
 	bundle := h.read("example.com", map[string]any{"format": "pem_bundle"}).Data
 	var types []string
 	var certs []string
-	rest := []byte(bundle["certificate"].(string))
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
+	for _, b := range testkit.RequirePEMBlocks(t, []byte(bundle["certificate"].(string))) {
 		types = append(types, b.Type)
 		if b.Type == "CERTIFICATE" {
 			certs = append(certs, strings.TrimSpace(string(pem.EncodeToMemory(b))))
