@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"fmt"
 )
 
 const (
@@ -39,16 +38,6 @@ type Bundle struct {
 	// KeyBlock is the key's PEM block as the file had it ("RSA PRIVATE KEY",
 	// "EC PRIVATE KEY" or "PRIVATE KEY"), without PEM headers.
 	KeyBlock *pem.Block
-}
-
-// bundleError is a problem with the content of a certificate file. Its text
-// never contains key material.
-type bundleError struct{ msg string }
-
-func (e *bundleError) Error() string { return "invalid certificate file: " + e.msg }
-
-func bundleErrorf(format string, args ...any) error {
-	return &bundleError{msg: fmt.Sprintf(format, args...)}
 }
 
 // ParseBundle splits and checks a PEM certificate file.

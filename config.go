@@ -16,12 +16,14 @@ const (
 	apiV11       = "v1.1"
 	apiV13       = "v1.3"
 
-	defaultCacheTTL       = time.Hour
-	maxCacheTTL           = 30 * 24 * time.Hour
-	defaultRequestTimeout = 30 * time.Second
-	minRequestTimeout     = time.Second
-	maxRequestTimeout     = 5 * time.Minute
-	maxFieldLength        = 1024
+	defaultCacheTTL        = time.Hour
+	maxCacheTTL            = 30 * 24 * time.Hour
+	defaultRequestTimeout  = 30 * time.Second
+	minRequestTimeout      = time.Second
+	maxRequestTimeout      = 5 * time.Minute
+	defaultRefreshInterval = 5 * time.Minute
+	maxRefreshInterval     = 24 * time.Hour
+	maxFieldLength         = 1024
 )
 
 // regionEndpoints are the default Certificate Manager and token service

@@ -110,3 +110,13 @@ func certError(err error) error {
 		return err
 	}
 }
+
+// bundleError is a problem with the content of a certificate file. Its text
+// never contains key material.
+type bundleError struct{ msg string }
+
+func (e *bundleError) Error() string { return "invalid certificate file: " + e.msg }
+
+func bundleErrorf(format string, args ...any) error {
+	return &bundleError{msg: fmt.Sprintf(format, args...)}
+}

@@ -99,9 +99,9 @@ func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *fr
 	return &logical.Response{Data: data, Warnings: c.warnings}, nil
 }
 
-// certLookup is a served cache entry, the config it was served under and
+// servedCert is a cache entry being served, the session it was served by and
 // the warnings to pass on.
-type certLookup struct {
+type servedCert struct {
 	sess     *session
 	entry    *cacheEntry
 	warnings []string
@@ -109,7 +109,7 @@ type certLookup struct {
 
 // certificate validates the name and returns its cache entry, downloading
 // it if needed, or else the response or error to answer with.
-func (b *backend) certificate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*certLookup, *logical.Response, error) {
+func (b *backend) certificate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*servedCert, *logical.Response, error) {
 	name := d.Get("name").(string)
 	if err := validateName(name); err != nil {
 		return nil, logical.ErrorResponse(err.Error()), nil
@@ -127,7 +127,7 @@ func (b *backend) certificate(ctx context.Context, req *logical.Request, d *fram
 	if err != nil {
 		return nil, nil, certError(err)
 	}
-	return &certLookup{sess: sess, entry: e, warnings: warnings}, nil, nil
+	return &servedCert{sess: sess, entry: e, warnings: warnings}, nil, nil
 }
 
 const pathCertsHelpSyn = `Read a certificate and its private key from NHN Certificate Manager.`

@@ -13,8 +13,6 @@ import (
 )
 
 const (
-	defaultRefreshInterval = 5 * time.Minute
-	maxRefreshInterval     = 24 * time.Hour
 	// maxRefreshPerRun bounds the downloads of one background run; what is
 	// left waits for the next run (or is fetched by a read).
 	maxRefreshPerRun = 100
