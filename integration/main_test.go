@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -241,6 +240,3 @@ func newEnv(t *testing.T, mode string, emulatorArgs ...string) *env {
 	t.Helper()
 	return newEnvWith(t, mode, nil, emulatorArgs...)
 }
-
-// errProcessExited is returned by waits whose subprocess died.
-var errProcessExited = errors.New("process exited")

@@ -1,0 +1,105 @@
+package integration
+
+import (
+	"fmt"
+	"strings"
+)
+
+type env struct {
+	dir   string
+	vault *vaultServer
+	emu   *emu
+}
+
+// setupEnv starts an emulator and a Vault in dir, registers the plugin
+// (CLI, by sha256, with its version), enables it at nhncert/ and points its
+// config at the emulator. A non-nil env is returned whenever something was
+// started, also with an error, so that the caller can stop it.
+func setupEnv(dir, mode string, emulatorArgs ...string) (*env, error) {
+	return setupEnvWith(dir, mode, nil, emulatorArgs...)
+}
+
+// setupEnvWith is setupEnv with prep passed to startVaultWith.
+func setupEnvWith(dir, mode string, prep func(*vaultServer), emulatorArgs ...string) (*env, error) {
+	e := &env{dir: dir}
+	em, err := startEmulator(dir, emulatorArgs...)
+	if em != nil {
+		e.emu = em
+	}
+	if err != nil {
+		if em == nil {
+			return nil, err
+		}
+		return e, err
+	}
+	v, err := startVaultWith(dir, mode, prep)
+	if v != nil {
+		e.vault = v
+	}
+	if err != nil {
+		return e, err
+	}
+	if err := e.registerPlugin(); err != nil {
+		return e, err
+	}
+	if err := e.enable(mount); err != nil {
+		return e, err
+	}
+	return e, e.configure(mount)
+}
+
+// registerPlugin registers the plugin binary by its sha256 and version.
+func (e *env) registerPlugin() error {
+	r := e.vault.cli(e.vault.rootToken, "", "plugin", "register", "-sha256="+e.vault.pluginSHA,
+		"-version="+pluginVersion, "secret", pluginName)
+	if r.code != 0 {
+		return fmt.Errorf("registering the plugin: %s", r)
+	}
+	return nil
+}
+
+// enable mounts the registered version of the plugin at path.
+func (e *env) enable(path string) error {
+	r := e.vault.cli(e.vault.rootToken, "", "secrets", "enable", "-path="+path, "-plugin-version="+pluginVersion, pluginName)
+	if r.code != 0 {
+		return fmt.Errorf("enabling the plugin at %s: %s", path, r)
+	}
+	return nil
+}
+
+// configure writes path/config with the emulator's URL and credentials
+// (the secret through stdin, never on a command line) and extra key=value
+// pairs.
+func (e *env) configure(path string, extra ...string) error {
+	args := append([]string{"write", path + "/config",
+		"endpoint=" + e.emu.url, "auth_endpoint=" + e.emu.url,
+		"app_key=" + e.emu.appKey, "access_key_id=" + e.emu.accessKeyID,
+		"secret_access_key=-"}, extra...)
+	r := e.vault.cli(e.vault.rootToken, e.emu.secret, args...)
+	if r.code != 0 {
+		return fmt.Errorf("configuring %s: %s", path, r)
+	}
+	return nil
+}
+
+// logTails returns the last lines of the Vault and emulator logs.
+func (e *env) logTails() string {
+	var b strings.Builder
+	if e.vault != nil {
+		fmt.Fprintf(&b, "---- %s (tail) ----\n%s\n", e.vault.logPath, tail(e.vault.logPath, 80))
+	}
+	if e.emu != nil && e.emu.proc != nil {
+		fmt.Fprintf(&b, "---- %s (tail) ----\n%s\n", e.emu.proc.logPath, tail(e.emu.proc.logPath, 40))
+	}
+	return b.String()
+}
+
+// close stops Vault, then the emulator.
+func (e *env) close() {
+	if e.vault != nil {
+		_ = e.vault.stop()
+	}
+	if e.emu != nil && e.emu.proc != nil {
+		_ = e.emu.proc.stop()
+	}
+}
