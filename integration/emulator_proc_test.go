@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -72,4 +73,31 @@ func (e *emu) stats(t *testing.T) emulator.Stats {
 		t.Fatalf("emulator stats: %v", err)
 	}
 	return st
+}
+
+// restartEmulator starts the emulator again on the same address with the
+// same credentials (and the demo set, all of it freshly generated) after
+// its process was stopped.
+func (e *env) restartEmulator() error {
+	if !e.emu.proc.exited() {
+		return errors.New("the emulator is still running")
+	}
+	addr := strings.TrimPrefix(e.emu.url, "http://")
+	addrFile := filepath.Join(e.dir, "emulator.addr")
+	if err := os.Remove(addrFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	p, err := startProc("nhncert-emulator", e.emu.proc.logPath, baseEnv(e.dir), bins.emulator,
+		"-listen", addr, "-addr-file", addrFile, "-seed", "demo",
+		"-app-key", e.emu.appKey, "-access-key-id", e.emu.accessKeyID, "-secret-access-key", e.emu.secret)
+	if err != nil {
+		return err
+	}
+	e.emu.proc = p
+	return poll(startTimeout, "the restarted emulator's /_emulator/health", p, func() (bool, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := e.emu.admin.Health(ctx)
+		return err == nil, err
+	})
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/vault/api"
 )
 
 // ctxT is a context bounded by 60s for one admin or API call.
@@ -68,4 +70,98 @@ func assertNoSecret(t *testing.T, e *env, what, s string) {
 	if strings.Contains(s, e.emu.secret) {
 		t.Errorf("%s contains the Secret Access Key", what)
 	}
+}
+
+// timedRaw is mustRaw that also returns how long the answer took.
+func timedRaw(t *testing.T, v *vaultServer, method, rawPath string, query url.Values) (rawResponse, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	r := mustRaw(t, v, v.rootToken, method, rawPath, query, nil)
+	return r, time.Since(start)
+}
+
+// waitUntil waits until the clock passes when (a known instant such as
+// the end of a cache_ttl), at most bound.
+func waitUntil(t *testing.T, when time.Time, bound time.Duration) {
+	t.Helper()
+	if d := time.Until(when); d > bound {
+		t.Fatalf("waitUntil: %s is %s away, more than the bound %s", when.Format(time.RFC3339Nano), d, bound)
+	}
+	if err := poll(bound+time.Second, "the clock to pass "+when.Format(time.RFC3339Nano), nil, func() (bool, error) {
+		return time.Now().After(when), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func str(t *testing.T, d map[string]any, k string) string {
+	t.Helper()
+	s, ok := d[k].(string)
+	if !ok {
+		t.Fatalf("field %s is %T (%v), want a string", k, d[k], d[k])
+	}
+	return s
+}
+
+func strList(t *testing.T, d map[string]any, k string) []string {
+	t.Helper()
+	l, ok := d[k].([]any)
+	if !ok {
+		t.Fatalf("field %s is %T (%v), want a list", k, d[k], d[k])
+	}
+	out := make([]string, len(l))
+	for i, x := range l {
+		if out[i], ok = x.(string); !ok {
+			t.Fatalf("field %s[%d] is %T", k, i, x)
+		}
+	}
+	return out
+}
+
+// readCert reads mount/certs/name through the API client with query
+// parameters and fails the test on error.
+func readCert(t *testing.T, v *vaultServer, name string, query map[string][]string) *api.Secret {
+	t.Helper()
+	s, err := v.client.Logical().ReadWithData(mount+"/certs/"+name, query)
+	if err != nil || s == nil {
+		t.Fatalf("read %s/certs/%s %v: %v (secret %v)", mount, name, query, err, s)
+	}
+	return s
+}
+
+// listKeys decodes a LIST answer's keys and key_info.
+func listKeys(t *testing.T, r rawResponse) ([]string, map[string]map[string]any) {
+	t.Helper()
+	if r.status != 200 {
+		t.Fatalf("list: %s", r)
+	}
+	var body struct {
+		Data struct {
+			Keys    []string                  `json:"keys"`
+			KeyInfo map[string]map[string]any `json:"key_info"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(r.body, &body); err != nil {
+		t.Fatalf("list: decoding %s: %v", r, err)
+	}
+	return body.Data.Keys, body.Data.KeyInfo
+}
+
+// timedRawBody sends body as JSON with the root token.
+func timedRawBody(t *testing.T, v *vaultServer, method, rawPath string, body any) (rawResponse, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	r := mustRaw(t, v, v.rootToken, method, rawPath, nil, body)
+	return r, time.Since(start)
+}
+
+// timedRawBytes sends body as it is, with the root token.
+func timedRawBytes(t *testing.T, v *vaultServer, method, rawPath string, body []byte) (rawResponse, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	r, err := v.rawBytes(v.rootToken, method, rawPath, body)
+	if err != nil {
+		t.Fatalf("%s /v1/%s: %v", method, rawPath, err)
+	}
+	return r, time.Since(start)
 }

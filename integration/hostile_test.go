@@ -278,25 +278,6 @@ func truncateForTable(s string) string {
 	return s
 }
 
-// timedRawBody sends body as JSON with the root token.
-func timedRawBody(t *testing.T, v *vaultServer, method, rawPath string, body any) (rawResponse, time.Duration) {
-	t.Helper()
-	start := time.Now()
-	r := mustRaw(t, v, v.rootToken, method, rawPath, nil, body)
-	return r, time.Since(start)
-}
-
-// timedRawBytes sends body as it is, with the root token.
-func timedRawBytes(t *testing.T, v *vaultServer, method, rawPath string, body []byte) (rawResponse, time.Duration) {
-	t.Helper()
-	start := time.Now()
-	r, err := v.rawBytes(v.rootToken, method, rawPath, body)
-	if err != nil {
-		t.Fatalf("%s /v1/%s: %v", method, rawPath, err)
-	}
-	return r, time.Since(start)
-}
-
 type hostileFile struct {
 	id, label string
 	body      []byte

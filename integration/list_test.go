@@ -12,24 +12,6 @@ import (
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
 )
 
-// listKeys decodes a LIST answer's keys and key_info.
-func listKeys(t *testing.T, r rawResponse) ([]string, map[string]map[string]any) {
-	t.Helper()
-	if r.status != 200 {
-		t.Fatalf("list: %s", r)
-	}
-	var body struct {
-		Data struct {
-			Keys    []string                  `json:"keys"`
-			KeyInfo map[string]map[string]any `json:"key_info"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(r.body, &body); err != nil {
-		t.Fatalf("list: decoding %s: %v", r, err)
-	}
-	return body.Data.Keys, body.Data.KeyInfo
-}
-
 // TestList checks `vault list nhncert/certs` with 40+ certificates behind
 // an emulator that answers at most 10 per page: every name, sorted, with
 // key_info as NHN gives it, and the status parameter through HTTP.

@@ -131,3 +131,32 @@ func (v *vaultServer) rawBytes(token, method, rawPath string, body []byte) (rawR
 	b, err := io.ReadAll(resp.Body)
 	return rawResponse{status: resp.StatusCode, body: b}, err
 }
+
+// warnings decodes {"warnings":[...]}.
+func (r rawResponse) warnings() []string {
+	var w struct {
+		Warnings []string `json:"warnings"`
+	}
+	_ = json.Unmarshal(r.body, &w)
+	return w.Warnings
+}
+
+// says is what the user sees besides the data: the errors of an error
+// answer, else the warnings.
+func (r rawResponse) says() string {
+	if errs := r.errors(); len(errs) > 0 {
+		for i, e := range errs {
+			errs[i] = oneLine(e)
+		}
+		return strings.Join(errs, "; ")
+	}
+	return strings.Join(r.warnings(), "; ")
+}
+
+// oneLine shows an error of Vault on one line: the plugin's coded errors
+// come back as "1 error occurred:\n\t* <message>\n\n".
+func oneLine(s string) string {
+	s = strings.TrimSpace(strings.TrimPrefix(s, "1 error occurred:"))
+	s = strings.TrimPrefix(s, "* ")
+	return strings.Join(strings.Fields(s), " ")
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -241,4 +242,26 @@ func (v *vaultServer) clientWithToken(t *testing.T, token string) *api.Client {
 	}
 	c.SetToken(token)
 	return c
+}
+
+// cacheEntriesOnDisk counts the plugin's cache entries in a real-mode
+// Vault's file storage: the entries are encrypted, their keys are not;
+// each is a file under a directory named "cache" of a mount.
+func cacheEntriesOnDisk(t *testing.T, v *vaultServer) int {
+	t.Helper()
+	n := 0
+	root := filepath.Join(v.dir, "data", "logical")
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && filepath.Base(filepath.Dir(p)) == "cache" {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walking %s: %v", root, err)
+	}
+	return n
 }

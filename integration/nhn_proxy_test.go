@@ -1,24 +1,14 @@
 package integration
 
-// Helpers of the reliability tests (faults_test.go, hostile_test.go,
-// secrets_test.go, ha_test.go, bound_test.go).
-
 import (
 	"bytes"
-	"context"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -26,130 +16,6 @@ import (
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
 )
-
-// newEnvWith is newEnv with prep called on the Vault server before it
-// starts (to add command-line arguments).
-func newEnvWith(t *testing.T, mode string, prep func(*vaultServer), emulatorArgs ...string) *env {
-	t.Helper()
-	requireVault(t)
-	dir := t.TempDir()
-	e, err := setupEnvWith(dir, mode, prep, emulatorArgs...)
-	if e != nil {
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("logs of this test's Vault and emulator:\n%s", e.logTails())
-			}
-			e.close()
-		})
-	}
-	if err != nil {
-		t.Fatalf("starting Vault (%s mode) and the emulator: %v", mode, err)
-	}
-	return e
-}
-
-// warnings decodes {"warnings":[...]}.
-func (r rawResponse) warnings() []string {
-	var w struct {
-		Warnings []string `json:"warnings"`
-	}
-	_ = json.Unmarshal(r.body, &w)
-	return w.Warnings
-}
-
-// says is what the user sees besides the data: the errors of an error
-// answer, else the warnings.
-func (r rawResponse) says() string {
-	if errs := r.errors(); len(errs) > 0 {
-		for i, e := range errs {
-			errs[i] = oneLine(e)
-		}
-		return strings.Join(errs, "; ")
-	}
-	return strings.Join(r.warnings(), "; ")
-}
-
-// oneLine shows an error of Vault on one line: the plugin's coded errors
-// come back as "1 error occurred:\n\t* <message>\n\n".
-func oneLine(s string) string {
-	s = strings.TrimSpace(strings.TrimPrefix(s, "1 error occurred:"))
-	s = strings.TrimPrefix(s, "* ")
-	return strings.Join(strings.Fields(s), " ")
-}
-
-// timedRaw is mustRaw that also returns how long the answer took.
-func timedRaw(t *testing.T, v *vaultServer, method, rawPath string, query url.Values) (rawResponse, time.Duration) {
-	t.Helper()
-	start := time.Now()
-	r := mustRaw(t, v, v.rootToken, method, rawPath, query, nil)
-	return r, time.Since(start)
-}
-
-// waitUntil waits until the clock passes when (a known instant such as
-// the end of a cache_ttl), at most bound.
-func waitUntil(t *testing.T, when time.Time, bound time.Duration) {
-	t.Helper()
-	if d := time.Until(when); d > bound {
-		t.Fatalf("waitUntil: %s is %s away, more than the bound %s", when.Format(time.RFC3339Nano), d, bound)
-	}
-	if err := poll(bound+time.Second, "the clock to pass "+when.Format(time.RFC3339Nano), nil, func() (bool, error) {
-		return time.Now().After(when), nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// restartEmulator starts the emulator again on the same address with the
-// same credentials (and the demo set, all of it freshly generated) after
-// its process was stopped.
-func (e *env) restartEmulator() error {
-	if !e.emu.proc.exited() {
-		return errors.New("the emulator is still running")
-	}
-	addr := strings.TrimPrefix(e.emu.url, "http://")
-	addrFile := filepath.Join(e.dir, "emulator.addr")
-	if err := os.Remove(addrFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	p, err := startProc("nhncert-emulator", e.emu.proc.logPath, baseEnv(e.dir), bins.emulator,
-		"-listen", addr, "-addr-file", addrFile, "-seed", "demo",
-		"-app-key", e.emu.appKey, "-access-key-id", e.emu.accessKeyID, "-secret-access-key", e.emu.secret)
-	if err != nil {
-		return err
-	}
-	e.emu.proc = p
-	return poll(startTimeout, "the restarted emulator's /_emulator/health", p, func() (bool, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err := e.emu.admin.Health(ctx)
-		return err == nil, err
-	})
-}
-
-// cacheEntriesOnDisk counts the plugin's cache entries in a real-mode
-// Vault's file storage: the entries are encrypted, their keys are not;
-// each is a file under a directory named "cache" of a mount.
-func cacheEntriesOnDisk(t *testing.T, v *vaultServer) int {
-	t.Helper()
-	n := 0
-	root := filepath.Join(v.dir, "data", "logical")
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && filepath.Base(filepath.Dir(p)) == "cache" {
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walking %s: %v", root, err)
-	}
-	return n
-}
-
-// ---------------------------------------------------------------------------
-// A recording proxy in front of the emulator
 
 // nhnProxy is an HTTP reverse proxy in the test process, put between the
 // plugin and the emulator. It records every bearer token (those the token
@@ -297,26 +163,6 @@ func (p *nhnProxy) seenFiles() [][]byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([][]byte(nil), p.files...)
-}
-
-// parseLeaf returns the first CERTIFICATE of a PEM text (the leaf, in a
-// certificate field or a pem_bundle).
-func parseLeaf(t *testing.T, s string) *x509.Certificate {
-	t.Helper()
-	for rest := []byte(s); ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			t.Fatalf("no CERTIFICATE block in %q", s)
-		}
-		if b.Type == "CERTIFICATE" {
-			c, err := x509.ParseCertificate(b.Bytes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
-		}
-	}
 }
 
 // requestCount is how many requests the proxy received.
