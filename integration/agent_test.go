@@ -22,7 +22,7 @@ const agentRenderTimeout = 60 * time.Second
 // is rotated in NHN renders the new certificate and key.
 func TestAgent(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "dev")
+	e := newEnv(t)
 	v := e.vault
 	ctx := ctxT(t)
 	if err := e.configure(mount, "cache_ttl=1s"); err != nil {

@@ -13,7 +13,7 @@ import (
 func TestBoundList(t *testing.T) {
 	t.Parallel()
 	const bulk = 10000
-	e := newEnv(t, "dev", "-bulk", "10000")
+	e := newEnv(t, withEmulatorArgs("-bulk", "10000"))
 	v := e.vault
 	for _, status := range []string{"unexpired", "all"} {
 		if err := e.emu.admin.ResetStats(ctxT(t)); err != nil {

@@ -8,24 +8,83 @@ import (
 	"testing"
 )
 
+// env is a Vault with the plugin registered (by sha256, with its
+// version), enabled at nhncert/ and configured against an emulator of its
+// own. newEnv builds one per test; sharedEnv is the one the read-only tests
+// share.
 type env struct {
 	dir   string
 	vault *vaultServer
 	emu   *emu
 }
 
-// setupEnv starts an emulator and a Vault in dir, registers the plugin
-// (CLI, by sha256, with its version), enables it at nhncert/ and points its
-// config at the emulator. A non-nil env is returned whenever something was
-// started, also with an error, so that the caller can stop it.
-func setupEnv(dir, mode string, emulatorArgs ...string) (*env, error) {
-	return setupEnvWith(dir, mode, nil, emulatorArgs...)
+// envConfig is what an env is built from; envOptions set it.
+type envConfig struct {
+	vaultMode    vaultMode
+	vaultArgs    []string // added to the `vault server` command line
+	emulatorArgs []string // added to the emulator's command line
 }
 
-// setupEnvWith is setupEnv with prep passed to startVaultWith.
-func setupEnvWith(dir, mode string, prep func(*vaultServer), emulatorArgs ...string) (*env, error) {
+// envOption is an option of newEnv.
+type envOption func(*envConfig)
+
+// withVaultMode runs Vault in mode (devVault unless set).
+func withVaultMode(mode vaultMode) envOption {
+	return func(c *envConfig) { c.vaultMode = mode }
+}
+
+// withVaultArgs adds args to the `vault server` command line (for
+// instance -log-level=trace).
+func withVaultArgs(args ...string) envOption {
+	return func(c *envConfig) { c.vaultArgs = append(c.vaultArgs, args...) }
+}
+
+// withEmulatorArgs adds args to the emulator's command line (for instance
+// -bulk 10000).
+func withEmulatorArgs(args ...string) envOption {
+	return func(c *envConfig) { c.emulatorArgs = append(c.emulatorArgs, args...) }
+}
+
+// envConfigOf applies opts to the defaults: a dev Vault, an emulator with
+// the demo set.
+func envConfigOf(opts ...envOption) envConfig {
+	c := envConfig{vaultMode: devVault}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// newEnv starts a Vault and an emulator of the test's own (a dev Vault and
+// the demo set unless opts say otherwise), mounted and configured like the
+// shared one; both are stopped when the test ends, and their log tails
+// printed if it failed.
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	requireVault(t)
+	cfg := envConfigOf(opts...)
+	e, err := startEnv(t.TempDir(), cfg)
+	if e != nil {
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("logs of this test's Vault and emulator:\n%s", e.logTails())
+			}
+			e.close()
+		})
+	}
+	if err != nil {
+		t.Fatalf("starting Vault (%s mode) and the emulator: %v", cfg.vaultMode, err)
+	}
+	return e
+}
+
+// startEnv starts an emulator and a Vault in dir as cfg says and mounts the
+// plugin (mountPlugin): what newEnv and sharedEnv do, without a test to
+// clean up after. A non-nil env is returned whenever something was
+// started, also with an error, so that the caller can stop it.
+func startEnv(dir string, cfg envConfig) (*env, error) {
 	e := &env{dir: dir}
-	em, err := startEmulator(dir, emulatorArgs...)
+	em, err := startEmulator(dir, cfg.emulatorArgs...)
 	if em != nil {
 		e.emu = em
 	}
@@ -35,20 +94,26 @@ func setupEnvWith(dir, mode string, prep func(*vaultServer), emulatorArgs ...str
 		}
 		return e, err
 	}
-	v, err := startVaultWith(dir, mode, prep)
+	v, err := startVault(dir, cfg.vaultMode, cfg.vaultArgs...)
 	if v != nil {
 		e.vault = v
 	}
 	if err != nil {
 		return e, err
 	}
+	return e, e.mountPlugin()
+}
+
+// mountPlugin registers the plugin, enables it at nhncert/ and points its
+// config at the emulator.
+func (e *env) mountPlugin() error {
 	if err := e.registerPlugin(); err != nil {
-		return e, err
+		return err
 	}
 	if err := e.enable(mount); err != nil {
-		return e, err
+		return err
 	}
-	return e, e.configure(mount)
+	return e.configure(mount)
 }
 
 // registerPlugin registers the plugin binary by its sha256 and version.
@@ -74,8 +139,14 @@ func (e *env) enable(path string) error {
 // (the secret through stdin, never on a command line) and extra key=value
 // pairs.
 func (e *env) configure(path string, extra ...string) error {
+	return e.configureEndpoint(path, e.emu.url, extra...)
+}
+
+// configureEndpoint is configure with endpoint (such as a proxy in front
+// of the emulator) as the endpoint and auth_endpoint.
+func (e *env) configureEndpoint(path, endpoint string, extra ...string) error {
 	args := append([]string{"write", path + "/config",
-		"endpoint=" + e.emu.url, "auth_endpoint=" + e.emu.url,
+		"endpoint=" + endpoint, "auth_endpoint=" + endpoint,
 		"app_key=" + e.emu.appKey, "access_key_id=" + e.emu.accessKeyID,
 		"secret_access_key=-"}, extra...)
 	r := e.vault.cli(e.vault.rootToken, e.emu.secret, args...)
@@ -107,27 +178,6 @@ func (e *env) close() {
 	}
 }
 
-// newEnvWith is newEnv with prep called on the Vault server before it
-// starts (to add command-line arguments).
-func newEnvWith(t *testing.T, mode string, prep func(*vaultServer), emulatorArgs ...string) *env {
-	t.Helper()
-	requireVault(t)
-	dir := t.TempDir()
-	e, err := setupEnvWith(dir, mode, prep, emulatorArgs...)
-	if e != nil {
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("logs of this test's Vault and emulator:\n%s", e.logTails())
-			}
-			e.close()
-		})
-	}
-	if err != nil {
-		t.Fatalf("starting Vault (%s mode) and the emulator: %v", mode, err)
-	}
-	return e
-}
-
 // shared is the dev Vault and emulator that the read-only tests share.
 var shared struct {
 	once sync.Once
@@ -147,7 +197,7 @@ func sharedEnv(t *testing.T) *env {
 			shared.err = err
 			return
 		}
-		e, err := setupEnv(dir, "dev", "-max-page-size", "10")
+		e, err := startEnv(dir, envConfigOf(withEmulatorArgs("-max-page-size", "10")))
 		if e != nil {
 			addGlobalCleanup(func() {
 				e.close()
@@ -184,11 +234,3 @@ func sharedEnv(t *testing.T) *env {
 // keepLogs reports whether the shared environment's logs should be kept
 // after the run (NHNCERT_KEEP_LOGS=1).
 func keepLogs() bool { return os.Getenv("NHNCERT_KEEP_LOGS") == "1" }
-
-// newEnv starts a Vault (mode "dev" or "real") and an emulator of the
-// test's own, mounted and configured like the shared one; both are stopped
-// when the test ends, and their log tails printed if it failed.
-func newEnv(t *testing.T, mode string, emulatorArgs ...string) *env {
-	t.Helper()
-	return newEnvWith(t, mode, nil, emulatorArgs...)
-}

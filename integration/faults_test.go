@@ -74,7 +74,7 @@ func (o obs) String() string {
 // recovers must download again. Every case logs what the user saw and how
 // long it took.
 func TestFaults(t *testing.T) {
-	e := newEnv(t, "dev")
+	e := newEnv(t)
 	v := e.vault
 	mustCLI(t, v, "write", mount+"/config", "request_timeout=1s", "cache_ttl=1s", "refresh_interval=0")
 
@@ -163,10 +163,8 @@ func TestFaults(t *testing.T) {
 		if err := e.enable(m); err != nil {
 			t.Fatal(err)
 		}
-		if r := v.cli(v.rootToken, e.emu.secret, "write", m+"/config", "endpoint="+proxy.url, "auth_endpoint="+proxy.url,
-			"app_key="+e.emu.appKey, "access_key_id="+e.emu.accessKeyID, "secret_access_key=-",
-			"request_timeout=1s", "refresh_interval=0"); r.code != 0 {
-			t.Fatalf("%s", r)
+		if err := e.configureEndpoint(m, proxy.url, "request_timeout=1s", "refresh_interval=0"); err != nil {
+			t.Fatal(err)
 		}
 		short, err := emulator.GenerateChain(emulator.ChainOptions{CommonName: name, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(3 * time.Second)})
 		if err != nil {
@@ -325,10 +323,8 @@ func TestFaults(t *testing.T) {
 		if err := e.enable(m); err != nil {
 			t.Fatal(err)
 		}
-		if r := v.cli(v.rootToken, e.emu.secret, "write", m+"/config", "endpoint="+proxy.url, "auth_endpoint="+proxy.url,
-			"app_key="+e.emu.appKey, "access_key_id="+e.emu.accessKeyID, "secret_access_key=-",
-			"request_timeout=10s", "cache_ttl=3s", "refresh_interval=0"); r.code != 0 {
-			t.Fatalf("%s", r)
+		if err := e.configureEndpoint(m, proxy.url, "request_timeout=10s", "cache_ttl=3s", "refresh_interval=0"); err != nil {
+			t.Fatal(err)
 		}
 		for _, c := range []struct {
 			id      string

@@ -26,17 +26,18 @@ type raftNode struct {
 }
 
 // newRaftNode prepares node id in dir/id (plugin directory with the
-// plugin, raft directory, HCL config on two free loopback ports).
+// plugin) without starting it.
 func newRaftNode(dir, id string) (*raftNode, error) {
-	v, err := newVaultServer(filepath.Join(dir, id), "real")
+	v, err := newVaultServer(filepath.Join(dir, id), realVault)
 	if err != nil {
 		return nil, err
 	}
-	n := &raftNode{vaultServer: v, id: id}
-	return n, n.writeRaftConfig()
+	return &raftNode{vaultServer: v, id: id}, nil
 }
 
-func (n *raftNode) writeRaftConfig() error {
+// pickRaftPorts takes two free loopback ports (API and cluster) and
+// writes the node's HCL config (raft storage) for them.
+func (n *raftNode) pickRaftPorts() error {
 	var err error
 	if n.port, err = freePort(); err != nil {
 		return err
@@ -73,20 +74,11 @@ log_level        = "info"
 	return os.WriteFile(n.configPath, []byte(cfg), 0o600)
 }
 
-// startNode starts the server, taking new ports when the ones picked were
-// taken meanwhile (only before the node joined: its address is then in the
-// raft configuration).
-func (n *raftNode) startNode(mayMove bool) error {
-	for attempt := 1; ; attempt++ {
-		err := n.start()
-		if err == nil || !mayMove || attempt == 3 || !strings.Contains(tail(n.logPath, 30), "address already in use") {
-			return err
-		}
-		n.proc.stop()
-		if err := n.writeRaftConfig(); err != nil {
-			return err
-		}
-	}
+// startFirst starts the node for the first time, on free ports. Only
+// then may it move to other ports: once it joined, its address is in the
+// raft configuration, and a restart (start) keeps it.
+func (n *raftNode) startFirst() error {
+	return n.startOnFreePorts(n.pickRaftPorts)
 }
 
 // waitStandby waits until the node is unsealed and a standby.
@@ -200,7 +192,7 @@ func TestHA(t *testing.T) {
 		nodes = append(nodes, n)
 	}
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
-	if err := n1.startNode(true); err != nil {
+	if err := n1.startFirst(); err != nil {
 		t.Fatal(err)
 	}
 	if err := n1.initAndUnseal(); err != nil {
@@ -213,7 +205,7 @@ func TestHA(t *testing.T) {
 		t.Fatalf("autopilot configuration: %v", err)
 	}
 	for _, n := range []*raftNode{n2, n3} {
-		if err := n.startNode(true); err != nil {
+		if err := n.startFirst(); err != nil {
 			t.Fatal(err)
 		}
 		n.unsealKey, n.rootToken = n1.unsealKey, n1.rootToken
@@ -236,13 +228,7 @@ func TestHA(t *testing.T) {
 	// 2. Plugin, config on the leader, reads on the standbys.
 	t0 = time.Now()
 	e := &env{dir: dir, vault: n1.vaultServer, emu: em}
-	if err := e.registerPlugin(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.enable(mount); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.configure(mount); err != nil {
+	if err := e.mountPlugin(); err != nil {
 		t.Fatal(err)
 	}
 	const name = "example.com"
@@ -333,7 +319,7 @@ func TestHA(t *testing.T) {
 
 	// 5. The old leader rejoins.
 	t0 = time.Now()
-	if err := n1.startNode(false); err != nil {
+	if err := n1.start(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := n1.client.Sys().Unseal(n1.unsealKey); err != nil {

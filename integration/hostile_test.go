@@ -33,7 +33,7 @@ const hostileBound = 10 * time.Second
 // logs what the user saw.
 func TestHostileInput(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "real")
+	e := newEnv(t, withVaultMode(realVault))
 	v := e.vault
 	proxy := newNHNProxy(t, e.emu.url)
 	mustCLI(t, v, "write", mount+"/config", "endpoint="+proxy.url, "auth_endpoint="+proxy.url)

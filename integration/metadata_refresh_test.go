@@ -60,7 +60,7 @@ func TestBackgroundRefresh(t *testing.T) {
 	if os.Getenv("NHNCERT_SOAK") == "1" {
 		ttl, interval, latency, duration, minDownloads = "1m", "15s", 200*time.Millisecond, 5*time.Minute, 5
 	}
-	e := newEnv(t, "dev")
+	e := newEnv(t)
 	v := e.vault
 	mustCLI(t, v, "write", mount+"/config", "cache_ttl="+ttl, "refresh_interval="+interval)
 	if err := e.emu.admin.SetLatency(ctxT(t), latency); err != nil {

@@ -19,7 +19,7 @@ import (
 // storage holds neither the secret key nor the private keys in clear.
 func TestRestart(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "real")
+	e := newEnv(t, withVaultMode(realVault))
 	v := e.vault
 	names := []string{"example.com", "*.example.com"}
 	serials := map[string]string{}

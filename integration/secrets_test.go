@@ -41,7 +41,7 @@ import (
 //     sys/audit-hash gives their HMAC, which must be there.
 func TestSecretsNeverLeak(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, "dev", func(v *vaultServer) { v.extraArgs = []string{"-log-level=trace"} })
+	e := newEnv(t, withVaultArgs("-log-level=trace"))
 	v := e.vault
 	proxy := newNHNProxy(t, e.emu.url)
 	auditPath := filepath.Join(e.dir, "audit.log")

@@ -16,10 +16,18 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
+// vaultMode is how a Vault server runs.
+type vaultMode string
+
+const (
+	devVault  vaultMode = "dev"  // -dev: in memory, unsealed, root token "root"
+	realVault vaultMode = "real" // HCL config, file (or raft) storage, init and unseal
+)
+
 // vaultServer is a Vault server subprocess, in dev mode or in "real" mode
 // (HCL config, file storage, init and unseal).
 type vaultServer struct {
-	mode       string // "dev" or "real"
+	mode       vaultMode
 	dir        string
 	home       string
 	port       int
@@ -38,8 +46,9 @@ type vaultServer struct {
 }
 
 // newVaultServer prepares dir/vault (plugin directory with the plugin
-// binary copied in, log file, HCL config in real mode) without starting it.
-func newVaultServer(dir, mode string) (*vaultServer, error) {
+// binary copied in, log file) without starting it; its ports and config
+// are picked when it starts (startOnFreePorts).
+func newVaultServer(dir string, mode vaultMode) (*vaultServer, error) {
 	v := &vaultServer{mode: mode, dir: filepath.Join(dir, "vault")}
 	v.home = filepath.Join(v.dir, "home")
 	v.pluginDir = filepath.Join(v.dir, "plugins")
@@ -79,49 +88,54 @@ func copyExecutable(src, dst string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// startVault starts a Vault of the given mode in dir and makes it ready:
-// dev mode is unsealed with root token "root"; real mode is initialised
-// (one key share) and unsealed.
-func startVault(dir, mode string) (*vaultServer, error) {
-	return startVaultWith(dir, mode, nil)
-}
-
-// startVaultWith is startVault with prep (if not nil) called on the
-// prepared server before it starts, to set extraArgs.
-func startVaultWith(dir, mode string, prep func(*vaultServer)) (*vaultServer, error) {
+// startVault starts a Vault of the given mode in dir, extraArgs added to
+// its command line, and makes it ready: dev mode is unsealed with root
+// token "root"; real mode is initialised (one key share) and unsealed.
+func startVault(dir string, mode vaultMode, extraArgs ...string) (*vaultServer, error) {
 	v, err := newVaultServer(dir, mode)
 	if err != nil {
 		return nil, err
 	}
-	if prep != nil {
-		prep(v)
-	}
-	// A port picked by freePort can be taken before Vault binds it: retry.
-	for attempt := 1; ; attempt++ {
-		if v.port, err = freePort(); err != nil {
-			return v, err
-		}
-		v.addr = fmt.Sprintf("http://127.0.0.1:%d", v.port)
-		if mode == "real" {
-			if err := v.writeConfig(); err != nil {
-				return v, err
-			}
-		}
-		err = v.start()
-		if err == nil || attempt == 3 || !strings.Contains(tail(v.logPath, 30), "address already in use") {
-			break
-		}
-		v.proc.stop()
-	}
-	if err != nil {
+	v.extraArgs = extraArgs
+	if err := v.startOnFreePorts(v.pickPort); err != nil {
 		return v, err
 	}
-	if mode == "real" {
+	if mode == realVault {
 		if err := v.initAndUnseal(); err != nil {
 			return v, err
 		}
 	}
 	return v, nil
+}
+
+// startOnFreePorts starts v on the ports that pick chooses (and writes
+// the config for). A port freePort picked can be taken before Vault binds
+// it: then pick chooses again, up to 3 attempts in all.
+func (v *vaultServer) startOnFreePorts(pick func() error) error {
+	for attempt := 1; ; attempt++ {
+		if err := pick(); err != nil {
+			return err
+		}
+		err := v.start()
+		if err == nil || attempt == 3 || !strings.Contains(tail(v.logPath, 30), "address already in use") {
+			return err
+		}
+		v.proc.stop()
+	}
+}
+
+// pickPort takes a free loopback port for the listener and, in real mode,
+// writes the HCL config (file storage) for it.
+func (v *vaultServer) pickPort() error {
+	var err error
+	if v.port, err = freePort(); err != nil {
+		return err
+	}
+	v.addr = fmt.Sprintf("http://127.0.0.1:%d", v.port)
+	if v.mode == realVault {
+		return v.writeConfig()
+	}
+	return nil
 }
 
 func (v *vaultServer) writeConfig() error {
@@ -150,18 +164,18 @@ log_level        = "info"
 func (v *vaultServer) start() error {
 	var args []string
 	switch v.mode {
-	case "dev":
+	case devVault:
 		args = []string{"server", "-dev", "-dev-root-token-id=root",
 			fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", v.port),
 			"-dev-plugin-dir=" + v.pluginDir}
 		v.rootToken = "root"
-	case "real":
+	case realVault:
 		args = []string{"server", "-config=" + v.configPath}
 	default:
 		return fmt.Errorf("unknown Vault mode %q", v.mode)
 	}
 	args = append(args, v.extraArgs...)
-	p, err := startProc("vault server ("+v.mode+")", v.logPath, baseEnv(v.home), bins.vault, args...)
+	p, err := startProc("vault server ("+string(v.mode)+")", v.logPath, baseEnv(v.home), bins.vault, args...)
 	if err != nil {
 		return err
 	}
@@ -180,7 +194,7 @@ func (v *vaultServer) start() error {
 		if err != nil {
 			return false, err
 		}
-		if v.mode == "dev" && (h.Sealed || h.Standby || !h.Initialized) {
+		if v.mode == devVault && (h.Sealed || h.Standby || !h.Initialized) {
 			return false, fmt.Errorf("health: %+v", h)
 		}
 		return true, nil
