@@ -1,11 +1,8 @@
 package integration
 
 import (
-	"crypto/tls"
 	"fmt"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -126,277 +123,19 @@ func TestFaults(t *testing.T) {
 	}
 
 	t.Run("expired certificate", func(t *testing.T) {
-		ctx := ctxT(t)
-		const name = "expired.example.com"
-		r, d := timedRaw(t, v, "GET", mount+"/certs/"+name, nil)
-		t.Logf("expired certificate, NHN up: %s", obs{r.status, d, r.says(), -1})
-		if r.status != 200 || !strings.Contains(r.says(), "the certificate expired at") {
-			t.Errorf("read of an expired certificate NHN still serves: %s; want 200 with a warning \"the certificate expired at ...\"", r)
-		}
-		if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
-		for _, p := range []string{"certs/", "metadata/"} {
-			r, d = timedRaw(t, v, "GET", mount+"/"+p+name, nil)
-			t.Logf("expired certificate (%s), NHN down: %s", p, obs{r.status, d, r.says(), -1})
-			if r.status != 502 || !strings.Contains(r.says(), "the cached copy expired at") || !strings.Contains(r.says(), "is not served") {
-				t.Errorf("%s%s while NHN is down: %s; want 502 saying the cached copy expired and is not served", p, name, r)
-			}
-			if strings.Contains(string(r.body), "BEGIN") {
-				t.Errorf("%s%s: the refusal holds PEM data: %s", p, name, r)
-			}
-			if d > faultBudget {
-				t.Errorf("%s%s took %s, more than %s", p, name, d, faultBudget)
-			}
-		}
-		summary = append(summary, fmt.Sprintf("| expired-cached | certificate past NotAfter, NHN up then down | NHN up: %s; NHN down: %s | | | |",
-			"HTTP 200 + warning \"the certificate expired at ...\"", obs{r.status, d, r.says(), -1}))
+		summary = append(summary, faultExpiredCertificate(t, e))
 	})
-
 	t.Run("certificate expires while cached", func(t *testing.T) {
-		ctx := ctxT(t)
-		// A mount of its own behind a proxy that serves a certificate
-		// valid for a few seconds; cache_ttl stays at its default (1h).
-		const m, name = "nhncert-expiry", "short.example.com"
-		proxy := newNHNProxy(t, e.emu.url)
-		if err := e.enable(m); err != nil {
-			t.Fatal(err)
-		}
-		if err := e.configureEndpoint(m, proxy.url, "request_timeout=1s", "refresh_interval=0"); err != nil {
-			t.Fatal(err)
-		}
-		short, err := emulator.GenerateChain(emulator.ChainOptions{CommonName: name, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(3 * time.Second)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		proxy.override(name, short.PEMFile(emulator.FileOptions{}))
-		r, d := timedRaw(t, v, "GET", m+"/certs/"+name, nil)
-		if r.status != 200 || len(r.warnings()) != 0 {
-			t.Fatalf("first read of a certificate valid for 3 more seconds: %s", r)
-		}
-		t.Logf("valid for 3s, first read: %s", obs{r.status, d, r.says(), -1})
-		waitUntil(t, short.Leaf.NotAfter.Add(100*time.Millisecond), 10*time.Second)
-
-		// Past NotAfter, well within cache_ttl, NHN down.
-		proxy.clearOverride(name)
-		if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
-		r, d = timedRaw(t, v, "GET", m+"/certs/"+name, nil)
-		t.Logf("expired while cached (within cache_ttl), NHN down: %s", obs{r.status, d, r.says(), -1})
-		if r.status != 502 || !strings.Contains(r.says(), "the cached copy expired at") || !strings.Contains(r.says(), "is not served") {
-			t.Errorf("a certificate that expired while cached, NHN down: %s; want 502 saying the cached copy expired and is not served", r)
-		}
-		expiredDown := obs{r.status, d, r.says(), -1}
-		if err := e.emu.admin.ClearFault(ctx); err != nil {
-			t.Fatal(err)
-		}
-
-		// NHN up but still holding the expired file.
-		proxy.override(name, short.PEMFile(emulator.FileOptions{}))
-		r, d = timedRaw(t, v, "GET", m+"/certs/"+name, nil)
-		t.Logf("expired, NHN up and still serving it: %s", obs{r.status, d, r.says(), -1})
-		if r.status != 200 || !strings.Contains(r.says(), "the certificate expired at") {
-			t.Errorf("an expired certificate NHN still serves: %s; want 200 with a warning that it expired", r)
-		}
-		expiredUp := obs{r.status, d, r.says(), -1}
-
-		// NHN gets the renewed certificate.
-		renewed, err := emulator.GenerateChain(emulator.ChainOptions{CommonName: name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		proxy.override(name, renewed.PEMFile(emulator.FileOptions{}))
-		r, d = timedRaw(t, v, "GET", m+"/certs/"+name, nil)
-		if r.status != 200 || len(r.warnings()) != 0 || r.data()["serial_number"] != serialHex(renewed.Leaf.SerialNumber) {
-			t.Errorf("after NHN got the renewed certificate: %s", r)
-		}
-		summary = append(summary, fmt.Sprintf("| expired-while-cached | a cached certificate passes NotAfter within cache_ttl | NHN down: %s | | | NHN up with the expired file: %s; renewed: %s |",
-			expiredDown, expiredUp, obs{r.status, d, r.says(), -1}))
+		summary = append(summary, faultExpiresWhileCached(t, e))
 	})
-
 	t.Run("concurrent reads during an outage share one attempt sequence", func(t *testing.T) {
-		ctx := ctxT(t)
-		name := "f-herd.example.com"
-		if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name}); err != nil {
-			t.Fatal(err)
-		}
-		mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
-		warmed := time.Now()
-		if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
-		waitUntil(t, warmed.Add(faultCacheTTL+50*time.Millisecond), 5*time.Second)
-		before := e.emu.stats(t).FileCallsByName[name]
-		const n = 20
-		res, took := concurrentReads(v, name, n, func(int) url.Values { return nil })
-		calls := e.emu.stats(t).FileCallsByName[name] - before
-		for i, r := range res {
-			if r.status != 200 || !strings.Contains(r.says(), "may be stale") {
-				t.Errorf("concurrent read %d during the outage: %s", i, r)
-			}
-		}
-		t.Logf("%d concurrent reads of a cached name during an outage: all answered in %s; NHN saw %d download attempts", n, took.Round(10*time.Millisecond), calls)
-		if calls > 2*faultAttempts {
-			t.Errorf("%d concurrent reads made %d download attempts; they should share one download (%d attempts)", n, calls, faultAttempts)
-		}
+		faultOutageHerd(t, e)
 	})
-
 	t.Run("PEM file changes mid-flight", func(t *testing.T) {
-		ctx := ctxT(t)
-		name := "f-rotating.example.com"
-		if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name, KeyType: emulator.RSA}); err != nil {
-			t.Fatal(err)
-		}
-		mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
-		// Every download now rotates the certificate (new key, new
-		// serial) first; reads overlap downloads.
-		if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultRotating, Target: emulator.TargetFiles}); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
-		const n = 16
-		res, took := concurrentReads(v, name, n, func(i int) url.Values {
-			q := url.Values{}
-			if i%2 == 0 {
-				q.Set("refresh", "true")
-			}
-			if i%4 == 1 {
-				q.Set("format", "pem_bundle")
-			}
-			return q
-		})
-		serials := map[string]bool{}
-		for i, r := range res {
-			d := r.data()
-			if r.status != 200 || d == nil {
-				t.Errorf("read %d while the file changes: %s", i, r)
-				continue
-			}
-			certPEM, _ := d["certificate"].(string)
-			keyPEM, _ := d["private_key"].(string)
-			if _, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM)); err != nil {
-				t.Errorf("read %d while the file changes: certificate and private_key are not one pair: %v", i, err)
-			}
-			leaf := parseLeaf(t, certPEM)
-			if issuer, _ := d["issuing_ca"].(string); issuer != "" {
-				if err := leaf.CheckSignatureFrom(parseCertPEM(t, "issuing_ca", issuer)); err != nil {
-					t.Errorf("read %d: issuing_ca did not sign the leaf: %v", i, err)
-				}
-			}
-			if got := serialHex(leaf.SerialNumber); got != d["serial_number"] {
-				t.Errorf("read %d: serial_number %v is not the leaf's %s", i, d["serial_number"], got)
-			}
-			serials[fmt.Sprint(d["serial_number"])] = true
-		}
-		if err := e.emu.admin.ClearFault(ctx); err != nil {
-			t.Fatal(err)
-		}
-		r := readCert(t, v, name, map[string][]string{"refresh": {"true"}})
-		certs, err := e.emu.admin.Certs(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range certs {
-			if c.Name == name && c.Serial != r.Data["serial_number"] {
-				t.Errorf("after the file stopped changing, refresh=true serves serial %v; NHN holds %s", r.Data["serial_number"], c.Serial)
-			}
-		}
-		t.Logf("%d overlapping reads while every download rotated the file: %d distinct serials, every answer one matching certificate+key pair, in %s",
-			n, len(serials), took.Round(10*time.Millisecond))
-		summary = append(summary, fmt.Sprintf("| rotating | the file changes on every download | %d overlapping reads: HTTP 200, each a matching pair (%d serials) in %s | | | |",
-			n, len(serials), took.Round(10*time.Millisecond)))
+		summary = append(summary, faultRotatingFile(t, e))
 	})
-
 	t.Run("a slow download never replaces a newer one", func(t *testing.T) {
-		// A download that NHN answered before a rotation finishes after a
-		// refresh=true read got the rotated file. The cache must keep the
-		// newer file: the reads that follow must not go back to the old
-		// certificate (Vault Agent would render the old one again), and a
-		// failed slow download must not put the old copy back in memory.
-		ctx := ctxT(t)
-		const m = "nhncert-race"
-		proxy := newNHNProxy(t, e.emu.url)
-		if err := e.enable(m); err != nil {
-			t.Fatal(err)
-		}
-		if err := e.configureEndpoint(m, proxy.url, "request_timeout=10s", "cache_ttl=3s", "refresh_interval=0"); err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range []struct {
-			id      string
-			replace []byte // what the slow download brings instead of NHN's file
-			nhnDown bool   // NHN is down for the read that follows
-		}{
-			{id: "older-file"},
-			{id: "failed-download", replace: []byte("not a certificate file"), nhnDown: true},
-		} {
-			t.Run(c.id, func(t *testing.T) {
-				name := "race-" + c.id + ".example.com"
-				v0, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name})
-				if err != nil {
-					t.Fatal(err)
-				}
-				path := m + "/certs/" + name
-				if r := mustRaw(t, v, v.rootToken, "GET", path, nil, nil); r.status != 200 {
-					t.Fatalf("first read: %s", r)
-				}
-				waitUntil(t, time.Now().Add(3*time.Second+50*time.Millisecond), 5*time.Second)
-
-				// R1: a read past cache_ttl; its download is held once NHN
-				// answered it with v0.
-				arrived, release := proxy.holdNext(name, c.replace)
-				defer release()
-				r1 := make(chan rawResponse, 1)
-				go func() {
-					r, err := v.raw(v.rootToken, "GET", path, nil, nil)
-					if err != nil {
-						r = rawResponse{status: -1, body: []byte(err.Error())}
-					}
-					r1 <- r
-				}()
-				select {
-				case <-arrived:
-				case <-time.After(30 * time.Second):
-					t.Fatal("the held download never reached NHN")
-				}
-				// NHN rotates; R2 (refresh=true) gets v1.
-				v1, err := e.emu.admin.Rotate(ctx, name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r2 := mustRaw(t, v, v.rootToken, "GET", path, url.Values{"refresh": {"true"}}, nil)
-				if r2.status != 200 || r2.data()["serial_number"] != v1.Serial {
-					t.Fatalf("refresh=true after the rotation: %s; want serial %s", r2, v1.Serial)
-				}
-				// R1 finishes now, with the older answer.
-				release()
-				var got1 rawResponse
-				select {
-				case got1 = <-r1:
-				case <-time.After(30 * time.Second):
-					t.Fatal("the held read never finished")
-				}
-				t.Logf("held read: HTTP %d serial %v warnings %q", got1.status, got1.data()["serial_number"], got1.warnings())
-
-				if c.nhnDown {
-					if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}); err != nil {
-						t.Fatal(err)
-					}
-					defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
-				}
-				// R3, within cache_ttl of v1's download.
-				r3 := mustRaw(t, v, v.rootToken, "GET", path, nil, nil)
-				t.Logf("next read: HTTP %d serial %v warnings %q (v0 %s, v1 %s)", r3.status, r3.data()["serial_number"], r3.warnings(), v0.Serial, v1.Serial)
-				if r3.status != 200 || r3.data()["serial_number"] != v1.Serial || len(r3.warnings()) != 0 {
-					t.Errorf("PLUGIN BUG: after refresh=true cached v1 (%s), a slower download begun before it (%s) left the cache with the older copy: the next read gives HTTP %d serial %v, warnings %q; want v1 without a warning",
-						v1.Serial, c.id, r3.status, r3.data()["serial_number"], r3.warnings())
-				}
-			})
-		}
+		faultSlowDownload(t, e)
 	})
 
 	t.Logf("what the user sees, per fault (request_timeout=1s, cache_ttl=1s; budget %s = request_timeout x %d + %s for Vault):\n"+
@@ -564,26 +303,4 @@ func runFaultCase(t *testing.T, e *env, c faultCase) string {
 		return strings.ReplaceAll(o.String(), "|", "/")
 	}
 	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s |", c.id, c.what, cell(oc), cell(ou), cell(ol), cell(or))
-}
-
-// concurrentReads reads certs/<name> n times at once, read i with query(i),
-// as root; a request that got no answer shows as status -1. It returns the
-// answers and how long all of them took.
-func concurrentReads(v *vaultServer, name string, n int, query func(i int) url.Values) ([]rawResponse, time.Duration) {
-	var wg sync.WaitGroup
-	res := make([]rawResponse, n)
-	start := time.Now()
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := v.raw(v.rootToken, "GET", mount+"/certs/"+name, query(i), nil)
-			if err != nil {
-				r = rawResponse{status: -1, body: []byte(err.Error())}
-			}
-			res[i] = r
-		}()
-	}
-	wg.Wait()
-	return res, time.Since(start)
 }
