@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	"strings"
@@ -13,27 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
-
-// parseLeaf returns the first CERTIFICATE of a PEM text (the leaf, in a
-// certificate field or a pem_bundle).
-func parseLeaf(t *testing.T, s string) *x509.Certificate {
-	t.Helper()
-	for rest := []byte(s); ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			t.Fatalf("no CERTIFICATE block in %q", s)
-		}
-		if b.Type == "CERTIFICATE" {
-			c, err := x509.ParseCertificate(b.Bytes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
-		}
-	}
-}
 
 // certFields are the fields of a certificate read, as the contract names
 // them.
@@ -51,13 +31,15 @@ func serialHex(n *big.Int) string {
 	return strings.Join(parts, ":")
 }
 
+// parseCertPEM parses s, which must be one PEM CERTIFICATE block and
+// nothing else; what names it in failures.
 func parseCertPEM(t *testing.T, what, s string) *x509.Certificate {
 	t.Helper()
-	b, rest := pem.Decode([]byte(s))
-	if b == nil || b.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
+	blocks, rest := testkit.PEMBlocks([]byte(s))
+	if len(blocks) != 1 || blocks[0].Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
 		t.Fatalf("%s is not one PEM CERTIFICATE block: %q", what, s)
 	}
-	c, err := x509.ParseCertificate(b.Bytes)
+	c, err := x509.ParseCertificate(blocks[0].Bytes)
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}

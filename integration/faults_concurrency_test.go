@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 // faultOutageHerd reads one cached name 20 times at once during an
@@ -83,7 +84,11 @@ func faultRotatingFile(t *testing.T, e *env) string {
 		if _, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM)); err != nil {
 			t.Errorf("read %d while the file changes: certificate and private_key are not one pair: %v", i, err)
 		}
-		leaf := parseLeaf(t, certPEM)
+		certs := testkit.Certificates(t, []byte(certPEM))
+		if len(certs) == 0 {
+			t.Fatalf("read %d: no CERTIFICATE block in %q", i, certPEM)
+		}
+		leaf := certs[0]
 		if issuer, _ := d["issuing_ca"].(string); issuer != "" {
 			if err := leaf.CheckSignatureFrom(parseCertPEM(t, "issuing_ca", issuer)); err != nil {
 				t.Errorf("read %d: issuing_ca did not sign the leaf: %v", i, err)

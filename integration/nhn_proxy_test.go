@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
@@ -15,14 +14,16 @@ import (
 	"time"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 // nhnProxy is an HTTP reverse proxy in the test process, put between the
-// plugin and the emulator. It records every bearer token (those the token
-// service issued and those the plugin sent), every certificate file that
-// passed, and can answer a file download itself with a given body.
+// plugin and the emulator. It records every request (a testkit.Recorder),
+// every bearer token (those the token service issued and those the plugin
+// sent), every certificate file that passed, and can answer a file
+// download itself with a given body.
 type nhnProxy struct {
-	srv *httptest.Server
+	rec *testkit.Recorder
 	url string
 
 	mu        sync.Mutex
@@ -30,8 +31,6 @@ type nhnProxy struct {
 	files     [][]byte          // every file body passed through or served
 	overrides map[string][]byte // certificate name -> file body served instead of NHN's
 	holds     map[string]*hold  // certificate name -> the next download is held
-	fileCalls map[string]int
-	requests  int
 }
 
 func newNHNProxy(t *testing.T, target string) *nhnProxy {
@@ -40,7 +39,7 @@ func newNHNProxy(t *testing.T, target string) *nhnProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &nhnProxy{tokens: map[string]bool{}, overrides: map[string][]byte{}, fileCalls: map[string]int{}, holds: map[string]*hold{}}
+	p := &nhnProxy{tokens: map[string]bool{}, overrides: map[string][]byte{}, holds: map[string]*hold{}}
 	rp := httputil.NewSingleHostReverseProxy(tu)
 	rp.ModifyResponse = func(resp *http.Response) error {
 		body, err := io.ReadAll(resp.Body)
@@ -92,17 +91,13 @@ func newNHNProxy(t *testing.T, target string) *nhnProxy {
 		}
 		return nil
 	}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.rec = testkit.NewRecorder(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := fileName(r.URL)
 		p.mu.Lock()
-		p.requests++
 		if v := r.Header.Get("X-NHN-AUTHORIZATION"); v != "" {
 			if _, tok, ok := strings.Cut(v, " "); ok && tok != "" {
 				p.tokens[tok] = true
 			}
-		}
-		if name != "" {
-			p.fileCalls[name]++
 		}
 		body, override := p.overrides[name]
 		if override {
@@ -118,8 +113,7 @@ func newNHNProxy(t *testing.T, target string) *nhnProxy {
 		}
 		rp.ServeHTTP(w, r)
 	}))
-	t.Cleanup(p.srv.Close)
-	p.url = p.srv.URL
+	p.url = p.rec.URL
 	return p
 }
 
@@ -143,10 +137,15 @@ func (p *nhnProxy) override(name string, file []byte) {
 	p.overrides[name] = file
 }
 
+// calls is how many downloads of name's file the proxy received.
 func (p *nhnProxy) calls(name string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.fileCalls[name]
+	n := 0
+	for _, r := range p.rec.Requests() {
+		if fileName(r.URL) == name {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *nhnProxy) seenTokens() []string {
@@ -167,9 +166,7 @@ func (p *nhnProxy) seenFiles() [][]byte {
 
 // requestCount is how many requests the proxy received.
 func (p *nhnProxy) requestCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.requests
+	return len(p.rec.Requests())
 }
 
 // clearOverride makes the proxy pass name's downloads to NHN again.

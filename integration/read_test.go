@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 // TestRead checks `read nhncert/certs/<name>` through the CLI and HTTP:
@@ -118,7 +119,7 @@ func TestRead(t *testing.T) {
 		if err != nil {
 			t.Fatalf("der private_key of example.com (stored as PKCS#1): %v", err)
 		}
-		if !k.PublicKey.Equal(leaf.PublicKey) {
+		if !testkit.PublicKeyMatches(k, leaf) {
 			t.Errorf("der private_key does not match the leaf")
 		}
 		// With pkcs8.
@@ -132,23 +133,12 @@ func TestRead(t *testing.T) {
 	t.Run("format=pem_bundle", func(t *testing.T) {
 		d := readCert(t, v, "example.com", map[string][]string{"format": {"pem_bundle"}}).Data
 		bundle := str(t, d, "certificate")
+		blocks, _ := testkit.PEMBlocks([]byte(bundle))
 		var types []string
-		var certsIn []*x509.Certificate
-		for rest := []byte(bundle); ; {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				break
-			}
+		for _, b := range blocks {
 			types = append(types, b.Type)
-			if b.Type == "CERTIFICATE" {
-				c, err := x509.ParseCertificate(b.Bytes)
-				if err != nil {
-					t.Fatal(err)
-				}
-				certsIn = append(certsIn, c)
-			}
 		}
+		certsIn := testkit.Certificates(t, []byte(bundle))
 		if fmt.Sprint(types) != "[RSA PRIVATE KEY CERTIFICATE CERTIFICATE]" {
 			t.Fatalf("pem_bundle blocks %v; want key, leaf, issuer", types)
 		}

@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 // TestSecretsNeverLeak runs a dev Vault at trace level with a file audit
@@ -177,12 +178,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 	var public []string // certificates: their text may share lines by chance
 	keyPEMs := map[string]bool{}
 	for _, f := range proxy.seenFiles() {
-		for rest := f; ; {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				break
-			}
+		blocks, _ := testkit.PEMBlocks(f)
+		for _, b := range blocks {
 			if strings.HasSuffix(b.Type, "PRIVATE KEY") {
 				keyPEMs[string(pem.EncodeToMemory(b))] = true
 			} else {
