@@ -6,13 +6,17 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // certFields are the fields of a certificate read, as the contract names
@@ -36,26 +40,19 @@ func serialHex(n *big.Int) string {
 func parseCertPEM(t *testing.T, what, s string) *x509.Certificate {
 	t.Helper()
 	blocks, rest := testkit.PEMBlocks([]byte(s))
-	if len(blocks) != 1 || blocks[0].Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
-		t.Fatalf("%s is not one PEM CERTIFICATE block: %q", what, s)
-	}
+	one := len(blocks) == 1 && blocks[0].Type == "CERTIFICATE" && len(bytes.TrimSpace(rest)) == 0
+	require.True(t, one, "%s is not one PEM CERTIFICATE block: %q", what, s)
 	c, err := x509.ParseCertificate(blocks[0].Bytes)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
+	require.NoError(t, err, what)
 	return c
 }
 
 func parseCertDER(t *testing.T, what, s string) *x509.Certificate {
 	t.Helper()
 	der, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		t.Fatalf("%s is not base64: %v", what, err)
-	}
+	require.NoError(t, err, "%s is not base64", what)
 	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
+	require.NoError(t, err, what)
 	return c
 }
 
@@ -65,55 +62,41 @@ func parseCertDER(t *testing.T, what, s string) *x509.Certificate {
 func checkPEMRead(t *testing.T, s *api.Secret, name, keyType string, chainLen int) *x509.Certificate {
 	t.Helper()
 	d := s.Data
-	for _, f := range certFields {
-		if _, ok := d[f]; !ok {
-			t.Errorf("read %s: no field %s", name, f)
-		}
-	}
+	// The field names only: the values hold the private key.
+	fields := slices.Sorted(maps.Keys(d))
+	assert.Subset(t, fields, certFields, "read %s: a field is missing", name)
 	for _, f := range []string{"expiration", "ttl", "lease_duration"} {
-		if _, ok := d[f]; ok {
-			t.Errorf("read %s: has a %q field next to the certificate (Vault Agent would sleep on it)", name, f)
-		}
+		assert.NotContains(t, fields, f, "read %s: has a %q field next to the certificate (Vault Agent would sleep on it)", name, f)
 	}
-	if s.LeaseID != "" || s.LeaseDuration != 0 || s.Renewable {
-		t.Errorf("read %s: lease %q, duration %d, renewable %v; want none", name, s.LeaseID, s.LeaseDuration, s.Renewable)
-	}
+	lease := fmt.Sprintf("read %s: lease %q, duration %d, renewable %v; want none", name, s.LeaseID, s.LeaseDuration, s.Renewable)
+	assert.Empty(t, s.LeaseID, lease)
+	assert.Zero(t, s.LeaseDuration, lease)
+	assert.False(t, s.Renewable, lease)
 	certPEM, keyPEM := str(t, d, "certificate"), str(t, d, "private_key")
-	if _, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM)); err != nil {
-		t.Errorf("read %s: private_key does not match certificate: %v", name, err)
-	}
+	_, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+	assert.NoError(t, err, "read %s: private_key does not match certificate", name)
 	leaf := parseCertPEM(t, name+" certificate", certPEM)
-	if got := str(t, d, "private_key_type"); got != keyType {
-		t.Errorf("read %s: private_key_type %q, want %q", name, got, keyType)
-	}
-	if got, want := str(t, d, "serial_number"), serialHex(leaf.SerialNumber); got != want {
-		t.Errorf("read %s: serial_number %q, leaf has %q", name, got, want)
-	}
-	if got := str(t, d, "common_name"); got != leaf.Subject.CommonName || got != name {
-		t.Errorf("read %s: common_name %q (leaf %q)", name, got, leaf.Subject.CommonName)
-	}
-	if got := strList(t, d, "dns_names"); fmt.Sprint(got) != fmt.Sprint(leaf.DNSNames) {
-		t.Errorf("read %s: dns_names %v, leaf has %v", name, got, leaf.DNSNames)
-	}
+	assert.Equal(t, keyType, str(t, d, "private_key_type"), "read %s: private_key_type", name)
+	assert.Equal(t, serialHex(leaf.SerialNumber), str(t, d, "serial_number"), "read %s: serial_number is not the leaf's", name)
+	cn := str(t, d, "common_name")
+	assert.Equal(t, leaf.Subject.CommonName, cn, "read %s: common_name is not the leaf's", name)
+	assert.Equal(t, name, cn, "read %s: common_name is not the name read", name)
+	assert.Equal(t, fmt.Sprint(leaf.DNSNames), fmt.Sprint(strList(t, d, "dns_names")), "read %s: dns_names are not the leaf's", name)
 	for f, want := range map[string]time.Time{"not_before": leaf.NotBefore, "not_after": leaf.NotAfter} {
 		got, err := time.Parse(time.RFC3339, str(t, d, f))
-		if err != nil || !got.Equal(want) {
-			t.Errorf("read %s: %s %q is not RFC 3339 for %s (%v)", name, f, d[f], want, err)
+		if assert.NoError(t, err, "read %s: %s %q is not RFC 3339", name, f, d[f]) {
+			assert.WithinDuration(t, want, got, 0, "read %s: %s %q is not the leaf's %s", name, f, d[f], want)
 		}
 	}
 	chain := strList(t, d, "ca_chain")
-	if len(chain) != chainLen {
-		t.Fatalf("read %s: ca_chain has %d certificates, want %d", name, len(chain), chainLen)
-	}
-	if chainLen > 0 && str(t, d, "issuing_ca") != chain[0] {
-		t.Errorf("read %s: issuing_ca is not ca_chain[0]", name)
+	require.Len(t, chain, chainLen, "read %s: ca_chain", name)
+	if chainLen > 0 {
+		assert.Equal(t, chain[0], str(t, d, "issuing_ca"), "read %s: issuing_ca is not ca_chain[0]", name)
 	}
 	child := leaf
 	for i, p := range chain {
 		c := parseCertPEM(t, fmt.Sprintf("%s ca_chain[%d]", name, i), p)
-		if err := child.CheckSignatureFrom(c); err != nil {
-			t.Errorf("read %s: ca_chain[%d] did not sign the certificate before it: %v", name, i, err)
-		}
+		assert.NoError(t, child.CheckSignatureFrom(c), "read %s: ca_chain[%d] did not sign the certificate before it", name, i)
 		child = c
 	}
 	return leaf

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/stretchr/testify/require"
 )
 
 // emu is a running cmd/nhncert-emulator.
@@ -69,9 +70,7 @@ func startEmulator(dir string, extraArgs ...string) (*emu, error) {
 func (e *emu) stats(t *testing.T) emulator.Stats {
 	t.Helper()
 	st, err := e.admin.Stats(ctxT(t))
-	if err != nil {
-		t.Fatalf("emulator stats: %v", err)
-	}
+	require.NoError(t, err, "emulator stats")
 	return st
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // env is a Vault with the plugin registered (by sha256, with its
@@ -72,9 +74,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 			e.close()
 		})
 	}
-	if err != nil {
-		t.Fatalf("starting Vault (%s mode) and the emulator: %v", cfg.vaultMode, err)
-	}
+	require.NoError(t, err, "starting Vault (%s mode) and the emulator", cfg.vaultMode)
 	return e
 }
 
@@ -219,9 +219,7 @@ func sharedEnv(t *testing.T) *env {
 		}
 		shared.env = e
 	})
-	if shared.err != nil {
-		t.Fatalf("starting the shared Vault and emulator: %v", shared.err)
-	}
+	require.NoError(t, shared.err, "starting the shared Vault and emulator")
 	e := shared.env
 	t.Cleanup(func() {
 		if t.Failed() {

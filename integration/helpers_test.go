@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // ctxT is a context bounded by 60s for one admin or API call.
@@ -26,9 +28,7 @@ func ctxT(t *testing.T) context.Context {
 func tokenWithPolicy(t *testing.T, v *vaultServer, name, policy string, createArgs ...string) string {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), name+".hcl")
-	if err := os.WriteFile(file, []byte(policy), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(file, []byte(policy), 0o600))
 	mustCLI(t, v, "policy", "write", name, file)
 	out := mustCLI(t, v, append([]string{"token", "create", "-policy=" + name, "-ttl=1h", "-format=json"}, createArgs...)...)
 	var tok struct {
@@ -36,9 +36,8 @@ func tokenWithPolicy(t *testing.T, v *vaultServer, name, policy string, createAr
 			ClientToken string `json:"client_token"`
 		} `json:"auth"`
 	}
-	if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.Auth.ClientToken == "" {
-		t.Fatalf("vault token create: %v\n%s", err, out)
-	}
+	require.NoError(t, json.Unmarshal([]byte(out), &tok), "vault token create:\n%s", out)
+	require.NotEmpty(t, tok.Auth.ClientToken, "vault token create:\n%s", out)
 	return tok.Auth.ClientToken
 }
 
@@ -47,9 +46,7 @@ func tokenWithPolicy(t *testing.T, v *vaultServer, name, policy string, createAr
 func mustCLI(t *testing.T, v *vaultServer, args ...string) string {
 	t.Helper()
 	r := v.cli(v.rootToken, "", args...)
-	if r.code != 0 {
-		t.Fatalf("%s", r)
-	}
+	require.Equal(t, 0, r.code, "%s", r)
 	return r.stdout
 }
 
@@ -57,19 +54,15 @@ func mustCLI(t *testing.T, v *vaultServer, args ...string) string {
 func mustRaw(t *testing.T, v *vaultServer, token, method, rawPath string, query url.Values, body any) rawResponse {
 	t.Helper()
 	r, err := v.raw(token, method, rawPath, query, body)
-	if err != nil {
-		t.Fatalf("%s /v1/%s: %v", method, rawPath, err)
-	}
+	require.NoError(t, err, "%s /v1/%s", method, rawPath)
 	return r
 }
 
 // assertNoSecret fails the test if the emulator's Secret Access Key shows
-// up in s.
+// up in s. (Not assert.NotContains: its message would show the secret.)
 func assertNoSecret(t *testing.T, e *env, what, s string) {
 	t.Helper()
-	if strings.Contains(s, e.emu.secret) {
-		t.Errorf("%s contains the Secret Access Key", what)
-	}
+	assert.False(t, strings.Contains(s, e.emu.secret), "%s contains the Secret Access Key", what)
 }
 
 // timedRaw is mustRaw that also returns how long the answer took.
@@ -84,36 +77,27 @@ func timedRaw(t *testing.T, v *vaultServer, method, rawPath string, query url.Va
 // the end of a cache_ttl), at most bound.
 func waitUntil(t *testing.T, when time.Time, bound time.Duration) {
 	t.Helper()
-	if d := time.Until(when); d > bound {
-		t.Fatalf("waitUntil: %s is %s away, more than the bound %s", when.Format(time.RFC3339Nano), d, bound)
-	}
-	if err := poll(bound+time.Second, "the clock to pass "+when.Format(time.RFC3339Nano), nil, func() (bool, error) {
+	require.LessOrEqual(t, time.Until(when), bound, "waitUntil: %s is more than the bound %s away", when.Format(time.RFC3339Nano), bound)
+	require.NoError(t, poll(bound+time.Second, "the clock to pass "+when.Format(time.RFC3339Nano), nil, func() (bool, error) {
 		return time.Now().After(when), nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	}))
 }
 
 func str(t *testing.T, d map[string]any, k string) string {
 	t.Helper()
 	s, ok := d[k].(string)
-	if !ok {
-		t.Fatalf("field %s is %T (%v), want a string", k, d[k], d[k])
-	}
+	require.True(t, ok, "field %s is %T (%v), want a string", k, d[k], d[k])
 	return s
 }
 
 func strList(t *testing.T, d map[string]any, k string) []string {
 	t.Helper()
 	l, ok := d[k].([]any)
-	if !ok {
-		t.Fatalf("field %s is %T (%v), want a list", k, d[k], d[k])
-	}
+	require.True(t, ok, "field %s is %T (%v), want a list", k, d[k], d[k])
 	out := make([]string, len(l))
 	for i, x := range l {
-		if out[i], ok = x.(string); !ok {
-			t.Fatalf("field %s[%d] is %T", k, i, x)
-		}
+		out[i], ok = x.(string)
+		require.True(t, ok, "field %s[%d] is %T", k, i, x)
 	}
 	return out
 }
@@ -123,27 +107,22 @@ func strList(t *testing.T, d map[string]any, k string) []string {
 func readCert(t *testing.T, v *vaultServer, name string, query map[string][]string) *api.Secret {
 	t.Helper()
 	s, err := v.client.Logical().ReadWithData(mount+"/certs/"+name, query)
-	if err != nil || s == nil {
-		t.Fatalf("read %s/certs/%s %v: %v (secret %v)", mount, name, query, err, s)
-	}
+	require.NoError(t, err, "read %s/certs/%s %v", mount, name, query)
+	require.NotNil(t, s, "read %s/certs/%s %v: no secret", mount, name, query)
 	return s
 }
 
 // listKeys decodes a LIST answer's keys and key_info.
 func listKeys(t *testing.T, r rawResponse) ([]string, map[string]map[string]any) {
 	t.Helper()
-	if r.status != 200 {
-		t.Fatalf("list: %s", r)
-	}
+	require.Equal(t, 200, r.status, "list: %s", r)
 	var body struct {
 		Data struct {
 			Keys    []string                  `json:"keys"`
 			KeyInfo map[string]map[string]any `json:"key_info"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(r.body, &body); err != nil {
-		t.Fatalf("list: decoding %s: %v", r, err)
-	}
+	require.NoError(t, json.Unmarshal(r.body, &body), "list: decoding %s", r)
 	return body.Data.Keys, body.Data.KeyInfo
 }
 
@@ -160,8 +139,6 @@ func timedRawBytes(t *testing.T, v *vaultServer, method, rawPath string, body []
 	t.Helper()
 	start := time.Now()
 	r, err := v.rawBytes(v.rootToken, method, rawPath, body)
-	if err != nil {
-		t.Fatalf("%s /v1/%s: %v", method, rawPath, err)
-	}
+	require.NoError(t, err, "%s /v1/%s", method, rawPath)
 	return r, time.Since(start)
 }

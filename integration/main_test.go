@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 const (
@@ -148,9 +150,7 @@ func requireVault(t *testing.T) {
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
-	if setupErr != nil {
-		t.Fatalf("integration setup: %v", setupErr)
-	}
+	require.NoError(t, setupErr, "integration setup")
 }
 
 var globalCleanup struct {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
+	"github.com/stretchr/testify/require"
 )
 
 // nhnProxy is an HTTP reverse proxy in the test process, put between the
@@ -36,9 +37,7 @@ type nhnProxy struct {
 func newNHNProxy(t *testing.T, target string) *nhnProxy {
 	t.Helper()
 	tu, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	p := &nhnProxy{tokens: map[string]bool{}, overrides: map[string][]byte{}, holds: map[string]*hold{}}
 	rp := httputil.NewSingleHostReverseProxy(tu)
 	rp.ModifyResponse = func(resp *http.Response) error {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"github.com/stretchr/testify/require"
 )
 
 // vaultMode is how a Vault server runs.
@@ -251,9 +252,7 @@ func (v *vaultServer) stop() error {
 func (v *vaultServer) clientWithToken(t *testing.T, token string) *api.Client {
 	t.Helper()
 	c, err := v.client.Clone()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c.SetToken(token)
 	return c
 }
@@ -274,8 +273,6 @@ func cacheEntriesOnDisk(t *testing.T, v *vaultServer) int {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatalf("walking %s: %v", root, err)
-	}
+	require.NoError(t, err, "walking %s", root)
 	return n
 }
