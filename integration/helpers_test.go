@@ -142,3 +142,6 @@ func timedRawBytes(t *testing.T, v *vaultServer, method, rawPath string, body []
 	require.NoError(t, err, "%s /v1/%s", method, rawPath)
 	return r, time.Since(start)
 }
+
+// is4xx reports whether status is a client error (400-499).
+func is4xx(status int) bool { return status >= 400 && status <= 499 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestRead checks `read nhncert/certs/<name>` through the CLI and HTTP:
@@ -24,9 +26,7 @@ func TestRead(t *testing.T) {
 	v := e.vault
 	ctx := ctxT(t)
 	certs, err := e.emu.admin.Certs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	serials := map[string]string{}
 	for _, c := range certs {
 		serials[c.Name] = c.Serial
@@ -45,35 +45,29 @@ func TestRead(t *testing.T) {
 			t.Run(c.name, func(t *testing.T) {
 				s := readCert(t, v, c.name, nil)
 				leaf := checkPEMRead(t, s, c.name, c.keyType, c.chainLen)
-				if got := serialHex(leaf.SerialNumber); got != serials[c.name] {
-					t.Errorf("serial %s; the emulator serves %s", got, serials[c.name])
-				}
-				if len(s.Warnings) != 0 {
-					t.Errorf("warnings: %v", s.Warnings)
-				}
+				assert.Equal(t, serials[c.name], serialHex(leaf.SerialNumber), "serial; the emulator serves another")
+				assert.Empty(t, s.Warnings, "warnings")
 				// The raw answer: no lease, no expiration anywhere.
 				r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+url.PathEscape(c.name), nil, nil)
 				var body map[string]any
-				if err := json.Unmarshal(r.body, &body); err != nil || r.status != 200 {
-					t.Fatalf("GET: %s", r)
-				}
-				if body["lease_duration"] != float64(0) || body["lease_id"] != "" || body["renewable"] != false {
-					t.Errorf("GET answer has a lease: lease_id=%v lease_duration=%v renewable=%v", body["lease_id"], body["lease_duration"], body["renewable"])
-				}
+				require.NoError(t, json.Unmarshal(r.body, &body), "GET: %s", r)
+				require.Equal(t, 200, r.status, "GET: %s", r)
+				lease := fmt.Sprintf("GET answer has a lease: lease_id=%v lease_duration=%v renewable=%v", body["lease_id"], body["lease_duration"], body["renewable"])
+				assert.Equal(t, float64(0), body["lease_duration"], lease)
+				assert.Equal(t, "", body["lease_id"], lease)
+				assert.Equal(t, false, body["renewable"], lease)
 			})
 		}
 		// The root is last when the file has it.
 		s := readCert(t, v, "api.example.com", nil)
 		chain := strList(t, s.Data, "ca_chain")
 		root := parseCertPEM(t, "root", chain[len(chain)-1])
-		if root.CheckSignatureFrom(root) != nil {
-			t.Errorf("api.example.com: the last of ca_chain is not the self-signed root")
-		}
+		assert.NoError(t, root.CheckSignatureFrom(root), "api.example.com: the last of ca_chain is not the self-signed root")
 		// The key is returned as the file had it.
 		for name, typ := range map[string]string{"example.com": "RSA PRIVATE KEY", "api.example.com": "PRIVATE KEY", "*.example.com": "EC PRIVATE KEY"} {
 			b, _ := pem.Decode([]byte(str(t, readCert(t, v, name, nil).Data, "private_key")))
-			if b == nil || b.Type != typ {
-				t.Errorf("%s: private_key block %v, want %s as stored", name, b, typ)
+			if assert.NotNil(t, b, "%s: no private_key block, want %s as stored", name, typ) {
+				assert.Equal(t, typ, b.Type, "%s: private_key block, want %s as stored", name, typ)
 			}
 		}
 	})
@@ -81,53 +75,37 @@ func TestRead(t *testing.T) {
 	t.Run("cli", func(t *testing.T) {
 		out := mustCLI(t, v, "read", mount+"/certs/example.com")
 		for _, f := range certFields {
-			if !strings.Contains(out, f) {
-				t.Errorf("vault read does not show %s:\n%s", f, out)
-			}
+			assert.Contains(t, out, f, "vault read does not show %s", f)
 		}
 		for _, f := range []string{"lease_id", "lease_duration"} {
-			if strings.Contains(out, f) {
-				t.Errorf("vault read shows %s:\n%s", f, out)
-			}
+			assert.NotContains(t, out, f, "vault read shows %s", f)
 		}
 		cert := mustCLI(t, v, "read", "-field=certificate", mount+"/certs/example.com")
 		key := mustCLI(t, v, "read", "-field=private_key", mount+"/certs/example.com")
-		if _, err := tls.X509KeyPair([]byte(cert), []byte(key)); err != nil {
-			t.Errorf("vault read -field=certificate / -field=private_key do not match: %v", err)
-		}
+		_, err := tls.X509KeyPair([]byte(cert), []byte(key))
+		assert.NoError(t, err, "vault read -field=certificate / -field=private_key do not match")
 	})
 
 	t.Run("format=der", func(t *testing.T) {
 		pemLeaf := parseCertPEM(t, "pem", str(t, readCert(t, v, "example.com", nil).Data, "certificate"))
 		d := readCert(t, v, "example.com", map[string][]string{"format": {"der"}}).Data
 		leaf := parseCertDER(t, "der certificate", str(t, d, "certificate"))
-		if !leaf.Equal(pemLeaf) {
-			t.Errorf("der certificate is not the pem one")
-		}
+		assert.True(t, leaf.Equal(pemLeaf), "der certificate is not the pem one")
 		issuer := parseCertDER(t, "der issuing_ca", str(t, d, "issuing_ca"))
-		if err := leaf.CheckSignatureFrom(issuer); err != nil {
-			t.Errorf("der issuing_ca did not sign the leaf: %v", err)
-		}
+		assert.NoError(t, leaf.CheckSignatureFrom(issuer), "der issuing_ca did not sign the leaf")
 		for i, c := range strList(t, d, "ca_chain") {
 			parseCertDER(t, fmt.Sprintf("der ca_chain[%d]", i), c)
 		}
 		keyDER, err := base64.StdEncoding.DecodeString(str(t, d, "private_key"))
-		if err != nil {
-			t.Fatalf("der private_key: %v", err)
-		}
+		require.NoError(t, err, "der private_key")
 		k, err := x509.ParsePKCS1PrivateKey(keyDER)
-		if err != nil {
-			t.Fatalf("der private_key of example.com (stored as PKCS#1): %v", err)
-		}
-		if !testkit.PublicKeyMatches(k, leaf) {
-			t.Errorf("der private_key does not match the leaf")
-		}
+		require.NoError(t, err, "der private_key of example.com (stored as PKCS#1)")
+		assert.True(t, testkit.PublicKeyMatches(k, leaf), "der private_key does not match the leaf")
 		// With pkcs8.
 		d = readCert(t, v, "example.com", map[string][]string{"format": {"der"}, "private_key_format": {"pkcs8"}}).Data
 		keyDER, _ = base64.StdEncoding.DecodeString(str(t, d, "private_key"))
-		if _, err := x509.ParsePKCS8PrivateKey(keyDER); err != nil {
-			t.Errorf("der+pkcs8 private_key: %v", err)
-		}
+		_, err = x509.ParsePKCS8PrivateKey(keyDER)
+		assert.NoError(t, err, "der+pkcs8 private_key")
 	})
 
 	t.Run("format=pem_bundle", func(t *testing.T) {
@@ -139,66 +117,45 @@ func TestRead(t *testing.T) {
 			types = append(types, b.Type)
 		}
 		certsIn := testkit.Certificates(t, []byte(bundle))
-		if fmt.Sprint(types) != "[RSA PRIVATE KEY CERTIFICATE CERTIFICATE]" {
-			t.Fatalf("pem_bundle blocks %v; want key, leaf, issuer", types)
-		}
-		if _, err := tls.X509KeyPair([]byte(bundle), []byte(bundle)); err != nil {
-			t.Errorf("pem_bundle: key and leaf do not match: %v", err)
-		}
-		if serialHex(certsIn[0].SerialNumber) != str(t, d, "serial_number") {
-			t.Errorf("pem_bundle: the first certificate is not the leaf")
-		}
-		if err := certsIn[0].CheckSignatureFrom(certsIn[1]); err != nil {
-			t.Errorf("pem_bundle: the second certificate did not sign the leaf: %v", err)
-		}
+		require.Equal(t, []string{"RSA PRIVATE KEY", "CERTIFICATE", "CERTIFICATE"}, types, "pem_bundle blocks; want key, leaf, issuer")
+		_, err := tls.X509KeyPair([]byte(bundle), []byte(bundle))
+		assert.NoError(t, err, "pem_bundle: key and leaf do not match")
+		assert.Equal(t, str(t, d, "serial_number"), serialHex(certsIn[0].SerialNumber), "pem_bundle: the first certificate is not the leaf")
+		assert.NoError(t, certsIn[0].CheckSignatureFrom(certsIn[1]), "pem_bundle: the second certificate did not sign the leaf")
 	})
 
 	t.Run("private_key_format=pkcs8", func(t *testing.T) {
 		for _, name := range []string{"example.com", "*.example.com", "ed25519.example.com"} {
 			d := readCert(t, v, name, map[string][]string{"private_key_format": {"pkcs8"}}).Data
 			b, _ := pem.Decode([]byte(str(t, d, "private_key")))
-			if b == nil || b.Type != "PRIVATE KEY" {
-				t.Fatalf("%s pkcs8: block %v", name, b)
-			}
+			require.NotNil(t, b, "%s pkcs8: no PEM block", name)
+			require.Equal(t, "PRIVATE KEY", b.Type, "%s pkcs8: block", name)
 			k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-			if err != nil {
-				t.Fatalf("%s pkcs8: %v", name, err)
-			}
-			if _, err := tls.X509KeyPair([]byte(str(t, d, "certificate")), []byte(str(t, d, "private_key"))); err != nil {
-				t.Errorf("%s pkcs8: key does not match: %v", name, err)
-			}
-			if _, ok := k.(ed25519.PrivateKey); ok != (name == "ed25519.example.com") {
-				t.Errorf("%s pkcs8: key type %T", name, k)
-			}
+			require.NoError(t, err, "%s pkcs8", name)
+			_, err = tls.X509KeyPair([]byte(str(t, d, "certificate")), []byte(str(t, d, "private_key")))
+			assert.NoError(t, err, "%s pkcs8: key does not match", name)
+			_, isEd25519 := k.(ed25519.PrivateKey)
+			assert.Equal(t, name == "ed25519.example.com", isEd25519, "%s pkcs8: key type %T", name, k)
 		}
 		r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/example.com", url.Values{"format": {"xml"}}, nil)
-		if r.status != 400 {
-			t.Errorf("format=xml: %s, want 400", r)
-		}
+		assert.Equal(t, 400, r.status, "format=xml: %s, want 400", r)
 		r = mustRaw(t, v, v.rootToken, "GET", mount+"/certs/example.com", url.Values{"private_key_format": {"pkcs1"}}, nil)
-		if r.status != 400 {
-			t.Errorf("private_key_format=pkcs1: %s, want 400", r)
-		}
+		assert.Equal(t, 400, r.status, "private_key_format=pkcs1: %s, want 400", r)
 	})
 
 	t.Run("wildcard", func(t *testing.T) {
 		want := serials["*.example.com"]
 		out := mustCLI(t, v, "read", "-format=json", mount+"/certs/*.example.com")
 		var s api.Secret
-		if err := json.Unmarshal([]byte(out), &s); err != nil {
-			t.Fatalf("vault read -format=json: %v\n%s", err, out)
-		}
-		if s.Data["common_name"] != "*.example.com" || s.Data["serial_number"] != want {
-			t.Errorf("vault read %s/certs/*.example.com: common_name %v serial %v, want *.example.com %s", mount, s.Data["common_name"], s.Data["serial_number"], want)
-		}
-		if got := strings.TrimSpace(mustCLI(t, v, "read", "-field=serial_number", mount+"/certs/*.example.com")); got != want {
-			t.Errorf("vault read -field=serial_number: %q, want %q", got, want)
-		}
+		require.NoError(t, json.Unmarshal([]byte(out), &s), "vault read -format=json:\n%s", out)
+		assert.Equal(t, "*.example.com", s.Data["common_name"], "vault read %s/certs/*.example.com: common_name", mount)
+		assert.Equal(t, want, s.Data["serial_number"], "vault read %s/certs/*.example.com: serial", mount)
+		assert.Equal(t, want, strings.TrimSpace(mustCLI(t, v, "read", "-field=serial_number", mount+"/certs/*.example.com")), "vault read -field=serial_number")
 		for _, p := range []string{"*.example.com", "%2A.example.com"} {
 			r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+p, nil, nil)
-			if r.status != 200 || r.data()["serial_number"] != want || r.data()["common_name"] != "*.example.com" {
-				t.Errorf("GET /v1/%s/certs/%s: %s", mount, p, r)
-			}
+			assert.Equal(t, 200, r.status, "GET /v1/%s/certs/%s: %s", mount, p, r)
+			assert.Equal(t, want, r.data()["serial_number"], "GET /v1/%s/certs/%s: %s", mount, p, r)
+			assert.Equal(t, "*.example.com", r.data()["common_name"], "GET /v1/%s/certs/%s: %s", mount, p, r)
 		}
 	})
 
@@ -206,61 +163,44 @@ func TestRead(t *testing.T) {
 		const name = "missing.example.com"
 		before := e.emu.stats(t).FileCallsByName[name]
 		r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
-		if r.status != 404 {
-			t.Errorf("GET unknown name: %s, want 404", r)
-		}
+		assert.Equal(t, 404, r.status, "GET unknown name: %s, want 404", r)
 		c := v.cli(v.rootToken, "", "read", mount+"/certs/"+name)
-		if c.code != 2 || !strings.Contains(c.stdout+c.stderr, "No value found at "+mount+"/certs/"+name) {
-			t.Errorf("vault read unknown name: want exit 2 and \"No value found\": %s", c)
-		}
-		if after := e.emu.stats(t).FileCallsByName[name]; after == before {
-			t.Errorf("the 404 did not come from NHN: the emulator was not asked for %s", name)
-		}
+		assert.Equal(t, 2, c.code, "vault read unknown name: want exit 2 and \"No value found\": %s", c)
+		assert.Contains(t, c.stdout+c.stderr, "No value found at "+mount+"/certs/"+name, "vault read unknown name: want exit 2 and \"No value found\"")
+		assert.NotEqual(t, before, e.emu.stats(t).FileCallsByName[name], "the 404 did not come from NHN: the emulator was not asked for %s", name)
 	})
 
 	t.Run("unsafe names never reach NHN", func(t *testing.T) {
-		if err := e.emu.admin.ResetStats(ctx); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.emu.admin.ResetStats(ctx))
 		for _, p := range []string{
 			"a..b.example.com", "...", "example.com..", "..%2fconfig", "foo%2fbar", "foo%2Fexample.com",
 			"%2e%2e", "%2e%2e%2fconfig", "bad%00name", "bad%0aname", "bad%7fname", "bad%20name",
 			"bad%5cname", "bad%3fname", "bad%23name", "bad%25name", strings.Repeat("a", 254),
 		} {
 			r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+p, nil, nil)
-			if r.status < 400 || r.status > 499 {
-				t.Errorf("GET /v1/%s/certs/%s: %s, want 4xx", mount, p, r)
-			}
+			assert.True(t, is4xx(r.status), "GET /v1/%s/certs/%s: %s, want 4xx", mount, p, r)
 		}
 		// A whole ".." path segment never reaches the plugin: Vault's HTTP
 		// server cleans the path and redirects (307) to the result, where
 		// the ACL of that path applies (see TestACL).
 		for _, p := range []string{"..", "example.com/..", "../config"} {
 			r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+p, nil, nil)
-			if r.status != 307 && (r.status < 400 || r.status > 499) {
-				t.Errorf("GET /v1/%s/certs/%s: %s, want a redirect away from the certificate path or a 4xx", mount, p, r)
-			}
+			assert.True(t, r.status == 307 || is4xx(r.status), "GET /v1/%s/certs/%s: %s, want a redirect away from the certificate path or a 4xx", mount, p, r)
 		}
 		for _, n := range []string{"a..b", "bad name", "foo%2fbar"} {
 			c := v.cli(v.rootToken, "", "read", mount+"/certs/"+n)
-			if c.code == 0 || !strings.Contains(c.stderr, "Code: 4") {
-				t.Errorf("vault read %q: %s, want a 4xx", n, c)
-			}
+			assert.NotEqual(t, 0, c.code, "vault read %q: %s, want a 4xx", n, c)
+			assert.Contains(t, c.stderr, "Code: 4", "vault read %q: want a 4xx", n)
 		}
 		st := e.emu.stats(t)
-		if st.FileCalls != 0 || st.ListCalls != 0 {
-			t.Errorf("unsafe names reached the emulator: %d file calls %v, %d list calls", st.FileCalls, st.FileCallsByName, st.ListCalls)
-		}
+		assert.Zero(t, st.FileCalls, "unsafe names reached the emulator: file calls %v", st.FileCallsByName)
+		assert.Zero(t, st.ListCalls, "unsafe names reached the emulator: list calls")
 	})
 
 	t.Run("expired certificate is served with a warning", func(t *testing.T) {
 		s := readCert(t, v, "expired.example.com", nil)
 		leaf := parseCertPEM(t, "expired", str(t, s.Data, "certificate"))
-		if time.Now().Before(leaf.NotAfter) {
-			t.Fatalf("expired.example.com is not expired")
-		}
-		if !strings.Contains(strings.Join(s.Warnings, " "), "expired") {
-			t.Errorf("read of an expired certificate has no warning saying so: %v", s.Warnings)
-		}
+		require.False(t, time.Now().Before(leaf.NotAfter), "expired.example.com is not expired")
+		assert.Contains(t, strings.Join(s.Warnings, " "), "expired", "read of an expired certificate has no warning saying so")
 	})
 }
