@@ -4,13 +4,14 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // faultOutageHerd reads one cached name 20 times at once during an
@@ -19,14 +20,11 @@ func faultOutageHerd(t *testing.T, e *env) {
 	v := e.vault
 	ctx := ctxT(t)
 	name := "f-herd.example.com"
-	if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name})
+	require.NoError(t, err)
 	mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
 	warmed := time.Now()
-	if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}))
 	defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
 	waitUntil(t, warmed.Add(faultCacheTTL+50*time.Millisecond), 5*time.Second)
 	before := e.emu.stats(t).FileCallsByName[name]
@@ -34,14 +32,11 @@ func faultOutageHerd(t *testing.T, e *env) {
 	res, took := concurrentReads(v, name, n, func(int) url.Values { return nil })
 	calls := e.emu.stats(t).FileCallsByName[name] - before
 	for i, r := range res {
-		if r.status != 200 || !strings.Contains(r.says(), "may be stale") {
-			t.Errorf("concurrent read %d during the outage: %s", i, r)
-		}
+		assert.Equal(t, 200, r.status, "concurrent read %d during the outage: %s", i, r)
+		assert.Contains(t, r.says(), "may be stale", "concurrent read %d during the outage: %s", i, r)
 	}
 	t.Logf("%d concurrent reads of a cached name during an outage: all answered in %s; NHN saw %d download attempts", n, took.Round(10*time.Millisecond), calls)
-	if calls > 2*faultAttempts {
-		t.Errorf("%d concurrent reads made %d download attempts; they should share one download (%d attempts)", n, calls, faultAttempts)
-	}
+	assert.LessOrEqual(t, calls, int64(2*faultAttempts), "%d concurrent reads: download attempts; they should share one download (%d attempts)", n, faultAttempts)
 }
 
 // faultRotatingFile overlaps reads while every download rotates the file:
@@ -51,15 +46,12 @@ func faultRotatingFile(t *testing.T, e *env) string {
 	v := e.vault
 	ctx := ctxT(t)
 	name := "f-rotating.example.com"
-	if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name, KeyType: emulator.RSA}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name, KeyType: emulator.RSA})
+	require.NoError(t, err)
 	mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
 	// Every download now rotates the certificate (new key, new
 	// serial) first; reads overlap downloads.
-	if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultRotating, Target: emulator.TargetFiles}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultRotating, Target: emulator.TargetFiles}))
 	defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
 	const n = 16
 	res, took := concurrentReads(v, name, n, func(i int) url.Values {
@@ -75,41 +67,29 @@ func faultRotatingFile(t *testing.T, e *env) string {
 	serials := map[string]bool{}
 	for i, r := range res {
 		d := r.data()
-		if r.status != 200 || d == nil {
-			t.Errorf("read %d while the file changes: %s", i, r)
+		if !assert.Equal(t, 200, r.status, "read %d while the file changes: %s", i, r) || !assert.NotNil(t, d, "read %d while the file changes: %s", i, r) {
 			continue
 		}
 		certPEM, _ := d["certificate"].(string)
 		keyPEM, _ := d["private_key"].(string)
-		if _, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM)); err != nil {
-			t.Errorf("read %d while the file changes: certificate and private_key are not one pair: %v", i, err)
-		}
+		_, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+		assert.NoError(t, err, "read %d while the file changes: certificate and private_key are not one pair", i)
 		certs := testkit.Certificates(t, []byte(certPEM))
-		if len(certs) == 0 {
-			t.Fatalf("read %d: no CERTIFICATE block in %q", i, certPEM)
-		}
+		require.NotEmpty(t, certs, "read %d: no CERTIFICATE block in %q", i, certPEM)
 		leaf := certs[0]
 		if issuer, _ := d["issuing_ca"].(string); issuer != "" {
-			if err := leaf.CheckSignatureFrom(parseCertPEM(t, "issuing_ca", issuer)); err != nil {
-				t.Errorf("read %d: issuing_ca did not sign the leaf: %v", i, err)
-			}
+			assert.NoError(t, leaf.CheckSignatureFrom(parseCertPEM(t, "issuing_ca", issuer)), "read %d: issuing_ca did not sign the leaf", i)
 		}
-		if got := serialHex(leaf.SerialNumber); got != d["serial_number"] {
-			t.Errorf("read %d: serial_number %v is not the leaf's %s", i, d["serial_number"], got)
-		}
+		assert.Equal(t, serialHex(leaf.SerialNumber), d["serial_number"], "read %d: serial_number is not the leaf's", i)
 		serials[fmt.Sprint(d["serial_number"])] = true
 	}
-	if err := e.emu.admin.ClearFault(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.emu.admin.ClearFault(ctx))
 	r := readCert(t, v, name, map[string][]string{"refresh": {"true"}})
 	certs, err := e.emu.admin.Certs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, c := range certs {
-		if c.Name == name && c.Serial != r.Data["serial_number"] {
-			t.Errorf("after the file stopped changing, refresh=true serves serial %v; NHN holds %s", r.Data["serial_number"], c.Serial)
+		if c.Name == name {
+			assert.Equal(t, c.Serial, r.Data["serial_number"], "after the file stopped changing, refresh=true serves another serial than NHN holds")
 		}
 	}
 	t.Logf("%d overlapping reads while every download rotated the file: %d distinct serials, every answer one matching certificate+key pair, in %s",
@@ -130,12 +110,8 @@ func faultSlowDownload(t *testing.T, e *env) {
 	ctx := ctxT(t)
 	const m = "nhncert-race"
 	proxy := newNHNProxy(t, e.emu.url)
-	if err := e.enable(m); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.configureEndpoint(m, proxy.url, "request_timeout=10s", "cache_ttl=3s", "refresh_interval=0"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.enable(m))
+	require.NoError(t, e.configureEndpoint(m, proxy.url, "request_timeout=10s", "cache_ttl=3s", "refresh_interval=0"))
 	for _, c := range []struct {
 		id      string
 		replace []byte // what the slow download brings instead of NHN's file
@@ -147,13 +123,10 @@ func faultSlowDownload(t *testing.T, e *env) {
 		t.Run(c.id, func(t *testing.T) {
 			name := "race-" + c.id + ".example.com"
 			v0, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			path := m + "/certs/" + name
-			if r := mustRaw(t, v, v.rootToken, "GET", path, nil, nil); r.status != 200 {
-				t.Fatalf("first read: %s", r)
-			}
+			r0 := mustRaw(t, v, v.rootToken, "GET", path, nil, nil)
+			require.Equal(t, 200, r0.status, "first read: %s", r0)
 			waitUntil(t, time.Now().Add(3*time.Second+50*time.Millisecond), 5*time.Second)
 
 			// R1: a read past cache_ttl; its download is held once NHN
@@ -171,40 +144,36 @@ func faultSlowDownload(t *testing.T, e *env) {
 			select {
 			case <-arrived:
 			case <-time.After(30 * time.Second):
-				t.Fatal("the held download never reached NHN")
+				require.FailNow(t, "the held download never reached NHN")
 			}
 			// NHN rotates; R2 (refresh=true) gets v1.
 			v1, err := e.emu.admin.Rotate(ctx, name)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			r2 := mustRaw(t, v, v.rootToken, "GET", path, url.Values{"refresh": {"true"}}, nil)
-			if r2.status != 200 || r2.data()["serial_number"] != v1.Serial {
-				t.Fatalf("refresh=true after the rotation: %s; want serial %s", r2, v1.Serial)
-			}
+			require.Equal(t, 200, r2.status, "refresh=true after the rotation: %s; want serial %s", r2, v1.Serial)
+			require.Equal(t, v1.Serial, r2.data()["serial_number"], "refresh=true after the rotation: %s", r2)
 			// R1 finishes now, with the older answer.
 			release()
 			var got1 rawResponse
 			select {
 			case got1 = <-r1:
 			case <-time.After(30 * time.Second):
-				t.Fatal("the held read never finished")
+				require.FailNow(t, "the held read never finished")
 			}
 			t.Logf("held read: HTTP %d serial %v warnings %q", got1.status, got1.data()["serial_number"], got1.warnings())
 
 			if c.nhnDown {
-				if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}))
 				defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
 			}
 			// R3, within cache_ttl of v1's download.
 			r3 := mustRaw(t, v, v.rootToken, "GET", path, nil, nil)
 			t.Logf("next read: HTTP %d serial %v warnings %q (v0 %s, v1 %s)", r3.status, r3.data()["serial_number"], r3.warnings(), v0.Serial, v1.Serial)
-			if r3.status != 200 || r3.data()["serial_number"] != v1.Serial || len(r3.warnings()) != 0 {
-				t.Errorf("PLUGIN BUG: after refresh=true cached v1 (%s), a slower download begun before it (%s) left the cache with the older copy: the next read gives HTTP %d serial %v, warnings %q; want v1 without a warning",
-					v1.Serial, c.id, r3.status, r3.data()["serial_number"], r3.warnings())
-			}
+			bug := fmt.Sprintf("PLUGIN BUG: after refresh=true cached v1 (%s), a slower download begun before it (%s) left the cache with the older copy: the next read gives HTTP %d serial %v, warnings %q; want v1 without a warning",
+				v1.Serial, c.id, r3.status, r3.data()["serial_number"], r3.warnings())
+			assert.Equal(t, 200, r3.status, bug)
+			assert.Equal(t, v1.Serial, r3.data()["serial_number"], bug)
+			assert.Empty(t, r3.warnings(), bug)
 		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Timing of the fault tests: the plugin tries an upstream call at most
@@ -141,9 +143,7 @@ func TestFaults(t *testing.T) {
 	t.Logf("what the user sees, per fault (request_timeout=1s, cache_ttl=1s; budget %s = request_timeout x %d + %s for Vault):\n"+
 		"| fault | NHN does | cached name, past cache_ttl | uncached name | LIST | first read after recovery |\n|---|---|---|---|---|---|\n%s",
 		faultBudget, faultAttempts, faultSlack, strings.Join(summary, "\n"))
-	if strings.Contains(tail(v.logPath, 1000000), e.emu.secret) {
-		t.Errorf("Vault's log holds the Secret Access Key")
-	}
+	assert.False(t, strings.Contains(tail(v.logPath, 1000000), e.emu.secret), "Vault's log holds the Secret Access Key")
 }
 
 // runFaultCase runs one fault and returns its row of the summary table.
@@ -153,27 +153,19 @@ func runFaultCase(t *testing.T, e *env, c faultCase) string {
 	cached := "f-" + c.id + "-cached.example.com"
 	uncached := "f-" + c.id + "-uncached.example.com"
 	first, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: cached})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: uncached}); err != nil {
-		t.Fatal(err)
-	}
-	if r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+cached, nil, nil); r.status != 200 {
-		t.Fatalf("warming %s: %s", cached, r)
-	}
+	require.NoError(t, err)
+	_, err = e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: uncached})
+	require.NoError(t, err)
+	r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+cached, nil, nil)
+	require.Equal(t, 200, r.status, "warming %s: %s", cached, r)
 	warmed := time.Now()
 
 	apply := func() {
 		t.Helper()
 		if c.revoke {
-			if err := e.emu.admin.RevokeTokens(ctx); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, e.emu.admin.RevokeTokens(ctx))
 		}
-		if err := e.emu.admin.SetFault(ctx, c.fault); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.emu.admin.SetFault(ctx, c.fault))
 	}
 	downloads := func(name string) int64 {
 		if c.refused {
@@ -198,16 +190,12 @@ func runFaultCase(t *testing.T, e *env, c faultCase) string {
 			o.downloads = after - before
 		}
 		assertNoSecret(t, e, c.id+": "+path, string(r.body))
-		if strings.Contains(o.says, "BEGIN") || strings.Contains(o.says, "PRIVATE KEY") {
-			t.Errorf("%s: %s %s says something of PEM material: %s", c.id, method, path, o.says)
+		for _, pem := range []string{"BEGIN", "PRIVATE KEY"} {
+			assert.NotContains(t, o.says, pem, "%s: %s %s says something of PEM material", c.id, method, path)
 		}
-		if d > faultBudget {
-			t.Errorf("%s: %s %s took %s; no request may take longer than %s", c.id, method, path, d, faultBudget)
-		}
-		if method == "GET" && r.status == 200 {
-			if got := r.data()["serial_number"]; !c.recovers && got != first.Serial {
-				t.Errorf("%s: %s served serial %v, want the cached %s", c.id, path, got, first.Serial)
-			}
+		assert.LessOrEqual(t, d, faultBudget, "%s: %s %s took %s; no request may take longer than %s", c.id, method, path, d, faultBudget)
+		if method == "GET" && r.status == 200 && !c.recovers {
+			assert.Equal(t, first.Serial, r.data()["serial_number"], "%s: %s served another serial than the cached one", c.id, path)
 		}
 		return o
 	}
@@ -232,23 +220,15 @@ func runFaultCase(t *testing.T, e *env, c faultCase) string {
 	// NHN gets a new certificate during the outage, then recovers.
 	var newSerial string
 	if c.refused {
-		if err := e.restartEmulator(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.restartEmulator())
 		add, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: cached})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		newSerial = add.Serial
 	} else {
 		rot, err := e.emu.admin.Rotate(ctx, cached)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		newSerial = rot.Serial
-		if err := e.emu.admin.ClearFault(ctx); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.emu.admin.ClearFault(ctx))
 	}
 	if c.recovers {
 		// The cached name was downloaded again despite the fault: wait
@@ -263,39 +243,42 @@ func runFaultCase(t *testing.T, e *env, c faultCase) string {
 
 	switch {
 	case c.recovers:
-		if oc.status != 200 || oc.says != "" || oc.downloads < 2 {
-			t.Errorf("%s: cached name: %s; want HTTP 200 without a warning, fresh from NHN after a retry", c.id, oc)
-		}
-		if ou.status != 200 || ou.says != "" {
-			t.Errorf("%s: uncached name: %s; want HTTP 200 after a retry", c.id, ou)
-		}
+		msg := fmt.Sprintf("%s: cached name: %s; want HTTP 200 without a warning, fresh from NHN after a retry", c.id, oc)
+		assert.Equal(t, 200, oc.status, msg)
+		assert.Empty(t, oc.says, msg)
+		assert.GreaterOrEqual(t, oc.downloads, int64(2), msg)
+		msg = fmt.Sprintf("%s: uncached name: %s; want HTTP 200 after a retry", c.id, ou)
+		assert.Equal(t, 200, ou.status, msg)
+		assert.Empty(t, ou.says, msg)
 	default:
-		if oc.status != 200 || !strings.Contains(oc.says, "may be stale") || !strings.Contains(oc.says, "refreshing it failed") || !strings.Contains(oc.says, c.want) {
-			t.Errorf("%s: cached name: %s; want HTTP 200 with a warning that it may be stale because %q", c.id, oc, c.want)
+		msg := fmt.Sprintf("%s: cached name: %s; want HTTP 200 with a warning that it may be stale because %q", c.id, oc, c.want)
+		assert.Equal(t, 200, oc.status, msg)
+		for _, want := range []string{"may be stale", "refreshing it failed", c.want} {
+			assert.Contains(t, oc.says, want, msg)
 		}
-		if ou.status != 502 || !strings.Contains(ou.says, c.want) {
-			t.Errorf("%s: uncached name: %s; want HTTP 502 saying %q", c.id, ou, c.want)
+		msg = fmt.Sprintf("%s: uncached name: %s; want HTTP 502 saying %q", c.id, ou, c.want)
+		assert.Equal(t, 502, ou.status, msg)
+		assert.Contains(t, ou.says, c.want, msg)
+		if c.unreachable {
+			assert.Contains(t, ou.says, "NHN Certificate Manager is unreachable", "%s: uncached name: %s; want an error saying NHN Certificate Manager is unreachable", c.id, ou)
+		} else {
+			assert.NotContains(t, ou.says, "unreachable", "%s: uncached name: %s; NHN answered, the error must say what it answered, not that it is unreachable", c.id, ou)
 		}
-		if c.unreachable && !strings.Contains(ou.says, "NHN Certificate Manager is unreachable") {
-			t.Errorf("%s: uncached name: %s; want an error saying NHN Certificate Manager is unreachable", c.id, ou)
-		}
-		if !c.unreachable && strings.Contains(ou.says, "unreachable") {
-			t.Errorf("%s: uncached name: %s; NHN answered, the error must say what it answered, not that it is unreachable", c.id, ou)
-		}
-		switch {
-		case c.listOK && ol.status != 200:
-			t.Errorf("%s: the fault spares the list, yet LIST gave %s", c.id, ol)
-		case !c.listOK && ol.status != 502:
-			t.Errorf("%s: LIST: %s; want HTTP 502 (lists are not cached)", c.id, ol)
+		if c.listOK {
+			assert.Equal(t, 200, ol.status, "%s: the fault spares the list, yet LIST gave %s", c.id, ol)
+		} else {
+			assert.Equal(t, 502, ol.status, "%s: LIST: %s; want HTTP 502 (lists are not cached)", c.id, ol)
 		}
 	}
 	// After the emulator restarted it does not know the plugin's token:
 	// the first download is refused with 401 and a new token issued.
 	wantDownloads := map[bool]int64{false: 1, true: 2}[c.refused]
-	if or.status != 200 || or.says != "" || rr.data()["serial_number"] != newSerial || or.downloads != wantDownloads {
-		t.Errorf("%s: first read after NHN recovered: %s, serial %v; want HTTP 200 without a warning, %d download(s), the new serial %s",
-			c.id, or, rr.data()["serial_number"], wantDownloads, newSerial)
-	}
+	msg := fmt.Sprintf("%s: first read after NHN recovered: %s, serial %v; want HTTP 200 without a warning, %d download(s), the new serial %s",
+		c.id, or, rr.data()["serial_number"], wantDownloads, newSerial)
+	assert.Equal(t, 200, or.status, msg)
+	assert.Empty(t, or.says, msg)
+	assert.Equal(t, newSerial, rr.data()["serial_number"], msg)
+	assert.Equal(t, wantDownloads, or.downloads, msg)
 	cell := func(o obs) string {
 		if o.status == 0 {
 			return "-"
