@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // TestACL checks that Vault policies apply per certificate: a token that
@@ -20,11 +22,11 @@ func TestACL(t *testing.T) {
 `, "-no-default-policy")
 
 	c := v.cli(token, "", "read", "-field=common_name", mount+"/certs/example.com")
-	if c.code != 0 || strings.TrimSpace(c.stdout) != "example.com" {
-		t.Errorf("the token reads example.com: %s", c)
-	}
-	if s, err := v.clientWithToken(t, token).Logical().Read(mount + "/certs/example.com"); err != nil || s == nil || s.Data["private_key"] == "" {
-		t.Errorf("API read with the token: %v %v", s, err)
+	assert.Equal(t, 0, c.code, "the token reads example.com: %s", c)
+	assert.Equal(t, "example.com", strings.TrimSpace(c.stdout), "the token reads example.com: %s", c)
+	s, err := v.clientWithToken(t, token).Logical().Read(mount + "/certs/example.com")
+	if assert.NoError(t, err, "API read with the token") && assert.NotNil(t, s, "API read with the token") {
+		assert.NotEqual(t, "", s.Data["private_key"], "API read with the token: an empty private_key")
 	}
 
 	before := e.emu.stats(t)
@@ -42,14 +44,11 @@ func TestACL(t *testing.T) {
 			body = map[string]any{"cache_ttl": "1s"}
 		}
 		r := mustRaw(t, v, token, req.method, req.path, nil, body)
-		if r.status != 403 || !strings.Contains(strings.Join(r.errors(), " "), "permission denied") {
-			t.Errorf("%s /v1/%s with the example.com-only token: %s, want 403 permission denied", req.method, req.path, r)
-		}
+		assert.Equal(t, 403, r.status, "%s /v1/%s with the example.com-only token: %s, want 403 permission denied", req.method, req.path, r)
+		assert.Contains(t, strings.Join(r.errors(), " "), "permission denied", "%s /v1/%s with the example.com-only token: %s, want 403 permission denied", req.method, req.path, r)
 	}
 	r := mustRaw(t, v, token, "GET", mount+"/certs", url.Values{"list": {"true"}}, nil)
-	if r.status != 403 {
-		t.Errorf("GET ?list=true with the example.com-only token: %s, want 403", r)
-	}
+	assert.Equal(t, 403, r.status, "GET ?list=true with the example.com-only token: %s, want 403", r)
 	for _, args := range [][]string{
 		{"list", mount + "/certs"},
 		{"read", mount + "/certs/api.example.com"},
@@ -59,19 +58,18 @@ func TestACL(t *testing.T) {
 		{"read", mount + "/certs/example.com/../../config"},
 	} {
 		c := v.cli(token, "", args...)
-		if c.code == 0 || !strings.Contains(c.stderr, "Code: 403") || !strings.Contains(c.stderr, "permission denied") {
-			t.Errorf("vault %s with the example.com-only token: %s, want a 403", strings.Join(args, " "), c)
-		}
+		assert.NotEqual(t, 0, c.code, "vault %s with the example.com-only token: %s, want a 403", strings.Join(args, " "), c)
+		assert.Contains(t, c.stderr, "Code: 403", "vault %s with the example.com-only token, want a 403", strings.Join(args, " "))
+		assert.Contains(t, c.stderr, "permission denied", "vault %s with the example.com-only token, want a 403", strings.Join(args, " "))
 	}
 	after := e.emu.stats(t)
-	if after.ListCalls != before.ListCalls || after.FileCallsByName["api.example.com"] != before.FileCallsByName["api.example.com"] ||
-		after.FileCallsByName["*.example.com"] != before.FileCallsByName["*.example.com"] {
-		t.Errorf("denied requests reached the emulator: before %+v after %+v", before, after)
+	assert.Equal(t, before.ListCalls, after.ListCalls, "denied requests reached the emulator: before %+v after %+v", before, after)
+	for _, n := range []string{"api.example.com", "*.example.com"} {
+		assert.Equal(t, before.FileCallsByName[n], after.FileCallsByName[n], "denied requests reached the emulator: before %+v after %+v", before, after)
 	}
 	// The root token still reads the config: the denied writes changed nothing.
-	if s, err := v.client.Logical().Read(mount + "/config"); err != nil || s == nil || s.Data["cache_ttl"] == nil {
-		t.Errorf("config after denied writes: %v %v", s, err)
-	} else if s.Data["cache_ttl"].(json.Number) != "3600" {
-		t.Errorf("a denied write changed cache_ttl to %v", s.Data["cache_ttl"])
+	s, err = v.client.Logical().Read(mount + "/config")
+	if assert.NoError(t, err, "config after denied writes") && assert.NotNil(t, s, "config after denied writes") {
+		assert.Equal(t, json.Number("3600"), s.Data["cache_ttl"], "a denied write changed cache_ttl")
 	}
 }

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // agentRenderTimeout bounds how long Vault Agent may take to render, and
@@ -22,28 +25,22 @@ const agentRenderTimeout = 60 * time.Second
 // is rotated in NHN renders the new certificate and key.
 func TestAgent(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "dev")
+	e := newEnv(t)
 	v := e.vault
 	ctx := ctxT(t)
-	if err := e.configure(mount, "cache_ttl=1s"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.configure(mount, "cache_ttl=1s"))
 	dir := t.TempDir()
 
 	// A token that may read only the one certificate.
 	token := tokenWithPolicy(t, v, "agent-example", `path "`+mount+`/certs/example.com" { capabilities = ["read"] }`+"\n")
 	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
 
 	certTpl, keyTpl := filepath.Join(dir, "cert.tpl"), filepath.Join(dir, "key.tpl")
 	certPEM, keyPEM := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	for p, field := range map[string]string{certTpl: "certificate", keyTpl: "private_key"} {
 		tpl := fmt.Sprintf("{{ with secret %q }}{{ .Data.%s }}{{ end }}\n", mount+"/certs/example.com", field)
-		if err := os.WriteFile(p, []byte(tpl), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(p, []byte(tpl), 0o600))
 	}
 	agentHCL := filepath.Join(dir, "agent.hcl")
 	cfg := fmt.Sprintf(`pid_file = %q
@@ -77,14 +74,10 @@ template {
   perms       = "0600"
 }
 `, filepath.Join(dir, "agent.pid"), v.addr, tokenFile, certTpl, certPEM, keyTpl, keyPEM)
-	if err := os.WriteFile(agentHCL, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(agentHCL, []byte(cfg), 0o600))
 	agentLog := filepath.Join(e.dir, "agent.log")
 	agent, err := startProc("vault agent", agentLog, baseEnv(v.home), bins.vault, "agent", "-config="+agentHCL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("---- %s (tail) ----\n%s", agentLog, tail(agentLog, 80))
@@ -93,9 +86,7 @@ template {
 	})
 
 	certs, err := e.emu.admin.Certs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var firstSerial string
 	for _, c := range certs {
 		if c.Name == "example.com" {
@@ -134,49 +125,37 @@ template {
 			}
 			return got == want, fmt.Errorf("cert.pem has serial %s", got)
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return time.Since(start)
 	}
 
 	took := waitSerial(firstSerial)
 	t.Logf("Vault Agent rendered cert.pem and key.pem (serial %s) in %s", firstSerial, took.Round(time.Millisecond))
-	if st, err := os.Stat(keyPEM); err != nil {
-		t.Error(err)
-	} else if st.Mode().Perm() != 0o600 {
-		t.Errorf("key.pem mode %v, want 0600", st.Mode().Perm())
+	if st, err := os.Stat(keyPEM); assert.NoError(t, err) {
+		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "key.pem mode")
 	}
 
 	// Agent keeps reading (each read reaches NHN: cache_ttl is 1s) but
 	// does not rewrite files whose content did not change.
 	st0, err := os.Stat(certPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	base := e.emu.stats(t).FileCallsByName["example.com"]
 	err = poll(agentRenderTimeout, "two more agent reads to reach NHN", agent, func() (bool, error) {
 		n := e.emu.stats(t).FileCallsByName["example.com"] - base
 		return n >= 2, fmt.Errorf("%d downloads since the first render", n)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st1, err := os.Stat(certPEM); err != nil || !st1.ModTime().Equal(st0.ModTime()) {
-		t.Errorf("cert.pem was rewritten although the certificate did not change (mtime %v -> %v, %v)", st0.ModTime(), st1.ModTime(), err)
+	require.NoError(t, err)
+	if st1, err := os.Stat(certPEM); assert.NoError(t, err, "cert.pem") {
+		assert.WithinDuration(t, st0.ModTime(), st1.ModTime(), 0, "cert.pem was rewritten although the certificate did not change (mtime %v -> %v)", st0.ModTime(), st1.ModTime())
 	}
 
 	rotated, err := e.emu.admin.Rotate(ctx, "example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rotated.Serial == firstSerial {
-		t.Fatal("the rotation kept the serial")
-	}
+	require.NoError(t, err)
+	require.NotEqual(t, firstSerial, rotated.Serial, "the rotation kept the serial")
 	took = waitSerial(rotated.Serial)
 	t.Logf("Vault Agent rendered the rotated certificate (serial %s) %s after the rotation", rotated.Serial, took.Round(time.Millisecond))
-	if agent.exited() {
-		t.Errorf("Vault Agent exited: %v", agent.waitErr)
+	if !assert.False(t, agent.exited(), "Vault Agent exited") {
+		t.Logf("Vault Agent exited: %v", agent.waitErr)
 	}
 	if err := agent.stop(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		t.Logf("vault agent exit after SIGTERM: %v", err)

@@ -5,6 +5,9 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestBoundList lists 10,000 certificates (plus the demo set) through a
@@ -13,12 +16,10 @@ import (
 func TestBoundList(t *testing.T) {
 	t.Parallel()
 	const bulk = 10000
-	e := newEnv(t, "dev", "-bulk", "10000")
+	e := newEnv(t, withEmulatorArgs("-bulk", "10000"))
 	v := e.vault
 	for _, status := range []string{"unexpired", "all"} {
-		if err := e.emu.admin.ResetStats(ctxT(t)); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.emu.admin.ResetStats(ctxT(t)))
 		start := time.Now()
 		r := mustRaw(t, v, v.rootToken, "LIST", mount+"/certs", url.Values{"status": {status}}, nil)
 		took := time.Since(start)
@@ -30,30 +31,23 @@ func TestBoundList(t *testing.T) {
 		if status == "all" {
 			want++
 		}
-		if len(keys) != want || len(info) != want || !sort.StringsAreSorted(keys) {
-			t.Errorf("status=%s: %d keys (%d key_info), sorted %v; want %d", status, len(keys), len(info), sort.StringsAreSorted(keys), want)
-		}
-		if st.FileCalls != 0 {
-			t.Errorf("status=%s: listing made %d certificate file downloads; want 0", status, st.FileCalls)
-		}
-		if st.ListCalls > int64(want/100+2) {
-			t.Errorf("status=%s: %d list page requests for %d certificates (pages of 100)", status, st.ListCalls, want)
-		}
+		// Lengths, not assert.Len: that would print 10,000 names.
+		assert.Equal(t, want, len(keys), "status=%s: keys", status)
+		assert.Equal(t, want, len(info), "status=%s: key_info entries", status)
+		assert.True(t, sort.StringsAreSorted(keys), "status=%s: the keys are not sorted", status)
+		assert.Zero(t, st.FileCalls, "status=%s: listing made certificate file downloads; want 0", status)
+		assert.LessOrEqual(t, st.ListCalls, int64(want/100+2), "status=%s: list page requests for %d certificates (pages of 100)", status, want)
 	}
 
 	// NHN answering each page in 300ms: the pages after the first are
 	// asked 8 at a time, so the list takes about 14 round trips, not 101.
 	const latency = 300 * time.Millisecond
-	if err := e.emu.admin.SetLatency(ctxT(t), latency); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.emu.admin.SetLatency(ctxT(t), latency))
 	start := time.Now()
 	r := mustRaw(t, v, v.rootToken, "LIST", mount+"/certs", nil, nil)
 	took := time.Since(start)
 	_ = e.emu.admin.SetLatency(ctxT(t), 0)
 	keys, _ := listKeys(t, r)
 	t.Logf("LIST over %d certificates with %s per NHN answer: %d keys in %s", bulk+5, latency, len(keys), took.Round(time.Millisecond))
-	if took > 40*latency {
-		t.Errorf("LIST with %s per page took %s; the 101 pages are not fetched in parallel", latency, took)
-	}
+	assert.LessOrEqual(t, took, 40*latency, "LIST with %s per page took %s; the 101 pages are not fetched in parallel", latency, took)
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestCache checks the cache through a real Vault: a second read does not
@@ -21,9 +23,7 @@ func TestCache(t *testing.T) {
 	run := randomHex(3)
 	name := "cache-" + run + ".example.com"
 	first, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	calls := func() int64 { return e.emu.stats(t).FileCallsByName[name] }
 	serialOf := func(query map[string][]string) string {
 		t.Helper()
@@ -31,53 +31,27 @@ func TestCache(t *testing.T) {
 	}
 	base := calls()
 
-	if got := serialOf(nil); got != first.Serial {
-		t.Fatalf("first read: serial %s, want %s", got, first.Serial)
-	}
-	if n := calls() - base; n != 1 {
-		t.Fatalf("first read made %d downloads, want 1", n)
-	}
+	require.Equal(t, first.Serial, serialOf(nil), "first read: serial")
+	require.Equal(t, int64(1), calls()-base, "first read: downloads")
 	serialOf(nil)
-	if got := strings.TrimSpace(mustCLI(t, v, "read", "-field=serial_number", mount+"/certs/"+name)); got != first.Serial {
-		t.Errorf("vault read: serial %s", got)
-	}
-	if n := calls() - base; n != 1 {
-		t.Fatalf("two more reads within cache_ttl made %d downloads in all, want still 1", n)
-	}
-	if got := serialOf(map[string][]string{"refresh": {"true"}}); got != first.Serial {
-		t.Errorf("refresh=true: serial %s, want %s", got, first.Serial)
-	}
-	if n := calls() - base; n != 2 {
-		t.Fatalf("refresh=true did not download (downloads %d, want 2)", n)
-	}
+	assert.Equal(t, first.Serial, strings.TrimSpace(mustCLI(t, v, "read", "-field=serial_number", mount+"/certs/"+name)), "vault read: serial")
+	require.Equal(t, int64(1), calls()-base, "two more reads within cache_ttl: downloads in all, want still 1")
+	assert.Equal(t, first.Serial, serialOf(map[string][]string{"refresh": {"true"}}), "refresh=true: serial")
+	require.Equal(t, int64(2), calls()-base, "refresh=true did not download (downloads, want 2)")
 
 	rotated, err := e.emu.admin.Rotate(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := serialOf(nil); got != first.Serial {
-		t.Errorf("read after an upstream rotation, within cache_ttl: serial %s, want the cached %s", got, first.Serial)
-	}
-	if got := serialOf(map[string][]string{"refresh": {"true"}}); got != rotated.Serial {
-		t.Errorf("refresh=true after the rotation: serial %s, want %s", got, rotated.Serial)
-	}
-	if got := serialOf(nil); got != rotated.Serial {
-		t.Errorf("read after the refresh: serial %s, want %s", got, rotated.Serial)
-	}
-	if n := calls() - base; n != 3 {
-		t.Errorf("downloads %d, want 3 (first read and two refreshes)", n)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, first.Serial, serialOf(nil), "read after an upstream rotation, within cache_ttl: serial, want the cached one")
+	assert.Equal(t, rotated.Serial, serialOf(map[string][]string{"refresh": {"true"}}), "refresh=true after the rotation: serial")
+	assert.Equal(t, rotated.Serial, serialOf(nil), "read after the refresh: serial")
+	assert.Equal(t, int64(3), calls()-base, "downloads, want 3 (first read and two refreshes)")
 
 	t.Run("concurrent reads of an uncached name make one download", func(t *testing.T) {
 		cname := "concurrent-" + run + ".example.com"
 		c, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: cname})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		// Slow answers, so that every read arrives while the download runs.
-		if err := e.emu.admin.SetLatency(ctx, 500*time.Millisecond); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.emu.admin.SetLatency(ctx, 500*time.Millisecond))
 		t.Cleanup(func() { _ = e.emu.admin.SetLatency(ctxT(t), 0) })
 		before := e.emu.stats(t).FileCallsByName[cname]
 		const n = 16
@@ -97,34 +71,25 @@ func TestCache(t *testing.T) {
 		}
 		wg.Wait()
 		for i := range n {
-			if errs[i] != nil || serials[i] != c.Serial {
-				t.Errorf("read %d: serial %q err %v", i, serials[i], errs[i])
-			}
+			assert.NoError(t, errs[i], "read %d", i)
+			assert.Equal(t, c.Serial, serials[i], "read %d: serial", i)
 		}
-		if got := e.emu.stats(t).FileCallsByName[cname] - before; got != 1 {
-			t.Errorf("%d concurrent reads made %d downloads, want 1", n, got)
-		}
+		assert.Equal(t, int64(1), e.emu.stats(t).FileCallsByName[cname]-before, "%d concurrent reads: downloads, want 1", n)
 	})
 
 	t.Run("config changes drop the cache", func(t *testing.T) {
 		const m = "nhncert-cache-drop"
-		if err := e.enable(m); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.enable(m))
 		t.Cleanup(func() { v.cli(v.rootToken, "", "secrets", "disable", m) })
-		if err := e.configure(m); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.configure(m))
 		downloads := func() int64 { return e.emu.stats(t).FileCallsByName["api.example.com"] }
 		read := func(why string, wantDownload bool) {
 			t.Helper()
 			before := downloads()
-			if s, err := v.client.Logical().Read(m + "/certs/api.example.com"); err != nil || s == nil {
-				t.Fatalf("read (%s): %v", why, err)
-			}
-			if got := downloads() - before; (got == 1) != wantDownload || got > 1 {
-				t.Errorf("read %s: %d downloads, want %v", why, got, map[bool]int{true: 1, false: 0}[wantDownload])
-			}
+			s, err := v.client.Logical().Read(m + "/certs/api.example.com")
+			require.NoError(t, err, "read (%s)", why)
+			require.NotNil(t, s, "read (%s)", why)
+			assert.Equal(t, map[bool]int64{true: 1, false: 0}[wantDownload], downloads()-before, "read %s: downloads", why)
 		}
 		read("the first time", true)
 		read("again", false)
@@ -136,9 +101,7 @@ func TestCache(t *testing.T) {
 		read("after an endpoint change", true)
 		read("again", false)
 		mustCLI(t, v, "delete", m+"/config")
-		if err := e.configure(m); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.configure(m))
 		read("after the config was deleted and written again", true)
 	})
 
@@ -152,70 +115,54 @@ func TestCache(t *testing.T) {
 			{emulator.Fault{Mode: emulator.FaultResult, Target: emulator.TargetFiles, ResultCode: 52003}, "52003"},
 		} {
 			name := "bad-" + string(c.fault.Mode) + "-" + run + ".example.com"
-			if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name}); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.emu.admin.SetFault(ctx, c.fault); err != nil {
-				t.Fatal(err)
-			}
+			_, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name})
+			require.NoError(t, err)
+			require.NoError(t, e.emu.admin.SetFault(ctx, c.fault))
 			r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
 			_ = e.emu.admin.ClearFault(ctx)
 			msg := strings.Join(r.errors(), " ")
 			t.Logf("fault %s: %s", c.fault.Mode, r)
-			if r.status != 502 || !strings.Contains(msg, c.want) {
-				t.Errorf("fault %s: %s; want 502 mentioning %q", c.fault.Mode, r, c.want)
-			}
-			if strings.Contains(string(r.body), "PRIVATE KEY") || strings.Contains(string(r.body), "CERTIFICATE") {
-				t.Errorf("fault %s: the error holds PEM material: %s", c.fault.Mode, r)
+			assert.Equal(t, 502, r.status, "fault %s: %s; want 502 mentioning %q", c.fault.Mode, r, c.want)
+			assert.Contains(t, msg, c.want, "fault %s: %s; want 502 mentioning %q", c.fault.Mode, r, c.want)
+			for _, pem := range []string{"PRIVATE KEY", "CERTIFICATE"} {
+				assert.NotContains(t, string(r.body), pem, "fault %s: the error holds PEM material", c.fault.Mode)
 			}
 			assertNoSecret(t, e, "the error", string(r.body))
 			// Nothing was cached: the next read downloads the good file.
 			before := e.emu.stats(t).FileCallsByName[name]
-			if s, err := v.client.Logical().Read(mount + "/certs/" + name); err != nil || s == nil || len(s.Warnings) != 0 {
-				t.Errorf("fault %s: read after the fault cleared: %v %v", c.fault.Mode, s, err)
+			s, err := v.client.Logical().Read(mount + "/certs/" + name)
+			if assert.NoError(t, err, "fault %s: read after the fault cleared", c.fault.Mode) && assert.NotNil(t, s, "fault %s: read after the fault cleared", c.fault.Mode) {
+				assert.Empty(t, s.Warnings, "fault %s: read after the fault cleared", c.fault.Mode)
 			}
-			if e.emu.stats(t).FileCallsByName[name] != before+1 {
-				t.Errorf("fault %s: the read after the fault did not download: a bad file was cached", c.fault.Mode)
-			}
+			assert.Equal(t, before+1, e.emu.stats(t).FileCallsByName[name], "fault %s: the read after the fault did not download: a bad file was cached", c.fault.Mode)
 		}
 		// Revoked tokens: the plugin gets a new one.
-		if err := e.emu.admin.RevokeTokens(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := v.client.Logical().ReadWithData(mount+"/certs/"+name, map[string][]string{"refresh": {"true"}}); err != nil {
-			t.Errorf("refresh after NHN revoked the plugin's token: %v", err)
-		}
+		require.NoError(t, e.emu.admin.RevokeTokens(ctx))
+		_, err := v.client.Logical().ReadWithData(mount+"/certs/"+name, map[string][]string{"refresh": {"true"}})
+		assert.NoError(t, err, "refresh after NHN revoked the plugin's token")
 	})
 
 	t.Run("NHN down: cached copy served with a warning", func(t *testing.T) {
 		uncached := "uncached-" + run + ".example.com"
-		if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: uncached}); err != nil {
-			t.Fatal(err)
-		}
-		if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}); err != nil {
-			t.Fatal(err)
-		}
+		_, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: uncached})
+		require.NoError(t, err)
+		require.NoError(t, e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}))
 		t.Cleanup(func() { _ = e.emu.admin.ClearFault(ctxT(t)) })
 
 		s := readCert(t, v, name, map[string][]string{"refresh": {"true"}})
-		if got := s.Data["serial_number"]; got != rotated.Serial {
-			t.Errorf("refresh=true while NHN is down: serial %v, want the cached %s", got, rotated.Serial)
-		}
+		assert.Equal(t, rotated.Serial, s.Data["serial_number"], "refresh=true while NHN is down: serial, want the cached one")
 		w := strings.Join(s.Warnings, " ")
-		if !strings.Contains(w, "stale") || !strings.Contains(w, "503") {
-			t.Errorf("refresh=true while NHN is down: warnings %q; want one saying the copy may be stale and why (503)", s.Warnings)
+		for _, want := range []string{"stale", "503"} {
+			assert.Contains(t, w, want, "refresh=true while NHN is down: warnings; want one saying the copy may be stale and why (503)")
 		}
 		assertNoSecret(t, e, "the warning", w)
 
 		r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+uncached, nil, nil)
 		msg := strings.Join(r.errors(), " ")
 		t.Logf("uncached name while NHN is down: %s; cached name with refresh=true: warnings %q", r, s.Warnings)
-		if r.status != 502 || !strings.Contains(msg, "503") {
-			t.Errorf("read of an uncached name while NHN is down: %s; want 502 naming the upstream status", r)
-		}
+		assert.Equal(t, 502, r.status, "read of an uncached name while NHN is down: %s; want 502 naming the upstream status", r)
+		assert.Contains(t, msg, "503", "read of an uncached name while NHN is down: %s; want 502 naming the upstream status", r)
 		assertNoSecret(t, e, "the error", string(r.body))
-		if strings.Contains(msg, "PRIVATE KEY") {
-			t.Errorf("the error holds key material: %s", msg)
-		}
+		assert.NotContains(t, msg, "PRIVATE KEY", "the error holds key material")
 	})
 }

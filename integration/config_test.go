@@ -3,9 +3,13 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestConfig checks nhncert/config through a real Vault, on a mount of its
@@ -17,28 +21,21 @@ func TestConfig(t *testing.T) {
 	e := sharedEnv(t)
 	v := e.vault
 	const m = "nhncert-config-test"
-	if err := e.enable(m); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.enable(m))
 	t.Cleanup(func() { v.cli(v.rootToken, "", "secrets", "disable", m) })
 
 	t.Run("unconfigured", func(t *testing.T) {
 		r := mustRaw(t, v, v.rootToken, "GET", m+"/config", nil, nil)
-		if r.status != 404 {
-			t.Errorf("GET %s/config before any write: %s, want 404", m, r)
-		}
+		assert.Equal(t, 404, r.status, "GET %s/config before any write: %s, want 404", m, r)
 		c := v.cli(v.rootToken, "", "read", m+"/config")
-		if c.code != 2 || !strings.Contains(c.stdout+c.stderr, "No value found at "+m+"/config") {
-			t.Errorf("vault read %s/config before any write: want exit 2 and \"No value found\": %s", m, c)
-		}
+		assert.Equal(t, 2, c.code, "vault read %s/config before any write: want exit 2 and \"No value found\": %s", m, c)
+		assert.Contains(t, c.stdout+c.stderr, "No value found at "+m+"/config", "vault read %s/config before any write: want exit 2 and \"No value found\"", m)
 		r = mustRaw(t, v, v.rootToken, "GET", m+"/certs/example.com", nil, nil)
-		if r.status != 400 || !strings.Contains(strings.Join(r.errors(), " "), "not configured") {
-			t.Errorf("read a certificate before the config is written: %s, want 400 saying it is not configured", r)
-		}
+		assert.Equal(t, 400, r.status, "read a certificate before the config is written: %s, want 400 saying it is not configured", r)
+		assert.Contains(t, strings.Join(r.errors(), " "), "not configured", "read a certificate before the config is written: %s, want 400 saying it is not configured", r)
 		r = mustRaw(t, v, v.rootToken, "LIST", m+"/certs", nil, nil)
-		if r.status != 400 || !strings.Contains(strings.Join(r.errors(), " "), "not configured") {
-			t.Errorf("list before the config is written: %s, want 400 saying it is not configured", r)
-		}
+		assert.Equal(t, 400, r.status, "list before the config is written: %s, want 400 saying it is not configured", r)
+		assert.Contains(t, strings.Join(r.errors(), " "), "not configured", "list before the config is written: %s, want 400 saying it is not configured", r)
 	})
 
 	t.Run("first write needs the secret", func(t *testing.T) {
@@ -46,12 +43,10 @@ func TestConfig(t *testing.T) {
 			"app_key": e.emu.appKey, "access_key_id": e.emu.accessKeyID,
 			"endpoint": e.emu.url, "auth_endpoint": e.emu.url,
 		})
-		if r.status != 400 || !strings.Contains(strings.Join(r.errors(), " "), "secret_access_key is required") {
-			t.Errorf("first write without secret_access_key: %s, want 400 \"secret_access_key is required\"", r)
-		}
-		if r := mustRaw(t, v, v.rootToken, "GET", m+"/config", nil, nil); r.status != 404 {
-			t.Errorf("a refused first write stored something: GET config: %s", r)
-		}
+		assert.Equal(t, 400, r.status, "first write without secret_access_key: %s, want 400 \"secret_access_key is required\"", r)
+		assert.Contains(t, strings.Join(r.errors(), " "), "secret_access_key is required", "first write without secret_access_key: %s", r)
+		r = mustRaw(t, v, v.rootToken, "GET", m+"/config", nil, nil)
+		assert.Equal(t, 404, r.status, "a refused first write stored something: GET config: %s", r)
 	})
 
 	want := map[string]any{
@@ -69,12 +64,10 @@ func TestConfig(t *testing.T) {
 	readConfig := func(t *testing.T) map[string]any {
 		t.Helper()
 		s, err := v.client.Logical().Read(m + "/config")
-		if err != nil || s == nil {
-			t.Fatalf("read %s/config: %v (secret %v)", m, err, s)
-		}
-		if _, ok := s.Data["secret_access_key"]; ok {
-			t.Errorf("config read returns secret_access_key")
-		}
+		require.NoError(t, err, "read %s/config", m)
+		require.NotNil(t, s, "read %s/config: no secret", m)
+		// The field names only: a value would be the secret.
+		assert.NotContains(t, slices.Collect(maps.Keys(s.Data)), "secret_access_key", "config read returns secret_access_key")
 		out := map[string]any{}
 		for k := range want {
 			out[k] = s.Data[k]
@@ -83,13 +76,8 @@ func TestConfig(t *testing.T) {
 	}
 
 	t.Run("round trip", func(t *testing.T) {
-		if err := e.configure(m); err != nil {
-			t.Fatal(err)
-		}
-		got := readConfig(t)
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("config read:\n got %v\nwant %v", got, want)
-		}
+		require.NoError(t, e.configure(m))
+		assert.Equal(t, want, readConfig(t), "config read")
 		// Every way of reading it: raw HTTP, the CLI's table and JSON.
 		r := mustRaw(t, v, v.rootToken, "GET", m+"/config", nil, nil)
 		assertNoSecret(t, e, "GET config (HTTP body)", string(r.body))
@@ -97,18 +85,13 @@ func TestConfig(t *testing.T) {
 			out := mustCLI(t, v, args...)
 			assertNoSecret(t, e, "vault "+strings.Join(args, " "), out)
 			for _, f := range []string{"app_key", "access_key_id", "region", "api_version", "endpoint", "auth_endpoint", "cache_ttl", "request_timeout"} {
-				if !strings.Contains(out, f) {
-					t.Errorf("vault %s does not show %s:\n%s", strings.Join(args, " "), f, out)
-				}
+				assert.Contains(t, out, f, "vault %s does not show %s", strings.Join(args, " "), f)
 			}
-			if strings.Contains(out, "secret_access_key") {
-				t.Errorf("vault %s shows secret_access_key:\n%s", strings.Join(args, " "), out)
-			}
+			assert.NotContains(t, out, "secret_access_key", "vault %s shows secret_access_key", strings.Join(args, " "))
 		}
 		// The config works: the secret was stored.
-		if r := mustRaw(t, v, v.rootToken, "LIST", m+"/certs", nil, nil); r.status != 200 {
-			t.Errorf("list with the new config: %s", r)
-		}
+		r = mustRaw(t, v, v.rootToken, "LIST", m+"/certs", nil, nil)
+		assert.Equal(t, 200, r.status, "list with the new config: %s", r)
 	})
 
 	t.Run("invalid values are HTTP 400", func(t *testing.T) {
@@ -130,57 +113,46 @@ func TestConfig(t *testing.T) {
 		} {
 			r := mustRaw(t, v, v.rootToken, "POST", m+"/config", nil, map[string]any{c.field: c.value})
 			msg := strings.Join(r.errors(), " ")
-			if r.status != 400 || !strings.Contains(msg, c.msg) {
-				t.Errorf("write %s=%q: %s; want HTTP 400 with %q", c.field, c.value, r, c.msg)
-			}
+			assert.Equal(t, 400, r.status, "write %s=%q: %s; want HTTP 400 with %q", c.field, c.value, r, c.msg)
+			assert.Contains(t, msg, c.msg, "write %s=%q: %s; want HTTP 400 with %q", c.field, c.value, r, c.msg)
 			assertNoSecret(t, e, fmt.Sprintf("the answer to %s=%q", c.field, c.value), string(r.body))
 		}
 		// The CLI shows the code and the message.
 		c := v.cli(v.rootToken, "", "write", m+"/config", "region=mars")
-		if c.code != 2 || !strings.Contains(c.stderr, "Code: 400") || !strings.Contains(c.stderr, "unknown region") {
-			t.Errorf("vault write region=mars: want exit 2, \"Code: 400\" and the message: %s", c)
+		assert.Equal(t, 2, c.code, "vault write region=mars: want exit 2, \"Code: 400\" and the message: %s", c)
+		for _, want := range []string{"Code: 400", "unknown region"} {
+			assert.Contains(t, c.stderr, want, "vault write region=mars: want exit 2, \"Code: 400\" and the message")
 		}
-		if after := readConfig(t); !reflect.DeepEqual(after, before) {
-			t.Errorf("refused writes changed the config:\nbefore %v\nafter  %v", before, after)
-		}
+		assert.Equal(t, before, readConfig(t), "refused writes changed the config")
 	})
 
 	t.Run("partial update keeps the other values", func(t *testing.T) {
 		mustCLI(t, v, "write", m+"/config", "cache_ttl=2h")
-		got := readConfig(t)
 		w := map[string]any{}
 		for k, val := range want {
 			w[k] = val
 		}
 		w["cache_ttl"] = json.Number("7200")
-		if !reflect.DeepEqual(got, w) {
-			t.Errorf("after writing only cache_ttl=2h:\n got %v\nwant %v", got, w)
-		}
+		assert.Equal(t, w, readConfig(t), "after writing only cache_ttl=2h")
 		mustCLI(t, v, "write", m+"/config", "request_timeout=45s")
 		w["request_timeout"] = json.Number("45")
-		if got := readConfig(t); !reflect.DeepEqual(got, w) {
-			t.Errorf("after writing only request_timeout=45s:\n got %v\nwant %v", got, w)
-		}
+		assert.Equal(t, w, readConfig(t), "after writing only request_timeout=45s")
 		// The stored secret is still used.
-		if r := mustRaw(t, v, v.rootToken, "LIST", m+"/certs", nil, nil); r.status != 200 {
-			t.Errorf("list after partial updates: %s", r)
-		}
+		r := mustRaw(t, v, v.rootToken, "LIST", m+"/certs", nil, nil)
+		assert.Equal(t, 200, r.status, "list after partial updates: %s", r)
 	})
 
 	t.Run("delete", func(t *testing.T) {
 		mustCLI(t, v, "delete", m+"/config")
-		if r := mustRaw(t, v, v.rootToken, "GET", m+"/config", nil, nil); r.status != 404 {
-			t.Errorf("GET config after delete: %s, want 404", r)
-		}
-		r := mustRaw(t, v, v.rootToken, "GET", m+"/certs/example.com", nil, nil)
-		if r.status != 400 || !strings.Contains(strings.Join(r.errors(), " "), "not configured") {
-			t.Errorf("read a certificate after the config was deleted: %s, want 400 not configured", r)
-		}
+		r := mustRaw(t, v, v.rootToken, "GET", m+"/config", nil, nil)
+		assert.Equal(t, 404, r.status, "GET config after delete: %s, want 404", r)
+		r = mustRaw(t, v, v.rootToken, "GET", m+"/certs/example.com", nil, nil)
+		assert.Equal(t, 400, r.status, "read a certificate after the config was deleted: %s, want 400 not configured", r)
+		assert.Contains(t, strings.Join(r.errors(), " "), "not configured", "read a certificate after the config was deleted: %s, want 400 not configured", r)
 	})
 
 	if !t.Failed() {
-		if strings.Contains(tail(v.logPath, 100000), e.emu.secret) {
-			t.Errorf("Vault's log (%s) contains the Secret Access Key", v.logPath)
-		}
+		// Not assert.NotContains: it would print the log and the secret.
+		assert.False(t, strings.Contains(tail(v.logPath, 100000), e.emu.secret), "Vault's log (%s) contains the Secret Access Key", v.logPath)
 	}
 }

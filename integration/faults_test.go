@@ -1,15 +1,14 @@
 package integration
 
 import (
-	"crypto/tls"
 	"fmt"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Timing of the fault tests: the plugin tries an upstream call at most
@@ -74,7 +73,7 @@ func (o obs) String() string {
 // recovers must download again. Every case logs what the user saw and how
 // long it took.
 func TestFaults(t *testing.T) {
-	e := newEnv(t, "dev")
+	e := newEnv(t)
 	v := e.vault
 	mustCLI(t, v, "write", mount+"/config", "request_timeout=1s", "cache_ttl=1s", "refresh_interval=0")
 
@@ -126,289 +125,25 @@ func TestFaults(t *testing.T) {
 	}
 
 	t.Run("expired certificate", func(t *testing.T) {
-		ctx := ctxT(t)
-		const name = "expired.example.com"
-		r, d := timedRaw(t, v, "GET", mount+"/certs/"+name, nil)
-		t.Logf("expired certificate, NHN up: %s", obs{r.status, d, r.says(), -1})
-		if r.status != 200 || !strings.Contains(r.says(), "the certificate expired at") {
-			t.Errorf("read of an expired certificate NHN still serves: %s; want 200 with a warning \"the certificate expired at ...\"", r)
-		}
-		if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
-		for _, p := range []string{"certs/", "metadata/"} {
-			r, d = timedRaw(t, v, "GET", mount+"/"+p+name, nil)
-			t.Logf("expired certificate (%s), NHN down: %s", p, obs{r.status, d, r.says(), -1})
-			if r.status != 502 || !strings.Contains(r.says(), "the cached copy expired at") || !strings.Contains(r.says(), "is not served") {
-				t.Errorf("%s%s while NHN is down: %s; want 502 saying the cached copy expired and is not served", p, name, r)
-			}
-			if strings.Contains(string(r.body), "BEGIN") {
-				t.Errorf("%s%s: the refusal holds PEM data: %s", p, name, r)
-			}
-			if d > faultBudget {
-				t.Errorf("%s%s took %s, more than %s", p, name, d, faultBudget)
-			}
-		}
-		summary = append(summary, fmt.Sprintf("| expired-cached | certificate past NotAfter, NHN up then down | NHN up: %s; NHN down: %s | | | |",
-			"HTTP 200 + warning \"the certificate expired at ...\"", obs{r.status, d, r.says(), -1}))
+		summary = append(summary, faultExpiredCertificate(t, e))
 	})
-
 	t.Run("certificate expires while cached", func(t *testing.T) {
-		ctx := ctxT(t)
-		// A mount of its own behind a proxy that serves a certificate
-		// valid for a few seconds; cache_ttl stays at its default (1h).
-		const m, name = "nhncert-expiry", "short.example.com"
-		proxy := newNHNProxy(t, e.emu.url)
-		if err := e.enable(m); err != nil {
-			t.Fatal(err)
-		}
-		if r := v.cli(v.rootToken, e.emu.secret, "write", m+"/config", "endpoint="+proxy.url, "auth_endpoint="+proxy.url,
-			"app_key="+e.emu.appKey, "access_key_id="+e.emu.accessKeyID, "secret_access_key=-",
-			"request_timeout=1s", "refresh_interval=0"); r.code != 0 {
-			t.Fatalf("%s", r)
-		}
-		short, err := emulator.GenerateChain(emulator.ChainOptions{CommonName: name, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(3 * time.Second)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		proxy.override(name, short.PEMFile(emulator.FileOptions{}))
-		r, d := timedRaw(t, v, "GET", m+"/certs/"+name, nil)
-		if r.status != 200 || len(r.warnings()) != 0 {
-			t.Fatalf("first read of a certificate valid for 3 more seconds: %s", r)
-		}
-		t.Logf("valid for 3s, first read: %s", obs{r.status, d, r.says(), -1})
-		waitUntil(t, short.Leaf.NotAfter.Add(100*time.Millisecond), 10*time.Second)
-
-		// Past NotAfter, well within cache_ttl, NHN down.
-		proxy.clearOverride(name)
-		if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
-		r, d = timedRaw(t, v, "GET", m+"/certs/"+name, nil)
-		t.Logf("expired while cached (within cache_ttl), NHN down: %s", obs{r.status, d, r.says(), -1})
-		if r.status != 502 || !strings.Contains(r.says(), "the cached copy expired at") || !strings.Contains(r.says(), "is not served") {
-			t.Errorf("a certificate that expired while cached, NHN down: %s; want 502 saying the cached copy expired and is not served", r)
-		}
-		expiredDown := obs{r.status, d, r.says(), -1}
-		if err := e.emu.admin.ClearFault(ctx); err != nil {
-			t.Fatal(err)
-		}
-
-		// NHN up but still holding the expired file.
-		proxy.override(name, short.PEMFile(emulator.FileOptions{}))
-		r, d = timedRaw(t, v, "GET", m+"/certs/"+name, nil)
-		t.Logf("expired, NHN up and still serving it: %s", obs{r.status, d, r.says(), -1})
-		if r.status != 200 || !strings.Contains(r.says(), "the certificate expired at") {
-			t.Errorf("an expired certificate NHN still serves: %s; want 200 with a warning that it expired", r)
-		}
-		expiredUp := obs{r.status, d, r.says(), -1}
-
-		// NHN gets the renewed certificate.
-		renewed, err := emulator.GenerateChain(emulator.ChainOptions{CommonName: name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		proxy.override(name, renewed.PEMFile(emulator.FileOptions{}))
-		r, d = timedRaw(t, v, "GET", m+"/certs/"+name, nil)
-		if r.status != 200 || len(r.warnings()) != 0 || r.data()["serial_number"] != serialHex(renewed.Leaf.SerialNumber) {
-			t.Errorf("after NHN got the renewed certificate: %s", r)
-		}
-		summary = append(summary, fmt.Sprintf("| expired-while-cached | a cached certificate passes NotAfter within cache_ttl | NHN down: %s | | | NHN up with the expired file: %s; renewed: %s |",
-			expiredDown, expiredUp, obs{r.status, d, r.says(), -1}))
+		summary = append(summary, faultExpiresWhileCached(t, e))
 	})
-
 	t.Run("concurrent reads during an outage share one attempt sequence", func(t *testing.T) {
-		ctx := ctxT(t)
-		name := "f-herd.example.com"
-		if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name}); err != nil {
-			t.Fatal(err)
-		}
-		mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
-		warmed := time.Now()
-		if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
-		waitUntil(t, warmed.Add(faultCacheTTL+50*time.Millisecond), 5*time.Second)
-		before := e.emu.stats(t).FileCallsByName[name]
-		const n = 20
-		res, took := concurrentReads(v, name, n, func(int) url.Values { return nil })
-		calls := e.emu.stats(t).FileCallsByName[name] - before
-		for i, r := range res {
-			if r.status != 200 || !strings.Contains(r.says(), "may be stale") {
-				t.Errorf("concurrent read %d during the outage: %s", i, r)
-			}
-		}
-		t.Logf("%d concurrent reads of a cached name during an outage: all answered in %s; NHN saw %d download attempts", n, took.Round(10*time.Millisecond), calls)
-		if calls > 2*faultAttempts {
-			t.Errorf("%d concurrent reads made %d download attempts; they should share one download (%d attempts)", n, calls, faultAttempts)
-		}
+		faultOutageHerd(t, e)
 	})
-
 	t.Run("PEM file changes mid-flight", func(t *testing.T) {
-		ctx := ctxT(t)
-		name := "f-rotating.example.com"
-		if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name, KeyType: emulator.RSA}); err != nil {
-			t.Fatal(err)
-		}
-		mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
-		// Every download now rotates the certificate (new key, new
-		// serial) first; reads overlap downloads.
-		if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultRotating, Target: emulator.TargetFiles}); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
-		const n = 16
-		res, took := concurrentReads(v, name, n, func(i int) url.Values {
-			q := url.Values{}
-			if i%2 == 0 {
-				q.Set("refresh", "true")
-			}
-			if i%4 == 1 {
-				q.Set("format", "pem_bundle")
-			}
-			return q
-		})
-		serials := map[string]bool{}
-		for i, r := range res {
-			d := r.data()
-			if r.status != 200 || d == nil {
-				t.Errorf("read %d while the file changes: %s", i, r)
-				continue
-			}
-			certPEM, _ := d["certificate"].(string)
-			keyPEM, _ := d["private_key"].(string)
-			if _, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM)); err != nil {
-				t.Errorf("read %d while the file changes: certificate and private_key are not one pair: %v", i, err)
-			}
-			leaf := parseLeaf(t, certPEM)
-			if issuer, _ := d["issuing_ca"].(string); issuer != "" {
-				if err := leaf.CheckSignatureFrom(parseCertPEM(t, "issuing_ca", issuer)); err != nil {
-					t.Errorf("read %d: issuing_ca did not sign the leaf: %v", i, err)
-				}
-			}
-			if got := serialHex(leaf.SerialNumber); got != d["serial_number"] {
-				t.Errorf("read %d: serial_number %v is not the leaf's %s", i, d["serial_number"], got)
-			}
-			serials[fmt.Sprint(d["serial_number"])] = true
-		}
-		if err := e.emu.admin.ClearFault(ctx); err != nil {
-			t.Fatal(err)
-		}
-		r := readCert(t, v, name, map[string][]string{"refresh": {"true"}})
-		certs, err := e.emu.admin.Certs(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range certs {
-			if c.Name == name && c.Serial != r.Data["serial_number"] {
-				t.Errorf("after the file stopped changing, refresh=true serves serial %v; NHN holds %s", r.Data["serial_number"], c.Serial)
-			}
-		}
-		t.Logf("%d overlapping reads while every download rotated the file: %d distinct serials, every answer one matching certificate+key pair, in %s",
-			n, len(serials), took.Round(10*time.Millisecond))
-		summary = append(summary, fmt.Sprintf("| rotating | the file changes on every download | %d overlapping reads: HTTP 200, each a matching pair (%d serials) in %s | | | |",
-			n, len(serials), took.Round(10*time.Millisecond)))
+		summary = append(summary, faultRotatingFile(t, e))
 	})
-
 	t.Run("a slow download never replaces a newer one", func(t *testing.T) {
-		// A download that NHN answered before a rotation finishes after a
-		// refresh=true read got the rotated file. The cache must keep the
-		// newer file: the reads that follow must not go back to the old
-		// certificate (Vault Agent would render the old one again), and a
-		// failed slow download must not put the old copy back in memory.
-		ctx := ctxT(t)
-		const m = "nhncert-race"
-		proxy := newNHNProxy(t, e.emu.url)
-		if err := e.enable(m); err != nil {
-			t.Fatal(err)
-		}
-		if r := v.cli(v.rootToken, e.emu.secret, "write", m+"/config", "endpoint="+proxy.url, "auth_endpoint="+proxy.url,
-			"app_key="+e.emu.appKey, "access_key_id="+e.emu.accessKeyID, "secret_access_key=-",
-			"request_timeout=10s", "cache_ttl=3s", "refresh_interval=0"); r.code != 0 {
-			t.Fatalf("%s", r)
-		}
-		for _, c := range []struct {
-			id      string
-			replace []byte // what the slow download brings instead of NHN's file
-			nhnDown bool   // NHN is down for the read that follows
-		}{
-			{id: "older-file"},
-			{id: "failed-download", replace: []byte("not a certificate file"), nhnDown: true},
-		} {
-			t.Run(c.id, func(t *testing.T) {
-				name := "race-" + c.id + ".example.com"
-				v0, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: name})
-				if err != nil {
-					t.Fatal(err)
-				}
-				path := m + "/certs/" + name
-				if r := mustRaw(t, v, v.rootToken, "GET", path, nil, nil); r.status != 200 {
-					t.Fatalf("first read: %s", r)
-				}
-				waitUntil(t, time.Now().Add(3*time.Second+50*time.Millisecond), 5*time.Second)
-
-				// R1: a read past cache_ttl; its download is held once NHN
-				// answered it with v0.
-				arrived, release := proxy.holdNext(name, c.replace)
-				defer release()
-				r1 := make(chan rawResponse, 1)
-				go func() {
-					r, err := v.raw(v.rootToken, "GET", path, nil, nil)
-					if err != nil {
-						r = rawResponse{status: -1, body: []byte(err.Error())}
-					}
-					r1 <- r
-				}()
-				select {
-				case <-arrived:
-				case <-time.After(30 * time.Second):
-					t.Fatal("the held download never reached NHN")
-				}
-				// NHN rotates; R2 (refresh=true) gets v1.
-				v1, err := e.emu.admin.Rotate(ctx, name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r2 := mustRaw(t, v, v.rootToken, "GET", path, url.Values{"refresh": {"true"}}, nil)
-				if r2.status != 200 || r2.data()["serial_number"] != v1.Serial {
-					t.Fatalf("refresh=true after the rotation: %s; want serial %s", r2, v1.Serial)
-				}
-				// R1 finishes now, with the older answer.
-				release()
-				var got1 rawResponse
-				select {
-				case got1 = <-r1:
-				case <-time.After(30 * time.Second):
-					t.Fatal("the held read never finished")
-				}
-				t.Logf("held read: HTTP %d serial %v warnings %q", got1.status, got1.data()["serial_number"], got1.warnings())
-
-				if c.nhnDown {
-					if err := e.emu.admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultDown}); err != nil {
-						t.Fatal(err)
-					}
-					defer func() { _ = e.emu.admin.ClearFault(ctxT(t)) }()
-				}
-				// R3, within cache_ttl of v1's download.
-				r3 := mustRaw(t, v, v.rootToken, "GET", path, nil, nil)
-				t.Logf("next read: HTTP %d serial %v warnings %q (v0 %s, v1 %s)", r3.status, r3.data()["serial_number"], r3.warnings(), v0.Serial, v1.Serial)
-				if r3.status != 200 || r3.data()["serial_number"] != v1.Serial || len(r3.warnings()) != 0 {
-					t.Errorf("PLUGIN BUG: after refresh=true cached v1 (%s), a slower download begun before it (%s) left the cache with the older copy: the next read gives HTTP %d serial %v, warnings %q; want v1 without a warning",
-						v1.Serial, c.id, r3.status, r3.data()["serial_number"], r3.warnings())
-				}
-			})
-		}
+		faultSlowDownload(t, e)
 	})
 
 	t.Logf("what the user sees, per fault (request_timeout=1s, cache_ttl=1s; budget %s = request_timeout x %d + %s for Vault):\n"+
 		"| fault | NHN does | cached name, past cache_ttl | uncached name | LIST | first read after recovery |\n|---|---|---|---|---|---|\n%s",
 		faultBudget, faultAttempts, faultSlack, strings.Join(summary, "\n"))
-	if strings.Contains(tail(v.logPath, 1000000), e.emu.secret) {
-		t.Errorf("Vault's log holds the Secret Access Key")
-	}
+	assert.False(t, strings.Contains(tail(v.logPath, 1000000), e.emu.secret), "Vault's log holds the Secret Access Key")
 }
 
 // runFaultCase runs one fault and returns its row of the summary table.
@@ -418,27 +153,19 @@ func runFaultCase(t *testing.T, e *env, c faultCase) string {
 	cached := "f-" + c.id + "-cached.example.com"
 	uncached := "f-" + c.id + "-uncached.example.com"
 	first, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: cached})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: uncached}); err != nil {
-		t.Fatal(err)
-	}
-	if r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+cached, nil, nil); r.status != 200 {
-		t.Fatalf("warming %s: %s", cached, r)
-	}
+	require.NoError(t, err)
+	_, err = e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: uncached})
+	require.NoError(t, err)
+	r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+cached, nil, nil)
+	require.Equal(t, 200, r.status, "warming %s: %s", cached, r)
 	warmed := time.Now()
 
 	apply := func() {
 		t.Helper()
 		if c.revoke {
-			if err := e.emu.admin.RevokeTokens(ctx); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, e.emu.admin.RevokeTokens(ctx))
 		}
-		if err := e.emu.admin.SetFault(ctx, c.fault); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.emu.admin.SetFault(ctx, c.fault))
 	}
 	downloads := func(name string) int64 {
 		if c.refused {
@@ -463,16 +190,12 @@ func runFaultCase(t *testing.T, e *env, c faultCase) string {
 			o.downloads = after - before
 		}
 		assertNoSecret(t, e, c.id+": "+path, string(r.body))
-		if strings.Contains(o.says, "BEGIN") || strings.Contains(o.says, "PRIVATE KEY") {
-			t.Errorf("%s: %s %s says something of PEM material: %s", c.id, method, path, o.says)
+		for _, pem := range []string{"BEGIN", "PRIVATE KEY"} {
+			assert.NotContains(t, o.says, pem, "%s: %s %s says something of PEM material", c.id, method, path)
 		}
-		if d > faultBudget {
-			t.Errorf("%s: %s %s took %s; no request may take longer than %s", c.id, method, path, d, faultBudget)
-		}
-		if method == "GET" && r.status == 200 {
-			if got := r.data()["serial_number"]; !c.recovers && got != first.Serial {
-				t.Errorf("%s: %s served serial %v, want the cached %s", c.id, path, got, first.Serial)
-			}
+		assert.LessOrEqual(t, d, faultBudget, "%s: %s %s took %s; no request may take longer than %s", c.id, method, path, d, faultBudget)
+		if method == "GET" && r.status == 200 && !c.recovers {
+			assert.Equal(t, first.Serial, r.data()["serial_number"], "%s: %s served another serial than the cached one", c.id, path)
 		}
 		return o
 	}
@@ -497,23 +220,15 @@ func runFaultCase(t *testing.T, e *env, c faultCase) string {
 	// NHN gets a new certificate during the outage, then recovers.
 	var newSerial string
 	if c.refused {
-		if err := e.restartEmulator(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.restartEmulator())
 		add, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: cached})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		newSerial = add.Serial
 	} else {
 		rot, err := e.emu.admin.Rotate(ctx, cached)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		newSerial = rot.Serial
-		if err := e.emu.admin.ClearFault(ctx); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.emu.admin.ClearFault(ctx))
 	}
 	if c.recovers {
 		// The cached name was downloaded again despite the fault: wait
@@ -528,39 +243,42 @@ func runFaultCase(t *testing.T, e *env, c faultCase) string {
 
 	switch {
 	case c.recovers:
-		if oc.status != 200 || oc.says != "" || oc.downloads < 2 {
-			t.Errorf("%s: cached name: %s; want HTTP 200 without a warning, fresh from NHN after a retry", c.id, oc)
-		}
-		if ou.status != 200 || ou.says != "" {
-			t.Errorf("%s: uncached name: %s; want HTTP 200 after a retry", c.id, ou)
-		}
+		msg := fmt.Sprintf("%s: cached name: %s; want HTTP 200 without a warning, fresh from NHN after a retry", c.id, oc)
+		assert.Equal(t, 200, oc.status, msg)
+		assert.Empty(t, oc.says, msg)
+		assert.GreaterOrEqual(t, oc.downloads, int64(2), msg)
+		msg = fmt.Sprintf("%s: uncached name: %s; want HTTP 200 after a retry", c.id, ou)
+		assert.Equal(t, 200, ou.status, msg)
+		assert.Empty(t, ou.says, msg)
 	default:
-		if oc.status != 200 || !strings.Contains(oc.says, "may be stale") || !strings.Contains(oc.says, "refreshing it failed") || !strings.Contains(oc.says, c.want) {
-			t.Errorf("%s: cached name: %s; want HTTP 200 with a warning that it may be stale because %q", c.id, oc, c.want)
+		msg := fmt.Sprintf("%s: cached name: %s; want HTTP 200 with a warning that it may be stale because %q", c.id, oc, c.want)
+		assert.Equal(t, 200, oc.status, msg)
+		for _, want := range []string{"may be stale", "refreshing it failed", c.want} {
+			assert.Contains(t, oc.says, want, msg)
 		}
-		if ou.status != 502 || !strings.Contains(ou.says, c.want) {
-			t.Errorf("%s: uncached name: %s; want HTTP 502 saying %q", c.id, ou, c.want)
+		msg = fmt.Sprintf("%s: uncached name: %s; want HTTP 502 saying %q", c.id, ou, c.want)
+		assert.Equal(t, 502, ou.status, msg)
+		assert.Contains(t, ou.says, c.want, msg)
+		if c.unreachable {
+			assert.Contains(t, ou.says, "NHN Certificate Manager is unreachable", "%s: uncached name: %s; want an error saying NHN Certificate Manager is unreachable", c.id, ou)
+		} else {
+			assert.NotContains(t, ou.says, "unreachable", "%s: uncached name: %s; NHN answered, the error must say what it answered, not that it is unreachable", c.id, ou)
 		}
-		if c.unreachable && !strings.Contains(ou.says, "NHN Certificate Manager is unreachable") {
-			t.Errorf("%s: uncached name: %s; want an error saying NHN Certificate Manager is unreachable", c.id, ou)
-		}
-		if !c.unreachable && strings.Contains(ou.says, "unreachable") {
-			t.Errorf("%s: uncached name: %s; NHN answered, the error must say what it answered, not that it is unreachable", c.id, ou)
-		}
-		switch {
-		case c.listOK && ol.status != 200:
-			t.Errorf("%s: the fault spares the list, yet LIST gave %s", c.id, ol)
-		case !c.listOK && ol.status != 502:
-			t.Errorf("%s: LIST: %s; want HTTP 502 (lists are not cached)", c.id, ol)
+		if c.listOK {
+			assert.Equal(t, 200, ol.status, "%s: the fault spares the list, yet LIST gave %s", c.id, ol)
+		} else {
+			assert.Equal(t, 502, ol.status, "%s: LIST: %s; want HTTP 502 (lists are not cached)", c.id, ol)
 		}
 	}
 	// After the emulator restarted it does not know the plugin's token:
 	// the first download is refused with 401 and a new token issued.
 	wantDownloads := map[bool]int64{false: 1, true: 2}[c.refused]
-	if or.status != 200 || or.says != "" || rr.data()["serial_number"] != newSerial || or.downloads != wantDownloads {
-		t.Errorf("%s: first read after NHN recovered: %s, serial %v; want HTTP 200 without a warning, %d download(s), the new serial %s",
-			c.id, or, rr.data()["serial_number"], wantDownloads, newSerial)
-	}
+	msg := fmt.Sprintf("%s: first read after NHN recovered: %s, serial %v; want HTTP 200 without a warning, %d download(s), the new serial %s",
+		c.id, or, rr.data()["serial_number"], wantDownloads, newSerial)
+	assert.Equal(t, 200, or.status, msg)
+	assert.Empty(t, or.says, msg)
+	assert.Equal(t, newSerial, rr.data()["serial_number"], msg)
+	assert.Equal(t, wantDownloads, or.downloads, msg)
 	cell := func(o obs) string {
 		if o.status == 0 {
 			return "-"
@@ -568,26 +286,4 @@ func runFaultCase(t *testing.T, e *env, c faultCase) string {
 		return strings.ReplaceAll(o.String(), "|", "/")
 	}
 	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s |", c.id, c.what, cell(oc), cell(ou), cell(ol), cell(or))
-}
-
-// concurrentReads reads certs/<name> n times at once, read i with query(i),
-// as root; a request that got no answer shows as status -1. It returns the
-// answers and how long all of them took.
-func concurrentReads(v *vaultServer, name string, n int, query func(i int) url.Values) ([]rawResponse, time.Duration) {
-	var wg sync.WaitGroup
-	res := make([]rawResponse, n)
-	start := time.Now()
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := v.raw(v.rootToken, "GET", mount+"/certs/"+name, query(i), nil)
-			if err != nil {
-				r = rawResponse{status: -1, body: []byte(err.Error())}
-			}
-			res[i] = r
-		}()
-	}
-	wg.Wait()
-	return res, time.Since(start)
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
 )
@@ -26,17 +28,18 @@ type raftNode struct {
 }
 
 // newRaftNode prepares node id in dir/id (plugin directory with the
-// plugin, raft directory, HCL config on two free loopback ports).
+// plugin) without starting it.
 func newRaftNode(dir, id string) (*raftNode, error) {
-	v, err := newVaultServer(filepath.Join(dir, id), "real")
+	v, err := newVaultServer(filepath.Join(dir, id), realVault)
 	if err != nil {
 		return nil, err
 	}
-	n := &raftNode{vaultServer: v, id: id}
-	return n, n.writeRaftConfig()
+	return &raftNode{vaultServer: v, id: id}, nil
 }
 
-func (n *raftNode) writeRaftConfig() error {
+// pickRaftPorts takes two free loopback ports (API and cluster) and
+// writes the node's HCL config (raft storage) for them.
+func (n *raftNode) pickRaftPorts() error {
 	var err error
 	if n.port, err = freePort(); err != nil {
 		return err
@@ -73,20 +76,11 @@ log_level        = "info"
 	return os.WriteFile(n.configPath, []byte(cfg), 0o600)
 }
 
-// startNode starts the server, taking new ports when the ones picked were
-// taken meanwhile (only before the node joined: its address is then in the
-// raft configuration).
-func (n *raftNode) startNode(mayMove bool) error {
-	for attempt := 1; ; attempt++ {
-		err := n.start()
-		if err == nil || !mayMove || attempt == 3 || !strings.Contains(tail(n.logPath, 30), "address already in use") {
-			return err
-		}
-		n.proc.stop()
-		if err := n.writeRaftConfig(); err != nil {
-			return err
-		}
-	}
+// startFirst starts the node for the first time, on free ports. Only
+// then may it move to other ports: once it joined, its address is in the
+// raft configuration, and a restart (start) keeps it.
+func (n *raftNode) startFirst() error {
+	return n.startOnFreePorts(n.pickRaftPorts)
 }
 
 // waitStandby waits until the node is unsealed and a standby.
@@ -174,9 +168,7 @@ func TestHA(t *testing.T) {
 	if em != nil && em.proc != nil {
 		t.Cleanup(func() { _ = em.proc.stop() })
 	}
-	if err != nil {
-		t.Fatalf("starting the emulator: %v", err)
-	}
+	require.NoError(t, err, "starting the emulator")
 	var nodes []*raftNode
 	t.Cleanup(func() {
 		for _, n := range nodes {
@@ -194,79 +186,55 @@ func TestHA(t *testing.T) {
 	t0 := time.Now()
 	for _, id := range []string{"node1", "node2", "node3"} {
 		n, err := newRaftNode(dir, id)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		nodes = append(nodes, n)
 	}
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
-	if err := n1.startNode(true); err != nil {
-		t.Fatal(err)
-	}
-	if err := n1.initAndUnseal(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, n1.startFirst())
+	require.NoError(t, n1.initAndUnseal())
 	// Joining nodes are promoted to voters once stable for this long
 	// (default 10s).
-	if _, err := n1.client.Logical().Write("sys/storage/raft/autopilot/configuration",
-		map[string]any{"server_stabilization_time": "2s"}); err != nil {
-		t.Fatalf("autopilot configuration: %v", err)
-	}
+	_, err = n1.client.Logical().Write("sys/storage/raft/autopilot/configuration",
+		map[string]any{"server_stabilization_time": "2s"})
+	require.NoError(t, err, "autopilot configuration")
 	for _, n := range []*raftNode{n2, n3} {
-		if err := n.startNode(true); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, n.startFirst())
 		n.unsealKey, n.rootToken = n1.unsealKey, n1.rootToken
 		n.client.SetToken(n.rootToken)
-		if r := n.cli("", "", "operator", "raft", "join", n1.addr); r.code != 0 {
-			t.Fatalf("%s: %s", n.id, r)
-		}
-		if _, err := n.client.Sys().Unseal(n.unsealKey); err != nil {
-			t.Fatalf("unsealing %s: %v", n.id, err)
-		}
-		if err := n.waitStandby(); err != nil {
-			t.Fatal(err)
-		}
+		r := n.cli("", "", "operator", "raft", "join", n1.addr)
+		require.Equal(t, 0, r.code, "%s: %s", n.id, r)
+		_, err := n.client.Sys().Unseal(n.unsealKey)
+		require.NoError(t, err, "unsealing %s", n.id)
+		require.NoError(t, n.waitStandby())
 	}
-	if err := waitVoters(n1.client, []string{"node1", "node2", "node3"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, waitVoters(n1.client, []string{"node1", "node2", "node3"}))
 	step("3-node raft cluster up: node1 active, node2 and node3 voting standbys", t0)
 
 	// 2. Plugin, config on the leader, reads on the standbys.
 	t0 = time.Now()
 	e := &env{dir: dir, vault: n1.vaultServer, emu: em}
-	if err := e.registerPlugin(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.enable(mount); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.configure(mount); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.mountPlugin())
 	const name = "example.com"
 	readOn := func(n *raftNode, query map[string][]string) (*api.Secret, error) {
 		return n.client.Logical().ReadWithData(mount+"/certs/"+name, query)
 	}
 	downloads := func() int64 { return em.stats(t).FileCallsByName[name] }
 	s, err := readOn(n2, nil)
-	if err != nil || s == nil {
-		t.Fatalf("read on standby node2 (forwarded): %v", err)
-	}
+	require.NoError(t, err, "read on standby node2 (forwarded)")
+	require.NotNil(t, s, "read on standby node2 (forwarded)")
 	serial := str(t, s.Data, "serial_number")
 	checkPEMRead(t, s, name, "rsa", 1)
-	if s, err := readOn(n3, nil); err != nil || s == nil || s.Data["serial_number"] != serial || len(s.Warnings) != 0 {
-		t.Fatalf("read on standby node3: %v %v", s, err)
-	}
-	if d := downloads(); d != 1 {
-		t.Errorf("reads on two standbys made %d downloads, want 1 (forwarded to the active node, then cached)", d)
-	}
-	if r := n3.cli(n3.rootToken, "", "write", mount+"/config", "cache_ttl=2h"); r.code != 0 {
-		t.Fatalf("config update sent to standby node3: %s", r)
-	}
-	if c, err := n1.client.Logical().Read(mount + "/config"); err != nil || c == nil || fmt.Sprint(c.Data["cache_ttl"]) != "7200" {
-		t.Errorf("config update sent to a standby, read on the leader: %v %v", c, err)
+	s, err = readOn(n3, nil)
+	require.NoError(t, err, "read on standby node3")
+	require.NotNil(t, s, "read on standby node3")
+	require.Equal(t, serial, s.Data["serial_number"], "read on standby node3: %v", s)
+	require.Empty(t, s.Warnings, "read on standby node3: %v", s)
+	assert.Equal(t, int64(1), downloads(), "reads on two standbys: downloads, want 1 (forwarded to the active node, then cached)")
+	r := n3.cli(n3.rootToken, "", "write", mount+"/config", "cache_ttl=2h")
+	require.Equal(t, 0, r.code, "config update sent to standby node3: %s", r)
+	c, err := n1.client.Logical().Read(mount + "/config")
+	if assert.NoError(t, err, "config update sent to a standby, read on the leader") && assert.NotNil(t, c, "config update sent to a standby, read on the leader") {
+		assert.Equal(t, "7200", fmt.Sprint(c.Data["cache_ttl"]), "config update sent to a standby, read on the leader: %v", c)
 	}
 	step("config written on the leader; reads on both standbys forwarded, 1 download", t0)
 
@@ -296,55 +264,47 @@ func TestHA(t *testing.T) {
 		}
 		return false, fmt.Errorf("no leader yet")
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	step(fmt.Sprintf("node1 stopped; %s is the new leader, %s follows it", leader.id, other.id), t0)
 
 	// 4. NHN down: the new leader serves the cached certificate.
 	t0 = time.Now()
-	if err := em.admin.SetFault(ctxT(t), emulator.Fault{Mode: emulator.FaultDown}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, em.admin.SetFault(ctxT(t), emulator.Fault{Mode: emulator.FaultDown}))
 	before := downloads()
 	for _, n := range []*raftNode{leader, other} {
 		start := time.Now()
 		s, err := readOn(n, nil)
-		if err != nil || s == nil || s.Data["serial_number"] != serial || len(s.Warnings) != 0 {
-			t.Errorf("NHN down, read on %s: %v %v; want the cached serial %s without a warning (within cache_ttl)", n.id, s, err, serial)
-		} else {
-			t.Logf("NHN down, read on %s: HTTP 200, the cached serial, no warning, in %s", n.id, time.Since(start).Round(time.Millisecond))
+		msg := fmt.Sprintf("NHN down, read on %s: want the cached serial %s without a warning (within cache_ttl)", n.id, serial)
+		if readAnswered(t, s, err, msg) {
+			sameSerial := assert.Equal(t, serial, s.Data["serial_number"], msg)
+			noWarning := assert.Empty(t, s.Warnings, msg)
+			if sameSerial && noWarning {
+				t.Logf("NHN down, read on %s: HTTP 200, the cached serial, no warning, in %s", n.id, time.Since(start).Round(time.Millisecond))
+			}
 		}
 	}
-	if d := downloads() - before; d != 0 {
-		t.Errorf("reads within cache_ttl on the new leader asked NHN %d times", d)
-	}
+	assert.Zero(t, downloads()-before, "reads within cache_ttl on the new leader asked NHN")
 	s, err = readOn(leader, map[string][]string{"refresh": {"true"}})
-	if err != nil || s == nil || s.Data["serial_number"] != serial || !strings.Contains(strings.Join(s.Warnings, " "), "may be stale") {
-		t.Errorf("NHN down, refresh=true on the new leader: %v %v; want the cached copy with a stale warning", s, err)
-	} else {
-		t.Logf("NHN down, refresh=true on %s: HTTP 200 with warning %q", leader.id, s.Warnings)
+	msg := "NHN down, refresh=true on the new leader: want the cached copy with a stale warning"
+	if readAnswered(t, s, err, msg) {
+		sameSerial := assert.Equal(t, serial, s.Data["serial_number"], msg)
+		stale := assert.Contains(t, strings.Join(s.Warnings, " "), "may be stale", msg)
+		if sameSerial && stale {
+			t.Logf("NHN down, refresh=true on %s: HTTP 200 with warning %q", leader.id, s.Warnings)
+		}
 	}
-	r := mustRaw(t, leader.vaultServer, leader.rootToken, "GET", mount+"/certs/api.example.com", nil, nil)
-	if r.status != 502 || !strings.Contains(r.says(), "unreachable") {
-		t.Errorf("NHN down, uncached name on the new leader: %s; want 502 unreachable", r)
-	}
+	rr := mustRaw(t, leader.vaultServer, leader.rootToken, "GET", mount+"/certs/api.example.com", nil, nil)
+	assert.Equal(t, 502, rr.status, "NHN down, uncached name on the new leader: %s; want 502 unreachable", rr)
+	assert.Contains(t, rr.says(), "unreachable", "NHN down, uncached name on the new leader: %s; want 502 unreachable", rr)
 	step("NHN down: the new leader serves the cached certificate from raft storage", t0)
 
 	// 5. The old leader rejoins.
 	t0 = time.Now()
-	if err := n1.startNode(false); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n1.client.Sys().Unseal(n1.unsealKey); err != nil {
-		t.Fatalf("unsealing node1 again: %v", err)
-	}
-	if err := n1.waitStandby(); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitVoters(leader.client, []string{"node1", "node2", "node3"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, n1.start())
+	_, err = n1.client.Sys().Unseal(n1.unsealKey)
+	require.NoError(t, err, "unsealing node1 again")
+	require.NoError(t, n1.waitStandby())
+	require.NoError(t, waitVoters(leader.client, []string{"node1", "node2", "node3"}))
 	// node1 follows the new leader (request forwarding set up).
 	err = poll(haTimeout, "node1 to follow "+leader.id, n1.proc, func() (bool, error) {
 		l, err := n1.client.Sys().Leader()
@@ -353,9 +313,7 @@ func TestHA(t *testing.T) {
 		}
 		return !l.IsSelf && l.LeaderAddress == leader.addr, fmt.Errorf("sys/leader: %+v", l)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	peers := mustCLI(t, leader.vaultServer, "operator", "raft", "list-peers")
 	t.Logf("vault operator raft list-peers:\n%s", peers)
 	var listed struct {
@@ -365,33 +323,36 @@ func TestHA(t *testing.T) {
 			} `json:"config"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal([]byte(mustCLI(t, leader.vaultServer, "operator", "raft", "list-peers", "-format=json")), &listed); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal([]byte(mustCLI(t, leader.vaultServer, "operator", "raft", "list-peers", "-format=json")), &listed))
 	voters := 0
 	for _, s := range listed.Data.Config.Servers {
 		if s.Voter {
 			voters++
 		}
 	}
-	if len(listed.Data.Config.Servers) != 3 || voters != 3 {
-		t.Errorf("list-peers: %+v; want 3 voters", listed.Data.Config.Servers)
+	assert.Len(t, listed.Data.Config.Servers, 3, "list-peers: want 3 voters")
+	assert.Equal(t, 3, voters, "list-peers: %+v; want 3 voters", listed.Data.Config.Servers)
+	s, err = readOn(n1, nil)
+	if readAnswered(t, s, err, "read on the rejoined node1 (forwarded)") {
+		assert.Equal(t, serial, s.Data["serial_number"], "read on the rejoined node1 (forwarded)")
 	}
-	if s, err := readOn(n1, nil); err != nil || s == nil || s.Data["serial_number"] != serial {
-		t.Errorf("read on the rejoined node1 (forwarded): %v %v", s, err)
-	}
-	if err := em.admin.ClearFault(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	if s, err := readOn(n1, map[string][]string{"refresh": {"true"}}); err != nil || s == nil || len(s.Warnings) != 0 {
-		t.Errorf("NHN back, refresh=true on node1 (forwarded): %v %v", s, err)
+	require.NoError(t, em.admin.ClearFault(ctxT(t)))
+	s, err = readOn(n1, map[string][]string{"refresh": {"true"}})
+	if readAnswered(t, s, err, "NHN back, refresh=true on node1 (forwarded)") {
+		assert.Empty(t, s.Warnings, "NHN back, refresh=true on node1 (forwarded)")
 	}
 	step("node1 restarted and unsealed: rejoined as a voting standby, serves reads", t0)
 
 	for _, n := range nodes {
-		if strings.Contains(tail(n.logPath, 1<<30), em.secret) {
-			t.Errorf("%s's log holds the Secret Access Key", n.id)
-		}
+		// Not assert.NotContains: it would print the log and the secret.
+		assert.False(t, strings.Contains(tail(n.logPath, 1<<30), em.secret), "%s's log holds the Secret Access Key", n.id)
 	}
 	t.Logf("TestHA took %s", time.Since(started).Round(100*time.Millisecond))
+}
+
+// readAnswered asserts that a read answered (no error, a secret) and
+// reports whether it did.
+func readAnswered(t *testing.T, s *api.Secret, err error, msgAndArgs ...any) bool {
+	t.Helper()
+	return assert.NoError(t, err, msgAndArgs...) && assert.NotNil(t, s, msgAndArgs...)
 }

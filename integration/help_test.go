@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestPathHelp checks that `vault path-help` prints the plugin's own help
@@ -23,9 +26,7 @@ func TestPathHelp(t *testing.T) {
 	} {
 		out := mustCLI(t, v, "path-help", c.path)
 		for _, w := range c.want {
-			if !strings.Contains(out, w) {
-				t.Errorf("vault path-help %s does not say %q:\n%s", c.path, w, out)
-			}
+			assert.Contains(t, out, w, "vault path-help %s does not say %q", c.path, w)
 		}
 	}
 }
@@ -39,19 +40,13 @@ func TestPluginInfo(t *testing.T) {
 
 	out := mustCLI(t, v, "plugin", "info", "-version="+pluginVersion, "secret", pluginName)
 	for _, w := range []string{pluginName, pluginVersion, v.pluginSHA} {
-		if !strings.Contains(out, w) {
-			t.Errorf("vault plugin info does not show %q:\n%s", w, out)
-		}
+		assert.Contains(t, out, w, "vault plugin info does not show %q", w)
 	}
 	out = mustCLI(t, v, "plugin", "info", "-format=json", "-version="+pluginVersion, "secret", pluginName)
 	var info map[string]any
-	if err := json.Unmarshal([]byte(out), &info); err != nil {
-		t.Fatalf("vault plugin info -format=json: %v\n%s", err, out)
-	}
+	require.NoError(t, json.Unmarshal([]byte(out), &info), "vault plugin info -format=json:\n%s", out)
 	for k, want := range map[string]any{"name": pluginName, "version": pluginVersion, "sha256": v.pluginSHA, "builtin": false, "command": pluginName} {
-		if info[k] != want {
-			t.Errorf("vault plugin info -format=json: %s = %v, want %v", k, info[k], want)
-		}
+		assert.Equal(t, want, info[k], "vault plugin info -format=json: %s", k)
 	}
 
 	out = mustCLI(t, v, "plugin", "list", "-detailed", "secret")
@@ -61,9 +56,7 @@ func TestPluginInfo(t *testing.T) {
 			found = true
 		}
 	}
-	if !found {
-		t.Errorf("vault plugin list -detailed secret has no %s %s line:\n%s", pluginName, pluginVersion, out)
-	}
+	assert.True(t, found, "vault plugin list -detailed secret has no %s %s line:\n%s", pluginName, pluginVersion, out)
 
 	checkMountVersion(t, e)
 }
@@ -78,19 +71,13 @@ func checkMountVersion(t *testing.T, e *env) {
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(l, mount+"/ ") {
 			found = strings.Contains(l, pluginName) && strings.Contains(l, pluginVersion)
-			if !found {
-				t.Errorf("vault secrets list -detailed: the %s/ line does not show %s %s:\n%s", mount, pluginName, pluginVersion, l)
-			}
+			assert.True(t, found, "vault secrets list -detailed: the %s/ line does not show %s %s:\n%s", mount, pluginName, pluginVersion, l)
 		}
 	}
-	if !found {
-		t.Errorf("vault secrets list -detailed shows no %s/ mount running %s:\n%s", mount, pluginVersion, out)
-	}
+	assert.True(t, found, "vault secrets list -detailed shows no %s/ mount running %s:\n%s", mount, pluginVersion, out)
 	out = mustCLI(t, v, "secrets", "list", "-detailed", "-format=json")
 	var mounts map[string]map[string]any
-	if err := json.Unmarshal([]byte(out), &mounts); err != nil {
-		t.Fatalf("vault secrets list -detailed -format=json: %v", err)
-	}
+	require.NoError(t, json.Unmarshal([]byte(out), &mounts), "vault secrets list -detailed -format=json")
 	m := mounts[mount+"/"]
 	for k, want := range map[string]any{
 		"type":                   pluginName,
@@ -98,8 +85,6 @@ func checkMountVersion(t *testing.T, e *env) {
 		"running_plugin_version": pluginVersion,
 		"running_sha256":         v.pluginSHA,
 	} {
-		if m[k] != want {
-			t.Errorf("vault secrets list -detailed -format=json: %s/ %s = %v, want %v", mount, k, m[k], want)
-		}
+		assert.Equal(t, want, m[k], "vault secrets list -detailed -format=json: %s/ %s", mount, k)
 	}
 }

@@ -12,12 +12,13 @@ import (
 	"fmt"
 	"math/big"
 	"net/url"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // hostileBound is how long Vault may take to refuse hostile input: nothing
@@ -33,18 +34,15 @@ const hostileBound = 10 * time.Second
 // logs what the user saw.
 func TestHostileInput(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "real")
+	e := newEnv(t, withVaultMode(realVault))
 	v := e.vault
 	proxy := newNHNProxy(t, e.emu.url)
 	mustCLI(t, v, "write", mount+"/config", "endpoint="+proxy.url, "auth_endpoint="+proxy.url)
 
 	// One good entry, so that a purge would show.
-	if r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/example.com", nil, nil); r.status != 200 {
-		t.Fatalf("read example.com: %s", r)
-	}
-	if n := cacheEntriesOnDisk(t, v); n != 1 {
-		t.Fatalf("after one read the storage holds %d cache entries, want 1 (is the storage layout what the test expects?)", n)
-	}
+	r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/example.com", nil, nil)
+	require.Equal(t, 200, r.status, "read example.com: %s", r)
+	require.Equal(t, 1, cacheEntriesOnDisk(t, v), "after one read: cache entries in the storage, want 1 (is the storage layout what the test expects?)")
 	configBefore := mustRaw(t, v, v.rootToken, "GET", mount+"/config", nil, nil)
 	var table []string
 	row := func(kind, input string, r rawResponse, d time.Duration) {
@@ -57,12 +55,9 @@ func TestHostileInput(t *testing.T) {
 	}
 	checkNothingChanged := func(t *testing.T, what string) {
 		t.Helper()
-		if n := cacheEntriesOnDisk(t, v); n != 1 {
-			t.Errorf("%s: the storage now holds %d cache entries, want still 1", what, n)
-		}
-		if after := mustRaw(t, v, v.rootToken, "GET", mount+"/config", nil, nil); !reflect.DeepEqual(after.data(), configBefore.data()) {
-			t.Errorf("%s changed the config:\nbefore %s\nafter  %s", what, configBefore, after)
-		}
+		assert.Equal(t, 1, cacheEntriesOnDisk(t, v), "%s: cache entries in the storage, want still 1", what)
+		after := mustRaw(t, v, v.rootToken, "GET", mount+"/config", nil, nil)
+		assert.Equal(t, configBefore.data(), after.data(), "%s changed the config:\nbefore %s\nafter  %s", what, configBefore, after)
 	}
 
 	t.Run("names", func(t *testing.T) {
@@ -97,27 +92,20 @@ func TestHostileInput(t *testing.T) {
 			r, d := timedRaw(t, v, "GET", mount+"/certs/"+c.raw, nil)
 			label := c.label
 			row("name", label, r, d)
-			switch {
-			case c.vault500:
-				if r.status != 500 || !strings.Contains(r.says(), "invalid UTF-8") {
-					t.Errorf("name %s: %s; want Vault's own HTTP 500 about invalid UTF-8", label, r)
-				}
-			case r.status < 400 || r.status > 499:
-				t.Errorf("name %s: %s; want a 4xx", label, r)
+			if c.vault500 {
+				assert.Equal(t, 500, r.status, "name %s: %s; want Vault's own HTTP 500 about invalid UTF-8", label, r)
+				assert.Contains(t, r.says(), "invalid UTF-8", "name %s: %s; want Vault's own HTTP 500 about invalid UTF-8", label, r)
+			} else {
+				assert.True(t, is4xx(r.status), "name %s: %s; want a 4xx", label, r)
 			}
-			if d > hostileBound {
-				t.Errorf("name %s: answered in %s", label, d)
-			}
-			if strings.Contains(r.says(), "\x00") {
-				t.Errorf("name %s: the answer echoes a NUL byte", label)
-			}
+			assert.LessOrEqual(t, d, hostileBound, "name %s: answered in %s", label, d)
+			assert.NotContains(t, r.says(), "\x00", "name %s: the answer echoes a NUL byte", label)
 			// The metadata path shares the name rules.
-			if r := mustRaw(t, v, v.rootToken, "GET", mount+"/metadata/"+c.raw, nil, nil); (r.status < 400 || r.status > 499) && !c.vault500 {
-				t.Errorf("metadata of name %s: %s; want a 4xx", label, r)
+			mr := mustRaw(t, v, v.rootToken, "GET", mount+"/metadata/"+c.raw, nil, nil)
+			if !c.vault500 {
+				assert.True(t, is4xx(mr.status), "metadata of name %s: %s; want a 4xx", label, mr)
 			}
-			if proxy.requestCount() != before {
-				t.Errorf("name %s reached NHN", label)
-			}
+			assert.Equal(t, before, proxy.requestCount(), "name %s reached NHN", label)
 		}
 		checkNothingChanged(t, "hostile names")
 	})
@@ -126,9 +114,8 @@ func TestHostileInput(t *testing.T) {
 		ctx := ctxT(t)
 		hostile := []string{"../config", "a/b.example.com", "예시.example.com", strings.Repeat("l", 300) + ".example.com", "bad name.example.com"}
 		for _, n := range hostile {
-			if _, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: n, DNSNames: []string{"hostile.example.com"}}); err != nil {
-				t.Fatalf("adding %q to the emulator: %v", n, err)
-			}
+			_, err := e.emu.admin.AddCert(ctx, emulator.AddCertRequest{Name: n, DNSNames: []string{"hostile.example.com"}})
+			require.NoError(t, err, "adding %q to the emulator", n)
 		}
 		t.Cleanup(func() {
 			for _, n := range hostile {
@@ -138,19 +125,12 @@ func TestHostileInput(t *testing.T) {
 		r, d := timedRaw(t, v, "LIST", mount+"/certs", url.Values{"status": {"all"}})
 		row("list", fmt.Sprintf("%d hostile names among NHN's certificates", len(hostile)), r, d)
 		keys, _ := listKeys(t, r)
-		for _, k := range keys {
-			for _, n := range hostile {
-				if k == n {
-					t.Errorf("LIST shows the hostile name %q", n)
-				}
-			}
+		for _, n := range hostile {
+			assert.NotContains(t, keys, n, "LIST shows the hostile name %q", n)
 		}
-		if w := strings.Join(r.warnings(), " "); !strings.Contains(w, fmt.Sprintf("%d certificate name(s) in NHN were left out", len(hostile))) {
-			t.Errorf("LIST with hostile names: warnings %q; want one saying %d were left out", w, len(hostile))
-		}
-		if len(keys) != 5 {
-			t.Errorf("LIST with hostile names: keys %v; want the 5 demo certificates", keys)
-		}
+		assert.Contains(t, strings.Join(r.warnings(), " "), fmt.Sprintf("%d certificate name(s) in NHN were left out", len(hostile)),
+			"LIST with hostile names: warnings; want one saying %d were left out", len(hostile))
+		assert.Len(t, keys, 5, "LIST with hostile names: keys; want the 5 demo certificates")
 		checkNothingChanged(t, "hostile names from NHN")
 	})
 
@@ -199,13 +179,11 @@ func TestHostileInput(t *testing.T) {
 			if c.status == 0 {
 				c.status = 400
 			}
-			if r.status != c.status || !strings.Contains(r.says(), c.want) {
-				t.Errorf("config %s: %s; want HTTP %d mentioning %q", c.label, truncateForTable(r.String()), c.status, c.want)
-			}
+			// The answer is shown truncated: it may echo 2 MiB of input.
+			assert.Equal(t, c.status, r.status, "config %s: %s; want HTTP %d mentioning %q", c.label, truncateForTable(r.String()), c.status, c.want)
+			assert.True(t, strings.Contains(r.says(), c.want), "config %s: %s; want HTTP %d mentioning %q", c.label, truncateForTable(r.String()), c.status, c.want)
 			assertNoSecret(t, e, "the answer to config "+c.label, string(r.body))
-			if d > hostileBound {
-				t.Errorf("config %s: answered in %s", c.label, d)
-			}
+			assert.LessOrEqual(t, d, hostileBound, "config %s: answered in %s", c.label, d)
 			checkNothingChanged(t, "config "+c.label)
 		}
 
@@ -217,16 +195,14 @@ func TestHostileInput(t *testing.T) {
 		}
 		r, d := timedRawBody(t, v, "POST", mount+"/config", big)
 		row("config", "body of 36 MB", r, d)
-		if r.status != 413 || !strings.Contains(r.says(), "too large") {
-			t.Errorf("a 36 MB config body: %s; want HTTP 413", truncateForTable(r.String()))
-		}
+		assert.Equal(t, 413, r.status, "a 36 MB config body: %s; want HTTP 413", truncateForTable(r.String()))
+		assert.True(t, strings.Contains(r.says(), "too large"), "a 36 MB config body: %s; want HTTP 413", truncateForTable(r.String()))
 		// Not JSON at all: Vault 1.21's JSON limit check answers 500
 		// "malformed JSON" before anything is routed to the plugin.
 		r, d = timedRawBytes(t, v, "POST", mount+"/config", []byte(`{"app_key": "x", "cache_ttl": `))
 		row("config", "truncated JSON body", r, d)
-		if r.status != 500 || !strings.Contains(r.says(), "malformed JSON") {
-			t.Errorf("a truncated JSON body: %s; want Vault's HTTP 500 \"malformed JSON\"", r)
-		}
+		assert.Equal(t, 500, r.status, "a truncated JSON body: %s; want Vault's HTTP 500 \"malformed JSON\"", r)
+		assert.Contains(t, r.says(), "malformed JSON", "a truncated JSON body: %s; want Vault's HTTP 500 \"malformed JSON\"", r)
 		checkNothingChanged(t, "oversized and broken bodies")
 	})
 
@@ -237,36 +213,28 @@ func TestHostileInput(t *testing.T) {
 			proxy.override(name, f.body)
 			r, d := timedRaw(t, v, "GET", mount+"/certs/"+name, nil)
 			row("file", f.label, r, d)
-			if r.status != 502 || !strings.Contains(r.says(), f.want) {
-				t.Errorf("file %s: %s; want HTTP 502 saying %q", f.label, truncateForTable(r.String()), f.want)
+			assert.Equal(t, 502, r.status, "file %s: %s; want HTTP 502 saying %q", f.label, truncateForTable(r.String()), f.want)
+			assert.True(t, strings.Contains(r.says(), f.want), "file %s: %s; want HTTP 502 saying %q", f.label, truncateForTable(r.String()), f.want)
+			for _, pem := range []string{"BEGIN", "PRIVATE KEY"} {
+				assert.False(t, bytes.Contains(r.body, []byte(pem)), "file %s: the answer holds PEM material: %s", f.label, truncateForTable(r.String()))
 			}
-			if bytes.Contains(r.body, []byte("BEGIN")) || bytes.Contains(r.body, []byte("PRIVATE KEY")) {
-				t.Errorf("file %s: the answer holds PEM material: %s", f.label, truncateForTable(r.String()))
-			}
-			if d > hostileBound {
-				t.Errorf("file %s: answered in %s", f.label, d)
-			}
-			if proxy.calls(name) != 1 {
-				t.Errorf("file %s: NHN was asked %d times, want once (a bad file is not retried)", f.label, proxy.calls(name))
-			}
+			assert.LessOrEqual(t, d, hostileBound, "file %s: answered in %s", f.label, d)
+			assert.Equal(t, 1, proxy.calls(name), "file %s: NHN was asked more than once (a bad file is not retried)", f.label)
 			// A second read asks NHN again: nothing was cached.
 			mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
-			if proxy.calls(name) != 2 {
-				t.Errorf("file %s: the second read did not ask NHN: something was cached", f.label)
-			}
+			assert.Equal(t, 2, proxy.calls(name), "file %s: the second read did not ask NHN: something was cached", f.label)
 		}
 		checkNothingChanged(t, "hostile files")
 	})
 
 	log := tail(v.logPath, 1<<30)
 	for _, bad := range []string{"panic", "plugin process exited", "goroutine "} {
-		if strings.Contains(log, bad) {
-			t.Errorf("Vault's log has %q: the plugin may have crashed", bad)
-		}
+		// Not assert.NotContains: that would print the whole log.
+		assert.False(t, strings.Contains(log, bad), "Vault's log has %q: the plugin may have crashed", bad)
 	}
-	if r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/example.com", nil, nil); r.status != 200 || len(r.warnings()) != 0 {
-		t.Errorf("after all of it, the good certificate: %s", truncateForTable(r.String()))
-	}
+	r = mustRaw(t, v, v.rootToken, "GET", mount+"/certs/example.com", nil, nil)
+	assert.Equal(t, 200, r.status, "after all of it, the good certificate: %s", truncateForTable(r.String()))
+	assert.Empty(t, r.warnings(), "after all of it, the good certificate: %s", truncateForTable(r.String()))
 	t.Logf("hostile input, what the user sees:\n| kind | input | answer | message |\n|---|---|---|---|\n%s", strings.Join(table, "\n"))
 }
 
@@ -276,25 +244,6 @@ func truncateForTable(s string) string {
 		s = s[:300] + "..."
 	}
 	return s
-}
-
-// timedRawBody sends body as JSON with the root token.
-func timedRawBody(t *testing.T, v *vaultServer, method, rawPath string, body any) (rawResponse, time.Duration) {
-	t.Helper()
-	start := time.Now()
-	r := mustRaw(t, v, v.rootToken, method, rawPath, nil, body)
-	return r, time.Since(start)
-}
-
-// timedRawBytes sends body as it is, with the root token.
-func timedRawBytes(t *testing.T, v *vaultServer, method, rawPath string, body []byte) (rawResponse, time.Duration) {
-	t.Helper()
-	start := time.Now()
-	r, err := v.rawBytes(v.rootToken, method, rawPath, body)
-	if err != nil {
-		t.Fatalf("%s /v1/%s: %v", method, rawPath, err)
-	}
-	return r, time.Since(start)
 }
 
 type hostileFile struct {
@@ -307,13 +256,9 @@ type hostileFile struct {
 func hostileFiles(t *testing.T) []hostileFile {
 	t.Helper()
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	otherKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cert := func(i int, key *ecdsa.PrivateKey) []byte {
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(int64(i + 1)),
@@ -322,16 +267,12 @@ func hostileFiles(t *testing.T) []hostileFile {
 			NotAfter:     time.Now().Add(24 * time.Hour),
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	}
 	keyPEM := func(k *ecdsa.PrivateKey) []byte {
 		der, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
 	}
 	leaf := cert(0, ecKey)
@@ -343,14 +284,10 @@ func hostileFiles(t *testing.T) []hostileFile {
 	thousand.Write(keyPEM(ecKey))
 
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	//nolint:staticcheck // a legacy encrypted key is what the test needs
 	legacy, err := x509.EncryptPEMBlock(rand.Reader, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey), []byte("password"), x509.PEMCipherAES256)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	junk := make([]byte, 512)
 	_, _ = rand.Read(junk)
 	encPKCS8 := pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: junk})

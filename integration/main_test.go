@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 const (
@@ -149,9 +150,7 @@ func requireVault(t *testing.T) {
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
-	if setupErr != nil {
-		t.Fatalf("integration setup: %v", setupErr)
-	}
+	require.NoError(t, setupErr, "integration setup")
 }
 
 var globalCleanup struct {
@@ -176,71 +175,3 @@ func runGlobalCleanups() {
 		fns[i]()
 	}
 }
-
-// shared is the dev Vault and emulator that the read-only tests share.
-var shared struct {
-	once sync.Once
-	env  *env
-	err  error
-}
-
-// sharedEnv returns the shared dev Vault (plugin mounted at nhncert/ and
-// configured) and its emulator (demo set, -max-page-size 10), starting them
-// on first use. On failure the test gets the tails of their logs.
-func sharedEnv(t *testing.T) *env {
-	t.Helper()
-	requireVault(t)
-	shared.once.Do(func() {
-		dir, err := os.MkdirTemp("", "nhncert-integration-shared-")
-		if err != nil {
-			shared.err = err
-			return
-		}
-		e, err := setupEnv(dir, "dev", "-max-page-size", "10")
-		if e != nil {
-			addGlobalCleanup(func() {
-				e.close()
-				if !keepLogs() {
-					os.RemoveAll(dir)
-				} else {
-					fmt.Fprintf(os.Stderr, "integration: shared logs kept in %s\n", dir)
-				}
-			})
-		} else {
-			os.RemoveAll(dir)
-		}
-		if err != nil {
-			if e != nil {
-				err = fmt.Errorf("%w\n%s", err, e.logTails())
-			}
-			shared.err = err
-			return
-		}
-		shared.env = e
-	})
-	if shared.err != nil {
-		t.Fatalf("starting the shared Vault and emulator: %v", shared.err)
-	}
-	e := shared.env
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("logs of the shared Vault and emulator:\n%s", e.logTails())
-		}
-	})
-	return e
-}
-
-// keepLogs reports whether the shared environment's logs should be kept
-// after the run (NHNCERT_KEEP_LOGS=1).
-func keepLogs() bool { return os.Getenv("NHNCERT_KEEP_LOGS") == "1" }
-
-// newEnv starts a Vault (mode "dev" or "real") and an emulator of the
-// test's own, mounted and configured like the shared one; both are stopped
-// when the test ends, and their log tails printed if it failed.
-func newEnv(t *testing.T, mode string, emulatorArgs ...string) *env {
-	t.Helper()
-	return newEnvWith(t, mode, nil, emulatorArgs...)
-}
-
-// errProcessExited is returned by waits whose subprocess died.
-var errProcessExited = errors.New("process exited")

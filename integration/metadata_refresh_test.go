@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestMetadataPolicy: a token that may read nhncert/metadata/* only gets a
@@ -20,30 +23,21 @@ func TestMetadataPolicy(t *testing.T) {
 
 	for _, name := range []string{"example.com", "*.example.com"} {
 		r := mustRaw(t, v, token, "GET", mount+"/metadata/"+name, nil, nil)
-		if r.status != 200 {
-			t.Fatalf("metadata/%s with the metadata-only token: %s", name, r)
-		}
+		require.Equal(t, 200, r.status, "metadata/%s with the metadata-only token: %s", name, r)
 		d := r.data()
 		for _, f := range []string{"certificate", "issuing_ca", "ca_chain", "serial_number", "fingerprint_sha256", "cached_at", "cache_expires_at", "not_after"} {
-			if _, ok := d[f]; !ok {
-				t.Errorf("metadata/%s lacks %s: %s", name, f, r)
-			}
+			assert.Contains(t, d, f, "metadata/%s lacks %s: %s", name, f, r)
 		}
-		if _, ok := d["private_key"]; ok || strings.Contains(string(r.body), "PRIVATE KEY") {
-			t.Errorf("metadata/%s holds the private key: %s", name, r)
-		}
-		if d["common_name"] != name {
-			t.Errorf("metadata/%s common_name = %v", name, d["common_name"])
-		}
+		assert.NotContains(t, d, "private_key", "metadata/%s holds the private key: %s", name, r)
+		assert.NotContains(t, string(r.body), "PRIVATE KEY", "metadata/%s holds the private key", name)
+		assert.Equal(t, name, d["common_name"], "metadata/%s common_name", name)
 	}
 	c := v.cli(token, "", "read", "-field=fingerprint_sha256", mount+"/metadata/example.com")
-	if c.code != 0 || len(strings.TrimSpace(c.stdout)) != 95 {
-		t.Errorf("vault read -field=fingerprint_sha256: %s", c)
-	}
+	assert.Equal(t, 0, c.code, "vault read -field=fingerprint_sha256: %s", c)
+	assert.Len(t, strings.TrimSpace(c.stdout), 95, "vault read -field=fingerprint_sha256: %s", c)
 	for _, p := range []string{mount + "/certs/example.com", mount + "/config"} {
-		if r := mustRaw(t, v, token, "GET", p, nil, nil); r.status != 403 {
-			t.Errorf("GET %s with the metadata-only token: want 403, got %s", p, r)
-		}
+		r := mustRaw(t, v, token, "GET", p, nil, nil)
+		assert.Equal(t, 403, r.status, "GET %s with the metadata-only token: want 403, got %s", p, r)
 	}
 }
 
@@ -60,39 +54,29 @@ func TestBackgroundRefresh(t *testing.T) {
 	if os.Getenv("NHNCERT_SOAK") == "1" {
 		ttl, interval, latency, duration, minDownloads = "1m", "15s", 200*time.Millisecond, 5*time.Minute, 5
 	}
-	e := newEnv(t, "dev")
+	e := newEnv(t)
 	v := e.vault
 	mustCLI(t, v, "write", mount+"/config", "cache_ttl="+ttl, "refresh_interval="+interval)
-	if err := e.emu.admin.SetLatency(ctxT(t), latency); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.emu.admin.SetLatency(ctxT(t), latency))
 	path := mount + "/metadata/example.com"
 	read := func() (time.Time, time.Duration) {
 		t.Helper()
 		start := time.Now()
 		s, err := v.client.Logical().Read(path)
 		took := time.Since(start)
-		if err != nil || s == nil {
-			t.Fatalf("read %s: %v", path, err)
-		}
-		if len(s.Warnings) > 0 {
-			t.Errorf("read %s warned: %v", path, s.Warnings)
-		}
+		require.NoError(t, err, "read %s", path)
+		require.NotNil(t, s, "read %s", path)
+		assert.Empty(t, s.Warnings, "read %s warned", path)
 		at, err := time.Parse(time.RFC3339Nano, s.Data["cached_at"].(string))
-		if err != nil {
-			t.Fatalf("cached_at: %v", err)
-		}
-		if !at.Before(start) {
-			t.Errorf("a read that began at %s waited for a download made at %s (took %s)",
-				start.Format(time.RFC3339Nano), at.Format(time.RFC3339Nano), took)
-		}
+		require.NoError(t, err, "cached_at")
+		assert.True(t, at.Before(start), "a read that began at %s waited for a download made at %s (took %s)",
+			start.Format(time.RFC3339Nano), at.Format(time.RFC3339Nano), took)
 		return at, took
 	}
 
 	// The first read downloads (and waits on NHN's 1s latency).
-	if _, err := v.client.Logical().Read(path); err != nil {
-		t.Fatal(err)
-	}
+	_, err := v.client.Logical().Read(path)
+	require.NoError(t, err)
 	var (
 		seen  []time.Time
 		takes []time.Duration
@@ -109,9 +93,7 @@ func TestBackgroundRefresh(t *testing.T) {
 	}
 	// The run lasts more than three cache_ttl: the copy was replaced in the
 	// background several times.
-	if len(seen) < minDownloads {
-		t.Errorf("saw %d distinct downloads (cached_at %v); want the background refresh to have replaced the copy at least %d times", len(seen), seen, minDownloads)
-	}
+	assert.GreaterOrEqual(t, len(seen), minDownloads, "distinct downloads (cached_at %v); want the background refresh to have replaced the copy at least %d times", seen, minDownloads)
 	slices.Sort(takes)
 	t.Logf("cache_ttl=%s refresh_interval=%s upstream latency %s: %d reads in %s after the first: p50 %s, p99 %s, max %s; %d copies seen",
 		ttl, interval, latency, len(takes), duration, takes[len(takes)/2], takes[len(takes)*99/100], takes[len(takes)-1], len(seen))

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestRestart runs a non-dev Vault (HCL config, file storage, init and
@@ -19,7 +22,7 @@ import (
 // storage holds neither the secret key nor the private keys in clear.
 func TestRestart(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "real")
+	e := newEnv(t, withVaultMode(realVault))
 	v := e.vault
 	names := []string{"example.com", "*.example.com"}
 	serials := map[string]string{}
@@ -28,24 +31,18 @@ func TestRestart(t *testing.T) {
 		d := readCert(t, v, n, nil).Data
 		serials[n], keys[n] = str(t, d, "serial_number"), str(t, d, "private_key")
 	}
-	if st := e.emu.stats(t); st.FileCallsByName["example.com"] != 1 {
-		t.Fatalf("example.com was downloaded %d times, want 1", st.FileCallsByName["example.com"])
-	}
+	require.Equal(t, int64(1), e.emu.stats(t).FileCallsByName["example.com"], "example.com downloads, want 1")
 
 	if err := v.stop(); err != nil {
 		t.Logf("vault server exit after SIGTERM: %v", err)
 	}
-	if !v.proc.exited() {
-		t.Fatal("Vault is still running after stop")
-	}
+	require.True(t, v.proc.exited(), "Vault is still running after stop")
 	if err := e.emu.proc.stop(); err != nil {
 		t.Logf("emulator exit after SIGTERM: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := e.emu.admin.Health(ctx); err == nil {
-		t.Fatal("the emulator still answers after it was stopped")
-	}
+	require.Error(t, e.emu.admin.Health(ctx), "the emulator still answers after it was stopped")
 
 	// Nothing readable in the file storage.
 	data := filepath.Join(v.dir, "data")
@@ -59,53 +56,40 @@ func TestRestart(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if bytes.Contains(b, []byte(e.emu.secret)) {
-			t.Errorf("%s holds the Secret Access Key in clear", p)
-		}
+		// assert.False, not NotContains: the message must not show the secret.
+		assert.False(t, bytes.Contains(b, []byte(e.emu.secret)), "%s holds the Secret Access Key in clear", p)
 		for n, k := range keys {
 			blk, _ := pem.Decode([]byte(k))
-			if blk != nil && (bytes.Contains(b, blk.Bytes[len(blk.Bytes)/2:len(blk.Bytes)/2+24]) || bytes.Contains(b, []byte(k[40:120]))) {
-				t.Errorf("%s holds the private key of %s in clear", p, n)
-			}
+			inClear := blk != nil && (bytes.Contains(b, blk.Bytes[len(blk.Bytes)/2:len(blk.Bytes)/2+24]) || bytes.Contains(b, []byte(k[40:120])))
+			assert.False(t, inClear, "%s holds the private key of %s in clear", p, n)
 		}
 		return nil
 	})
-	if err != nil || files == 0 {
-		t.Fatalf("walking the file storage %s: %v (%d files)", data, err, files)
-	}
+	require.NoError(t, err, "walking the file storage %s", data)
+	require.NotZero(t, files, "walking the file storage %s: no files", data)
 
-	if err := v.start(); err != nil {
-		t.Fatalf("restarting Vault: %v", err)
-	}
+	require.NoError(t, v.start(), "restarting Vault")
 	h, err := v.client.Sys().Health()
-	if err != nil || !h.Initialized || !h.Sealed {
-		t.Fatalf("restarted Vault: health %+v, %v; want initialized and sealed", h, err)
-	}
-	if err := v.unseal(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "restarted Vault: health")
+	require.True(t, h.Initialized, "restarted Vault: health %+v; want initialized and sealed", h)
+	require.True(t, h.Sealed, "restarted Vault: health %+v; want initialized and sealed", h)
+	require.NoError(t, v.unseal())
 
 	for _, n := range names {
 		s := readCert(t, v, n, nil)
-		if got := str(t, s.Data, "serial_number"); got != serials[n] {
-			t.Errorf("after the restart, %s: serial %s, want %s", n, got, serials[n])
-		}
-		if len(s.Warnings) != 0 {
-			t.Errorf("after the restart, %s (fresh in the cache): warnings %v", n, s.Warnings)
-		}
+		assert.Equal(t, serials[n], str(t, s.Data, "serial_number"), "after the restart, %s: serial", n)
+		assert.Empty(t, s.Warnings, "after the restart, %s (fresh in the cache): warnings", n)
 		checkPEMRead(t, s, n, map[string]string{"example.com": "rsa", "*.example.com": "ec"}[n], 1)
 	}
 	c := v.cli(v.rootToken, "", "read", "-field=serial_number", mount+"/certs/example.com")
-	if c.code != 0 || strings.TrimSpace(c.stdout) != serials["example.com"] {
-		t.Errorf("vault read after the restart: %s", c)
-	}
+	assert.Equal(t, 0, c.code, "vault read after the restart: %s", c)
+	assert.Equal(t, serials["example.com"], strings.TrimSpace(c.stdout), "vault read after the restart: %s", c)
 
 	// With NHN unreachable, a refresh serves the stored copy with a
 	// warning, and what needs NHN fails without leaking credentials.
 	s := readCert(t, v, "example.com", map[string][]string{"refresh": {"true"}})
-	if s.Data["serial_number"] != serials["example.com"] || len(s.Warnings) == 0 {
-		t.Errorf("refresh=true with NHN unreachable: serial %v warnings %v; want the stored copy and a warning", s.Data["serial_number"], s.Warnings)
-	}
+	assert.Equal(t, serials["example.com"], s.Data["serial_number"], "refresh=true with NHN unreachable: want the stored copy")
+	assert.NotEmpty(t, s.Warnings, "refresh=true with NHN unreachable: want a warning")
 	assertNoSecret(t, e, "the warning", strings.Join(s.Warnings, " "))
 	for _, p := range []string{mount + "/certs", mount + "/certs/api.example.com"} {
 		method := "GET"
@@ -113,13 +97,10 @@ func TestRestart(t *testing.T) {
 			method = "LIST"
 		}
 		r := mustRaw(t, v, v.rootToken, method, p, nil, nil)
-		if r.status < 500 || len(r.errors()) == 0 {
-			t.Errorf("%s %s with NHN unreachable: %s; want a 5xx with a message", method, p, r)
-		}
+		assert.GreaterOrEqual(t, r.status, 500, "%s %s with NHN unreachable: %s; want a 5xx with a message", method, p, r)
+		assert.NotEmpty(t, r.errors(), "%s %s with NHN unreachable: %s; want a 5xx with a message", method, p, r)
 		assertNoSecret(t, e, "the error", string(r.body))
 	}
 	checkMountVersion(t, e)
-	if strings.Contains(tail(v.logPath, 1000000), e.emu.secret) {
-		t.Errorf("Vault's log holds the Secret Access Key")
-	}
+	assert.False(t, strings.Contains(tail(v.logPath, 1000000), e.emu.secret), "Vault's log holds the Secret Access Key")
 }

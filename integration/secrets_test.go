@@ -20,6 +20,9 @@ import (
 	"testing"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestSecretsNeverLeak runs a dev Vault at trace level with a file audit
@@ -41,7 +44,7 @@ import (
 //     sys/audit-hash gives their HMAC, which must be there.
 func TestSecretsNeverLeak(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, "dev", func(v *vaultServer) { v.extraArgs = []string{"-log-level=trace"} })
+	e := newEnv(t, withVaultArgs("-log-level=trace"))
 	v := e.vault
 	proxy := newNHNProxy(t, e.emu.url)
 	auditPath := filepath.Join(e.dir, "audit.log")
@@ -76,13 +79,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	wrongSecret := "itest-WRONG-SECRET-" + randomHex(16)
 
 	// Config writes: the secret through the CLI's stdin and in an HTTP body.
-	if r := cli(e.emu.secret, "write", mount+"/config", "endpoint="+proxy.url, "auth_endpoint="+proxy.url, "secret_access_key=-", "refresh_interval=0"); r.code != 0 {
-		t.Fatalf("%s", r)
-	}
+	cr := cli(e.emu.secret, "write", mount+"/config", "endpoint="+proxy.url, "auth_endpoint="+proxy.url, "secret_access_key=-", "refresh_interval=0")
+	require.Equal(t, 0, cr.code, "%s", cr)
 	for _, m := range []string{m11, mWrong} {
-		if err := e.enable(m); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.enable(m))
 	}
 	secretFor := map[string]string{m11: e.emu.secret, mWrong: wrongSecret}
 	for _, m := range []string{m11, mWrong} {
@@ -91,28 +91,23 @@ func TestSecretsNeverLeak(t *testing.T) {
 			"endpoint": proxy.url, "auth_endpoint": proxy.url, "api_version": map[string]string{m11: "v1.1", mWrong: "v1.3"}[m],
 			"refresh_interval": 0,
 		})
-		if r.status != 204 && r.status != 200 {
-			t.Fatalf("config write of %s: %s", m, r)
-		}
+		require.Contains(t, []int{200, 204}, r.status, "config write of %s: %s", m, r)
 	}
 	// A refused write that carries the secret in a URL.
-	if r := http("POST", mount+"/config", nil, map[string]any{"endpoint": "https://id:" + e.emu.secret + "@certmanager.example.com"}); r.status != 400 {
-		t.Errorf("config write with credentials in the endpoint: %s", r)
-	}
+	r := http("POST", mount+"/config", nil, map[string]any{"endpoint": "https://id:" + e.emu.secret + "@certmanager.example.com"})
+	assert.Equal(t, 400, r.status, "config write with credentials in the endpoint: %s", r)
 
 	// Config reads, lists, reads in every format, metadata.
 	for _, m := range []string{mount, m11} {
 		http("GET", m+"/config", nil, nil)
 		cli("", "read", m+"/config")
-		if r := http("LIST", m+"/certs", url.Values{"status": {"all"}}, nil); r.status != 200 {
-			t.Errorf("list %s: %s", m, r)
-		}
+		r := http("LIST", m+"/certs", url.Values{"status": {"all"}}, nil)
+		assert.Equal(t, 200, r.status, "list %s: %s", m, r)
 		cli("", "list", "-detailed", m+"/certs")
 		for _, name := range []string{"example.com", "*.example.com", "api.example.com", "ed25519.example.com", "expired.example.com"} {
 			for _, q := range []url.Values{nil, {"format": {"der"}}, {"private_key_format": {"pkcs8"}}} {
-				if r := http("GET", m+"/certs/"+name, q, nil, "private_key"); r.status != 200 {
-					t.Errorf("read %s%s: %s", m, name, r)
-				}
+				r := http("GET", m+"/certs/"+name, q, nil, "private_key")
+				assert.Equal(t, 200, r.status, "read %s%s: %s", m, name, r)
 			}
 			http("GET", m+"/certs/"+name, url.Values{"format": {"pem_bundle"}}, nil, "private_key", "certificate")
 			http("GET", m+"/metadata/"+name, nil, nil)
@@ -123,20 +118,14 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 	// Token re-issue: NHN revokes the plugin's token.
 	issuedBefore := e.emu.stats(t).TokenIssued
-	if err := e.emu.admin.RevokeTokens(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	if r := http("GET", mount+"/certs/example.com", url.Values{"refresh": {"true"}}, nil, "private_key"); r.status != 200 {
-		t.Errorf("read after the token was revoked: %s", r)
-	}
-	if e.emu.stats(t).TokenIssued <= issuedBefore {
-		t.Errorf("the run did not cover a token re-issue")
-	}
+	require.NoError(t, e.emu.admin.RevokeTokens(ctxT(t)))
+	r = http("GET", mount+"/certs/example.com", url.Values{"refresh": {"true"}}, nil, "private_key")
+	assert.Equal(t, 200, r.status, "read after the token was revoked: %s", r)
+	assert.Greater(t, e.emu.stats(t).TokenIssued, issuedBefore, "the run did not cover a token re-issue")
 
 	// Errors.
-	if r := http("GET", mWrong+"/certs/example.com", nil, nil, "private_key"); r.status != 502 {
-		t.Errorf("read with a wrong secret: %s", r)
-	}
+	r = http("GET", mWrong+"/certs/example.com", nil, nil, "private_key")
+	assert.Equal(t, 502, r.status, "read with a wrong secret: %s", r)
 	http("LIST", mWrong+"/certs", nil, nil)
 	http("GET", mount+"/certs/bad%2fname", nil, nil)
 	http("GET", mount+"/certs/missing.example.com", nil, nil)
@@ -146,9 +135,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		{Mode: emulator.FaultGarbage},
 		{Mode: emulator.FaultDown},
 	} {
-		if err := e.emu.admin.SetFault(ctxT(t), f); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, e.emu.admin.SetFault(ctxT(t), f))
 		for _, m := range []string{mount, m11} {
 			http("GET", m+"/certs/example.com", url.Values{"refresh": {"true"}}, nil, "private_key")
 			http("GET", m+"/certs/uncached-"+string(f.Mode)+".example.com", nil, nil)
@@ -156,9 +143,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 		cli("", "read", mount+"/certs/never-read.example.com")
 	}
-	if err := e.emu.admin.ClearFault(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.emu.admin.ClearFault(ctxT(t)))
 
 	// ---- What must never show.
 	needles := map[string]string{
@@ -166,9 +151,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		wrongSecret:  "the wrong Secret Access Key",
 	}
 	tokens := proxy.seenTokens()
-	if len(tokens) < 2 {
-		t.Errorf("the proxy saw %d bearer tokens; the run should cover at least 2 (a re-issue)", len(tokens))
-	}
+	assert.GreaterOrEqual(t, len(tokens), 2, "the proxy's bearer tokens; the run should cover at least 2 (a re-issue)")
 	for _, tok := range tokens {
 		needles[tok] = "a bearer token"
 	}
@@ -177,12 +160,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 	var public []string // certificates: their text may share lines by chance
 	keyPEMs := map[string]bool{}
 	for _, f := range proxy.seenFiles() {
-		for rest := f; ; {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				break
-			}
+		blocks, _ := testkit.PEMBlocks(f)
+		for _, b := range blocks {
 			if strings.HasSuffix(b.Type, "PRIVATE KEY") {
 				keyPEMs[string(pem.EncodeToMemory(b))] = true
 			} else {
@@ -211,14 +190,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	keyLines := 0
 	for k := range keyPEMs {
 		n := addKeyNeedles(t, k, public, needles)
-		if n == 0 {
-			t.Errorf("no private line found in a key")
-		}
+		assert.NotZero(t, n, "no private line found in a key")
 		keyLines += n
 	}
-	if len(keyPEMs) < 8 {
-		t.Errorf("only %d distinct private keys were checked; the run reads at least 4 certificates in 2 key forms", len(keyPEMs))
-	}
+	assert.GreaterOrEqual(t, len(keyPEMs), 8, "distinct private keys checked; the run reads at least 4 certificates in 2 key forms")
 
 	matches := func(text string) map[string]string {
 		found := map[string]string{}
@@ -236,19 +211,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	// The needles find what they stand for: every key's PEM, every token.
 	for k := range keyPEMs {
-		if len(matches(k)) == 0 {
-			t.Errorf("no needle matches a served key")
-		}
+		assert.NotEmpty(t, matches(k), "no needle matches a served key")
 	}
-	if len(matches(strings.Join(tokens, " "))) != len(tokens) {
-		t.Errorf("the token needles do not match the tokens")
-	}
+	assert.Equal(t, len(tokens), len(matches(strings.Join(tokens, " "))), "the token needles do not match the tokens")
 
 	// Vault's log, plugin lines included.
 	logText, err := os.ReadFile(v.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	logLines := bytes.Count(logText, []byte("\n"))
 	pluginLines := 0
 	sc := bufio.NewScanner(bytes.NewReader(logText))
@@ -259,38 +228,29 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 	check("Vault's log ("+v.logPath+")", string(logText))
-	for _, s := range []string{"PRIVATE KEY", "[TRACE]", "issued a User Access Key token", "bearer token rejected; issuing a new one", "upstream call failed"} {
-		found := strings.Contains(string(logText), s)
-		if s == "PRIVATE KEY" && found {
-			t.Errorf("Vault's log holds %q", s)
-		}
-		if s != "PRIVATE KEY" && !found {
-			t.Errorf("Vault's log has no %q line: the run did not capture what it should (trace level, plugin debug lines)", s)
-		}
+	// assert.True/False on strings.Contains: the log is too long (and too
+	// sensitive) to be printed by a failing assert.Contains.
+	assert.False(t, strings.Contains(string(logText), "PRIVATE KEY"), "Vault's log holds %q", "PRIVATE KEY")
+	for _, s := range []string{"[TRACE]", "issued a User Access Key token", "bearer token rejected; issuing a new one", "upstream call failed"} {
+		assert.True(t, strings.Contains(string(logText), s), "Vault's log has no %q line: the run did not capture what it should (trace level, plugin debug lines)", s)
 	}
 
 	// The audit log.
 	auditText, err := os.ReadFile(auditPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	auditEntries := bytes.Count(auditText, []byte("\n"))
 	check("the audit log", string(auditText))
-	if strings.Contains(string(auditText), "PRIVATE KEY") {
-		t.Errorf("the audit log holds \"PRIVATE KEY\"")
-	}
+	assert.False(t, strings.Contains(string(auditText), "PRIVATE KEY"), "the audit log holds \"PRIVATE KEY\"")
 	hashOf := func(input string) string {
 		t.Helper()
 		r := mustRaw(t, v, v.rootToken, "POST", "sys/audit-hash/file", nil, map[string]any{"input": input})
 		h, _ := r.data()["hash"].(string)
-		if r.status != 200 || !strings.HasPrefix(h, "hmac-sha256:") {
-			t.Fatalf("sys/audit-hash/file: %s", r)
-		}
+		require.Equal(t, 200, r.status, "sys/audit-hash/file: %s", r)
+		require.True(t, strings.HasPrefix(h, "hmac-sha256:"), "sys/audit-hash/file: %s", r)
 		return h
 	}
-	if h := hashOf(e.emu.secret); !strings.Contains(string(auditText), `"secret_access_key":"`+h+`"`) {
-		t.Errorf("the audit log has no HMAC'd secret_access_key (%s): the config write was not audited as expected", h)
-	}
+	h := hashOf(e.emu.secret)
+	assert.True(t, strings.Contains(string(auditText), `"secret_access_key":"`+h+`"`), "the audit log has no HMAC'd secret_access_key (%s): the config write was not audited as expected", h)
 	var servedKey string
 	for _, o := range outputs {
 		var body struct {
@@ -302,9 +262,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 			}
 		}
 	}
-	if h := hashOf(servedKey); !strings.Contains(string(auditText), `"private_key":"`+h+`"`) {
-		t.Errorf("the audit log has no HMAC'd private_key (%s)", h)
-	}
+	h = hashOf(servedKey)
+	assert.True(t, strings.Contains(string(auditText), `"private_key":"`+h+`"`), "the audit log has no HMAC'd private_key (%s)", h)
 
 	// Every HTTP answer and CLI output, minus the fields that hold a key.
 	for _, o := range outputs {
@@ -322,9 +281,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 			}
 		}
 		check(o.what, text)
-		if strings.Contains(text, "PRIVATE KEY") {
-			t.Errorf("%s holds \"PRIVATE KEY\" outside its key fields", o.what)
-		}
+		assert.False(t, strings.Contains(text, "PRIVATE KEY"), "%s holds \"PRIVATE KEY\" outside its key fields", o.what)
 	}
 
 	kinds := map[string]int{}
@@ -346,9 +303,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 func addKeyNeedles(t *testing.T, keyPEM string, public []string, needles map[string]string) int {
 	t.Helper()
 	b, _ := pem.Decode([]byte(keyPEM))
-	if b == nil {
-		t.Fatalf("not a PEM key: %.40q", keyPEM)
-	}
+	require.NotNil(t, b, "not a PEM key: %.40q", keyPEM)
 	n := 0
 	add := func(s string) {
 		for _, p := range public {
