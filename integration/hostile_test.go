@@ -285,7 +285,7 @@ func hostileFiles(t *testing.T) []hostileFile {
 
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	require.NoError(t, err)
-	//nolint:staticcheck // a legacy encrypted key is what the test needs
+	//lint:ignore SA1019 a legacy encrypted key is what the test needs
 	legacy, err := x509.EncryptPEMBlock(rand.Reader, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey), []byte("password"), x509.PEMCipherAES256)
 	require.NoError(t, err)
 	junk := make([]byte, 512)

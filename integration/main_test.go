@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -125,7 +124,7 @@ func binFromEnvOrBuild(name, dir, pkg string, withVersion bool) (string, error) 
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", fmt.Errorf("building %s needs the go command on PATH: %w", pkg, err)
 	}
 	out := filepath.Join(dir, pkg)
 	args := []string{"build", "-trimpath"}
