@@ -16,4 +16,5 @@ if [ ! -x "$BIN" ] || ! "$BIN" -version 2>/dev/null | grep -q "${STATICCHECK_VER
   GOBIN="$BIN_DIR" GOFLAGS=-mod=mod go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 fi
 [ $# -gt 0 ] || set -- ./...
-exec "$BIN" "$@"
+"$BIN" "$@"
+echo "staticcheck $STATICCHECK_VERSION: no findings in $*"
