@@ -1,15 +1,16 @@
 package emulator
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/jsonhttp"
 )
 
 // Admin is a client for the admin API of an emulator running elsewhere (for
@@ -35,48 +36,19 @@ func (a *Admin) do(ctx context.Context, method, path string, q url.Values, in, o
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	c := a.HTTP
-	if c == nil {
-		c = http.DefaultClient
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
+	err := jsonhttp.Do(ctx, a.HTTP, method, u, http.Header{"Accept": {"application/json"}}, in, out, 256<<20)
+	var se *jsonhttp.StatusError
+	switch {
+	case errors.As(err, &se):
 		var e struct {
 			Error string `json:"error"`
 		}
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(data))
+		if json.Unmarshal(se.Body, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(se.Body))
 		}
-		return &AdminError{Method: method, Path: AdminPrefix + path, StatusCode: resp.StatusCode, Message: e.Error}
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("emulator admin %s %s: decoding answer: %w", method, path, err)
-		}
+		return &AdminError{Method: method, Path: AdminPrefix + path, StatusCode: se.StatusCode, Message: e.Error}
+	case err != nil:
+		return fmt.Errorf("emulator admin %s %s: %w", method, path, err)
 	}
 	return nil
 }

@@ -1,14 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/jsonhttp"
 )
 
 // vaultClient is a minimal Vault HTTP API client over one shared keep-alive
@@ -56,38 +57,13 @@ func (e *vaultError) Error() string {
 
 // do sends one request and decodes a JSON answer into out (if not nil).
 func (v *vaultClient) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, v.addr+"/v1/"+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Vault-Token", v.token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := v.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return &vaultError{method: method, path: path, status: resp.StatusCode, body: truncate(string(data), 400)}
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("vault %s %s: decoding the answer: %w", method, path, err)
-		}
+	err := jsonhttp.Do(ctx, v.http, method, v.addr+"/v1/"+path, http.Header{"X-Vault-Token": {v.token}}, in, out, 64<<20)
+	var se *jsonhttp.StatusError
+	switch {
+	case errors.As(err, &se):
+		return &vaultError{method: method, path: path, status: se.StatusCode, body: truncate(string(se.Body), 400)}
+	case err != nil:
+		return fmt.Errorf("vault %s %s: %w", method, path, err)
 	}
 	return nil
 }
