@@ -26,7 +26,8 @@ func TestACL(t *testing.T) {
 	assert.Equal(t, "example.com", strings.TrimSpace(c.stdout), "the token reads example.com: %s", c)
 	s, err := v.clientWithToken(t, token).Logical().Read(mount + "/certs/example.com")
 	if assert.NoError(t, err, "API read with the token") && assert.NotNil(t, s, "API read with the token") {
-		assert.NotEqual(t, "", s.Data["private_key"], "API read with the token: an empty private_key")
+		key, _ := s.Data["private_key"].(string)
+		assert.True(t, strings.HasPrefix(key, "-----BEGIN ") && strings.Contains(key, "PRIVATE KEY-----"), "API read with the token: no PEM private_key (not printed)")
 	}
 
 	before := e.emu.stats(t)

@@ -67,7 +67,9 @@ func TestBackgroundRefresh(t *testing.T) {
 		require.NoError(t, err, "read %s", path)
 		require.NotNil(t, s, "read %s", path)
 		assert.Empty(t, s.Warnings, "read %s warned", path)
-		at, err := time.Parse(time.RFC3339Nano, s.Data["cached_at"].(string))
+		cachedAt, ok := s.Data["cached_at"].(string)
+		require.True(t, ok, "metadata has no cached_at string: %v", s.Data["cached_at"])
+		at, err := time.Parse(time.RFC3339Nano, cachedAt)
 		require.NoError(t, err, "cached_at")
 		assert.True(t, at.Before(start), "a read that began at %s waited for a download made at %s (took %s)",
 			start.Format(time.RFC3339Nano), at.Format(time.RFC3339Nano), took)
