@@ -17,14 +17,15 @@ func pathMetadata(b *backend) *framework.Path {
 	fields := maps.Clone(certResponseFields)
 	delete(fields, "private_key")
 	maps.Copy(fields, map[string]*framework.FieldSchema{
-		"fingerprint_sha256":  {Type: framework.TypeString, Description: "SHA-256 of the leaf's DER, colon-separated hex."},
-		"cached_at":           {Type: framework.TypeString, Description: "When the file was downloaded, RFC 3339 with fractional seconds."},
-		"cache_expires_at":    {Type: framework.TypeString, Description: "When the cached copy stops being served without asking NHN, RFC 3339."},
-		"authority":           {Type: framework.TypeString, Description: "From NHN's list, when known."},
-		"signature_algorithm": {Type: framework.TypeString, Description: "From NHN's list, when known."},
-		"file_creation_date":  {Type: framework.TypeString, Description: "From NHN's list, when known."},
-		"expiration_date":     {Type: framework.TypeString, Description: "From NHN's list, when known."},
+		"fingerprint_sha256": {Type: framework.TypeString, Description: "SHA-256 of the leaf's DER, colon-separated hex."},
+		"cached_at":          {Type: framework.TypeString, Description: "When the file was downloaded, RFC 3339 with fractional seconds."},
+		"cache_expires_at":   {Type: framework.TypeString, Description: "When the cached copy stops being served without asking NHN, RFC 3339."},
 	})
+	// What NHN's list said of the certificate, as the list's key_info has
+	// it; empty when no list has named it yet.
+	for _, k := range []string{"authority", "signature_algorithm", "file_creation_date", "expiration_date"} {
+		fields[k] = keyInfoFields[k]
+	}
 	return &framework.Path{
 		Pattern: "metadata/" + framework.MatchAllRegex("name"),
 		DisplayAttrs: &framework.DisplayAttributes{
