@@ -2,7 +2,6 @@ package nhncert
 
 import (
 	"bytes"
-	"crypto"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -90,8 +89,7 @@ func checkParseBundle(t *testing.T, data []byte) {
 	if bn.Leaf == nil || bn.Key == nil || bn.KeyBlock == nil {
 		t.Fatalf("incomplete bundle: %+v", bn)
 	}
-	pub, ok := bn.Key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(bn.Leaf.PublicKey) {
+	if !testkit.PublicKeyMatches(bn.Key, bn.Leaf) {
 		t.Fatal("the key's public key is not the leaf's")
 	}
 	switch bn.KeyType {

@@ -92,9 +92,8 @@ func TestGenerateChainKeyTypes(t *testing.T) {
 				}
 				key = k.(crypto.Signer)
 			}
-			pub := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-			require.True(t, pub.Equal(ch.Leaf.PublicKey), "key does not match leaf")
-			require.True(t, pub.Equal(ch.Key.Public()))
+			testkit.RequireKeyMatches(t, key, ch.Leaf)
+			require.True(t, testkit.PublicKeyMatches(ch.Key, ch.Leaf), "the chain's own key matches its leaf")
 			testkit.RequireKeyPEMMatches(t, ch.KeyPEM, ch.Leaf)
 
 			// keyTypeOfPEM recognizes what EncodeKey wrote.
