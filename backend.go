@@ -21,6 +21,7 @@ package nhncert
 
 import (
 	"context"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,9 @@ type backend struct {
 	// now is the clock of what is computed from dates (expires_in_days);
 	// tests pin it.
 	now func() time.Time
+	// jitter returns a random number in [0, 1); it spreads the background
+	// refresh and the ttl of a read. Tests pin it.
+	jitter func() float64
 	// mountPath is where Vault mounted this backend ("nhncert/"), learnt
 	// from requests, for the paths in events (events.go).
 	mountPath atomic.Pointer[string]
@@ -80,7 +84,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 }
 
 func newBackend() *backend {
-	b := &backend{cache: newCertCache(maxMemoryEntries), now: time.Now}
+	b := &backend{cache: newCertCache(maxMemoryEntries), now: time.Now, jitter: rand.Float64}
 	b.refresher.wake = make(chan struct{}, 1)
 	b.cache.hooks = b
 	b.Backend = &framework.Backend{

@@ -36,6 +36,20 @@ type refresher struct {
 	ticks, ran atomic.Int64
 	// lastRun is how long the last run took, in nanoseconds.
 	lastRun atomic.Int64
+	// nextRunAt is when the loop's next run starts (unix nanoseconds), 0
+	// when none is scheduled on this node (standby, unconfigured, off).
+	nextRunAt atomic.Int64
+}
+
+// nextCheck is when the next background run is expected to have listed
+// NHN, and so to have noticed any certificate rotated upstream: its start
+// plus what the last run took. Zero when no run is scheduled here.
+func (r *refresher) nextCheck() time.Time {
+	at := r.nextRunAt.Load()
+	if at == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, at).Add(time.Duration(r.lastRun.Load()))
 }
 
 // initialize starts the background refresh. Vault calls it on the active
@@ -70,17 +84,25 @@ func (b *backend) refreshLoop(ctx context.Context, s logical.Storage) {
 	failures := 0
 	for {
 		wait := time.Minute // unconfigured or off: look again later
+		scheduled := false
 		if sess, err := b.session(ctx, s); err == nil && sess != nil && sess.cfg.RefreshInterval > 0 {
 			wait = sess.cfg.RefreshInterval
 			for i := 0; i < failures && wait < maxRefreshBackoff; i++ {
 				wait *= 2
 			}
 			wait = min(wait, maxRefreshBackoff)
+			scheduled = b.WriteSafeReplicationState()
+		}
+		if scheduled {
+			b.refresher.nextRunAt.Store(time.Now().Add(wait).UnixNano())
+		} else {
+			b.refresher.nextRunAt.Store(0)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			b.refresher.nextRunAt.Store(0)
 			return
 		case <-b.refresher.wake:
 			t.Stop()
