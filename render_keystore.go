@@ -159,3 +159,32 @@ func isUCS2(s string) bool {
 	}
 	return true
 }
+
+// renderKeystore is the response of format=pkcs12_bundle or jks_bundle:
+// the PEM response, with the keystore in "certificate" where Vault PKI
+// puts it. The other fields stay PEM, for templates that want both.
+func renderKeystore(bn *Bundle, format, keyFormat string, o keystoreOptions) (map[string]any, error) {
+	data, err := renderCert(bn, formatPEM, keyFormat)
+	if err != nil {
+		return nil, err
+	}
+	var ks string
+	if format == formatPKCS12Bundle {
+		ks, err = renderPKCS12(bn, o.pkcs12Encoder, o.pkcs12Password)
+	} else {
+		ks, err = renderJKS(bn, o.jksAlias, o.jksPassword)
+	}
+	if err != nil {
+		return nil, err
+	}
+	data["certificate"] = ks
+	return data, nil
+}
+
+func stringsToAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}

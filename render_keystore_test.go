@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"testing"
 
-	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
+	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
 	"github.com/stretchr/testify/require"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
