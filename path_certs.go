@@ -68,6 +68,17 @@ func pathCerts(b *backend) *framework.Path {
 					http.StatusOK: {{Description: "OK", Fields: withRotationFields(certResponseFields)}},
 				},
 			},
+			// The same read, with its parameters in a request body: Vault
+			// Agent (consul-template's secret with arguments) and VSO
+			// (VaultDynamicSecret with params) send parameters only as a
+			// write. It changes nothing; a policy grants it as "update".
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:     b.pathCertsRead,
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "certificate-with-parameters"},
+				Responses: map[int][]framework.Response{
+					http.StatusOK: {{Description: "OK", Fields: withRotationFields(certResponseFields)}},
+				},
+			},
 		},
 		HelpSynopsis:    pathCertsHelpSyn,
 		HelpDescription: pathCertsHelpDesc,
@@ -230,6 +241,10 @@ Agent reads again ttl+1 s later, whatever its static_secret_render_interval,
 and VSO (allowStaticCreds) re-syncs then. The response has no numeric
 "expiration" field on purpose: Agent would then sleep most of the
 certificate's lifetime and miss a certificate rotated in NHN.
+
+The same parameters may be sent as a write (vault write, consul-template's
+secret with arguments, VSO's params): it reads, changes nothing, and needs
+the "update" capability.
 
 A name NHN does not know is a 404.
 `

@@ -327,3 +327,17 @@ func TestReadRotationFields(t *testing.T) {
 	require.Equal(t, int64(300), d["rotation_period"])
 	require.InDelta(t, 3600+30, d["ttl"], 1.5)
 }
+
+// Agent's secret with arguments and VSO's params send a write: it answers
+// as the read does, with the parameters from the body.
+func TestReadWithParametersAsAWrite(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	read := h.read("example.com", map[string]any{"format": "jks_bundle", "jks_private_key_alias": "app"}).Data
+	resp, err := h.request(logical.UpdateOperation, "certs/example.com", map[string]any{"format": "jks_bundle", "jks_private_key_alias": "app"})
+	require.NoError(t, err)
+	require.False(t, resp.IsError(), "%v", resp.Error())
+	require.Equal(t, read, resp.Data)
+	require.EqualValues(t, 1, h.fileCalls("example.com"))
+}
