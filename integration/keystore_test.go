@@ -200,6 +200,10 @@ func TestKeystoreConsumers(t *testing.T) {
 				out, err := runTool(t, "", keytool, "-list", "-keystore", f, "-storetype", "PKCS12", "-storepass", "changeit")
 				require.NoError(t, err, "keytool -list on the PKCS#12:\n%s", out)
 				assert.Contains(t, out, "PrivateKeyEntry")
+				// And modern2026: recorded (Java 26+ reads PBMAC1).
+				f, _ = readKeystore(t, e, c.name, map[string][]string{"format": {"pkcs12_bundle"}, "pkcs12_encoder": {"modern2026"}})
+				out, err = runTool(t, "", keytool, "-list", "-keystore", f, "-storetype", "PKCS12", "-storepass", "changeit")
+				t.Logf("keytool -list on pkcs12_encoder=modern2026: err=%v, %s", err, firstLine(out))
 			})
 		})
 	}
