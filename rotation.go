@@ -17,8 +17,8 @@ import (
 // static_secret_render_interval only applies when that gives nothing. VSO
 // (VaultDynamicSecret with allowStaticCreds) treats the secret as rotating
 // when last_vault_rotation parses as RFC 3339 and rotation_period >= 1, and
-// requeues ttl+0.5 s (+ up to 3 s jitter) later; it restarts workloads only
-// when the data other than these three fields changed.
+// requeues ttl+0.5 s (plus a little jitter) later; it restarts workloads
+// only when the data other than these three fields changed.
 
 const (
 	// minRotationTTL: VSO backs off in a loop at 2 s or less and

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
 // agentRotationBound is what the issue asks: a certificate rotated in NHN
@@ -22,7 +23,8 @@ const agentRotationBound = 20 * time.Second
 
 // TestAgentRereadsAtTTL runs a real Vault Agent with
 // static_secret_render_interval = "10m" against a mount with
-// refresh_interval=5s, renders full_chain and private_key, rotates the
+// refresh_interval=5s, renders full_chain and private_key and a PKCS#12
+// keystore (format=pkcs12_bundle, a write with arguments), rotates the
 // certificate in NHN and measures how long the new one takes to reach the
 // file. Only ttl and rotation_period can make it: consul-template
 // (dependency/vault_common.go, leaseCheckWait) sleeps ttl+1 s for a
@@ -51,7 +53,8 @@ func TestAgentRereadsAtTTL(t *testing.T) {
 	require.Regexp(t, `"rotation_period":5[,}]`, string(r.body), "rotation_period is not the JSON integer 5")
 	require.NotContains(t, string(r.body), `"expiration"`)
 
-	token := tokenWithPolicy(t, v, "agent-rotation", `path "`+mount+`/certs/`+name+`" { capabilities = ["read"] }`+"\n")
+	// update: the keystore template sends its parameters as a write.
+	token := tokenWithPolicy(t, v, "agent-rotation", `path "`+mount+`/certs/`+name+`" { capabilities = ["read", "update"] }`+"\n")
 	tokenFile := filepath.Join(dir, "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
 	chainTpl, keyTpl := filepath.Join(dir, "chain.tpl"), filepath.Join(dir, "key.tpl")
@@ -60,6 +63,9 @@ func TestAgentRereadsAtTTL(t *testing.T) {
 		tpl := fmt.Sprintf("{{ with secret %q }}{{ .Data.%s }}{{ end }}\n", mount+"/certs/"+name, field)
 		require.NoError(t, os.WriteFile(p, []byte(tpl), 0o600))
 	}
+	// A PKCS#12 keystore for a Java server, written as binary.
+	p12Tpl, p12File := filepath.Join(dir, "p12.tpl"), filepath.Join(dir, "keystore.p12")
+	require.NoError(t, os.WriteFile(p12Tpl, []byte(fmt.Sprintf(`{{ with secret %q "format=pkcs12_bundle" }}{{ .Data.certificate | base64Decode }}{{ end }}`, mount+"/certs/"+name)), 0o600))
 	agentHCL := filepath.Join(dir, "agent.hcl")
 	cfg := fmt.Sprintf(`pid_file = %q
 log_level = "debug"
@@ -92,7 +98,13 @@ template {
   destination = %q
   perms       = "0600"
 }
-`, filepath.Join(dir, "agent.pid"), v.addr, tokenFile, chainTpl, chainPEM, keyTpl, keyPEM)
+
+template {
+  source      = %q
+  destination = %q
+  perms       = "0600"
+}
+`, filepath.Join(dir, "agent.pid"), v.addr, tokenFile, chainTpl, chainPEM, keyTpl, keyPEM, p12Tpl, p12File)
 	require.NoError(t, os.WriteFile(agentHCL, []byte(cfg), 0o600))
 	agentLog := filepath.Join(e.dir, "agent-rotation.log")
 	agent, err := startProc("vault agent", agentLog, baseEnv(v.home), bins.vault, "agent", "-config="+agentHCL)
@@ -128,6 +140,19 @@ template {
 		}
 		return serialHex(leaf.SerialNumber), nil
 	}
+	// p12Serial returns the leaf serial of keystore.p12, opened with the
+	// default password.
+	p12Serial := func() (string, error) {
+		b, err := os.ReadFile(p12File)
+		if err != nil {
+			return "", err
+		}
+		_, leaf, _, err := pkcs12.DecodeChain(b, "changeit")
+		if err != nil {
+			return "", fmt.Errorf("keystore.p12 does not decode (yet): %w", err)
+		}
+		return serialHex(leaf.SerialNumber), nil
+	}
 	waitSerial := func(want string, bound time.Duration) time.Duration {
 		t.Helper()
 		start := time.Now()
@@ -136,7 +161,11 @@ template {
 			if err != nil {
 				return false, err
 			}
-			return got == want, fmt.Errorf("fullchain.pem has serial %s", got)
+			ks, err := p12Serial()
+			if err != nil {
+				return false, err
+			}
+			return got == want && ks == want, fmt.Errorf("fullchain.pem has serial %s, keystore.p12 %s", got, ks)
 		})
 		require.NoError(t, err)
 		return time.Since(start)
@@ -151,13 +180,22 @@ template {
 		}
 	}
 	waitSerial(first, agentRenderTimeout)
+	st0, err := os.Stat(p12File)
+	require.NoError(t, err)
 
 	// Let Agent settle into its ttl-driven re-reads before rotating, so
-	// that the delay measured is a steady state's, not the first read's.
-	require.NoError(t, poll(agentRenderTimeout, "Agent to re-read at least once by rotation_period/ttl", agent, func() (bool, error) {
+	// that the delay measured is a steady state's, not the first read's:
+	// each of the two queries (the read, and the keystore's write) reads
+	// again at least twice.
+	require.NoError(t, poll(agentRenderTimeout, "Agent to re-read by rotation_period/ttl", agent, func() (bool, error) {
 		n := strings.Count(readFileString(agentLog), "Found rotation_period and set lease duration to")
-		return n >= 2, fmt.Errorf("%d ttl-driven waits in the Agent log", n)
+		return n >= 4, fmt.Errorf("%d ttl-driven waits in the Agent log", n)
 	}))
+	// The same certificate gives the same keystore bytes: re-reads did not
+	// rewrite it (which would restart a Java server watching it).
+	if st1, err := os.Stat(p12File); assert.NoError(t, err) {
+		assert.Equal(t, st0.ModTime(), st1.ModTime(), "keystore.p12 was rewritten although the certificate did not change")
+	}
 
 	rotated, err := e.emu.admin.Rotate(ctx, name)
 	require.NoError(t, err)
@@ -172,7 +210,7 @@ template {
 	for _, w := range waits {
 		secs = append(secs, w[1])
 	}
-	t.Logf("Agent's waits from ttl (s): %s", strings.Join(secs, " "))
+	t.Logf("ttl values Agent logged (it sleeps ttl+1 s after each): %s", strings.Join(secs, " "))
 	assert.False(t, agent.exited(), "Vault Agent exited: %v", agent.waitErr)
 }
 
