@@ -125,10 +125,11 @@ func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *fr
 		jksAlias:       d.Get("jks_private_key_alias").(string),
 	}
 	switch format {
-	case formatPEM, formatDER, formatPEMBundle, formatJKSBundle:
-	case formatPKCS12Bundle:
-		if _, ok := pkcs12Encoders[ks.pkcs12Encoder]; !ok {
-			return logical.ErrorResponse(`pkcs12_encoder must be one of "%s"`, strings.Join(pkcs12EncoderNames(), `", "`)), nil
+	case formatPEM, formatDER, formatPEMBundle:
+	case formatPKCS12Bundle, formatJKSBundle:
+		// Before anything reaches NHN or the cache.
+		if err := ks.validate(format); err != nil {
+			return logical.ErrorResponse(err.Error()), nil
 		}
 	default:
 		return logical.ErrorResponse(`format must be "pem", "der", "pem_bundle", "pkcs12_bundle" or "jks_bundle"`), nil
@@ -147,9 +148,7 @@ func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *fr
 		data = maps.Clone(c.entry.data)
 	case format == formatPKCS12Bundle || format == formatJKSBundle:
 		if data, err = renderKeystore(c.entry.bundle, format, keyFormat, ks); err != nil {
-			// A request the file cannot satisfy (a password PKCS#12
-			// cannot carry, an empty alias); never quotes a password.
-			return logical.ErrorResponse(err.Error()), nil
+			return nil, err // never quotes a password
 		}
 	default:
 		if data, err = renderCert(c.entry.bundle, format, keyFormat); err != nil {

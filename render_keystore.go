@@ -69,6 +69,27 @@ type keystoreOptions struct {
 	jksAlias       string
 }
 
+// validate checks the parameters format uses, so that a request that
+// cannot be answered is refused before anything is downloaded. No error
+// quotes a password.
+func (o keystoreOptions) validate(format string) error {
+	switch format {
+	case formatPKCS12Bundle:
+		if _, ok := pkcs12Encoders[o.pkcs12Encoder]; !ok {
+			return errors.New(`pkcs12_encoder must be one of "` + strings.Join(pkcs12EncoderNames(), `", "`) + `"`)
+		}
+		if !isUCS2(o.pkcs12Password) {
+			// PKCS#12 carries passwords as BMPString (UCS-2).
+			return errors.New("pkcs12_password holds a character outside the Basic Multilingual Plane, which PKCS#12 cannot carry")
+		}
+	case formatJKSBundle:
+		if o.jksAlias == "" {
+			return errors.New("jks_private_key_alias must not be empty")
+		}
+	}
+	return nil
+}
+
 // errKeystore is what a request learns when a keystore cannot be built:
 // the library's own error may quote what it was given, so it is not
 // passed on.
@@ -77,15 +98,10 @@ var errKeystore = errors.New("cannot build the keystore from this certificate fi
 // renderPKCS12 encodes the key, the leaf and the chain as a PKCS#12 file,
 // base64.
 func renderPKCS12(bn *Bundle, encoder, password string) (string, error) {
-	enc, ok := pkcs12Encoders[encoder]
-	if !ok {
-		return "", errors.New(`pkcs12_encoder must be one of "` + strings.Join(pkcs12EncoderNames(), `", "`) + `"`)
+	if err := (keystoreOptions{pkcs12Encoder: encoder, pkcs12Password: password}).validate(formatPKCS12Bundle); err != nil {
+		return "", err
 	}
-	if !isUCS2(password) {
-		// PKCS#12 carries passwords as BMPString (UCS-2).
-		return "", errors.New("pkcs12_password holds a character outside the Basic Multilingual Plane, which PKCS#12 cannot carry")
-	}
-	pfx, err := enc.WithRand(keystoreRand("pkcs12", encoder, password, bn)).Encode(bn.Key, bn.Leaf, bn.Chain, password)
+	pfx, err := pkcs12Encoders[encoder].WithRand(keystoreRand("pkcs12", encoder, password, bn)).Encode(bn.Key, bn.Leaf, bn.Chain, password)
 	if err != nil {
 		return "", errKeystore
 	}
@@ -96,8 +112,8 @@ func renderPKCS12(bn *Bundle, encoder, password string) (string, error) {
 // of a Java KeyStore, base64. The entry's password is the store's, as
 // keytool and Vault PKI make it.
 func renderJKS(bn *Bundle, alias, password string) (string, error) {
-	if alias == "" {
-		return "", errors.New("jks_private_key_alias must not be empty")
+	if err := (keystoreOptions{jksAlias: alias}).validate(formatJKSBundle); err != nil {
+		return "", err
 	}
 	key, err := x509.MarshalPKCS8PrivateKey(bn.Key)
 	if err != nil {
