@@ -27,7 +27,8 @@ const (
 	// maxRotationJitter bounds the spread added to ttl, so that a fleet of
 	// Agents that read at the same second does not come back in one.
 	maxRotationJitter = 30 * time.Second
-	// rotationJitterShare is the spread's share of rotation_period.
+	// rotationJitterShare is the spread's share of the time between two
+	// checks of the copy.
 	rotationJitterShare = 0.1
 )
 
@@ -64,7 +65,14 @@ func rotationTiming(cfg *nhnConfig, fetchedAt, nextCheck, now time.Time, jitter 
 	if cfg.RefreshInterval > 0 && !nextCheck.IsZero() && (nextCheck.Before(next) || !now.Before(next)) {
 		next = nextCheck
 	}
-	spread := min(time.Duration(float64(period)*rotationJitterShare), maxRotationJitter)
+	// The spread is a share of how often the copy is checked: the period,
+	// or cache_ttl when that is shorter (the entry then expires between
+	// runs), so that a short cache_ttl is not stretched by a long jitter.
+	cadence := period
+	if cfg.CacheTTL > 0 {
+		cadence = min(cadence, cfg.CacheTTL)
+	}
+	spread := min(time.Duration(float64(cadence)*rotationJitterShare), maxRotationJitter)
 	ttl := max(next.Sub(now)+time.Duration(jitter*float64(spread)), minRotationTTL)
 	return map[string]any{
 		"last_vault_rotation": fetchedAt.UTC().Format(time.RFC3339Nano),

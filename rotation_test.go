@@ -31,6 +31,7 @@ func TestRotationTiming(t *testing.T) {
 		{"expiry before the next run", cfg(time.Hour, 5*time.Minute), now.Add(-59 * time.Minute), now.Add(4 * time.Minute), 0, 300, 60},
 		{"refresh off: cache_ttl, the next run ignored", cfg(time.Hour, 0), fetched, now.Add(time.Minute), 0, 3600, 3000},
 		{"refresh off, jitter over cache_ttl", cfg(time.Hour, 0), fetched, time.Time{}, 0.5, 3600, 3015},
+		{"cache_ttl shorter than the period bounds the jitter", cfg(20*time.Second, 5*time.Minute), now.Add(-10 * time.Second), now.Add(4 * time.Minute), 0.999, 300, 12},
 		{"never below 3 s", cfg(time.Hour, 5*time.Minute), fetched, now.Add(time.Second), 0, 300, 3},
 		{"a run overdue: 3 s", cfg(time.Hour, 5*time.Minute), fetched, now.Add(-time.Second), 0, 300, 3},
 		{"stale copy: the next background attempt", cfg(time.Hour, 5*time.Minute), now.Add(-2 * time.Hour), now.Add(2 * time.Minute), 0, 300, 120},
