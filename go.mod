@@ -10,7 +10,11 @@ require (
 	golang.org/x/sync v0.24.0
 )
 
-require github.com/hashicorp/golang-lru/v2 v2.0.7
+require (
+	github.com/hashicorp/golang-lru/v2 v2.0.7
+	github.com/pavlo-v-chernykh/keystore-go/v4 v4.5.0
+	software.sslmate.com/src/go-pkcs12 v0.7.4
+)
 
 require (
 	cloud.google.com/go/auth v0.18.2 // indirect

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +42,8 @@ type harness struct {
 	srv    *testkit.Recorder
 	logs   *testkit.SyncBuffer
 	events *recordingEvents
+	// start is the clock of every backend of the harness (b.now).
+	start time.Time
 }
 
 func newHarness(t testing.TB, opts ...func(*emulator.Options)) *harness {
@@ -49,7 +52,7 @@ func newHarness(t testing.TB, opts ...func(*emulator.Options)) *harness {
 	for _, o := range opts {
 		o(&eo)
 	}
-	h := &harness{t: t, emu: emulator.New(eo), storage: &sealRecordingStorage{Storage: &logical.InmemStorage{}}, logs: &testkit.SyncBuffer{}, events: &recordingEvents{}}
+	h := &harness{t: t, emu: emulator.New(eo), storage: &sealRecordingStorage{Storage: &logical.InmemStorage{}}, logs: &testkit.SyncBuffer{}, events: &recordingEvents{}, start: time.Now()}
 	h.srv = testkit.NewRecorder(t, h.emu)
 	h.b = h.newBackend(h.storage)
 	return h
@@ -69,6 +72,10 @@ func (h *harness) newBackend(s logical.Storage) *backend {
 	b, err := Factory(context.Background(), conf)
 	require.NoError(h.t, err)
 	t := b.(*backend)
+	// One instant and no jitter, so that two reads of one copy answer the
+	// same ttl; tests that need another clock or jitter set their own.
+	t.now = func() time.Time { return h.start }
+	t.jitter = func() float64 { return 0 }
 	// Retries wait no time in unit tests; backoff itself is tested apart.
 	h.t.Cleanup(func() { t.clean(context.Background()) })
 	return t
@@ -416,4 +423,14 @@ var keyTypeWant = map[emulator.KeyType]string{
 	emulator.EC:       "ec",
 	emulator.ECPKCS8:  "ec",
 	emulator.Ed25519:  "ed25519",
+}
+
+// withoutCopyTiming is a read's data without the fields that describe the
+// served copy's age (rotation.go), for comparing the certificate two reads
+// served when one of them was served from an aged or stale copy.
+func withoutCopyTiming(d map[string]any) map[string]any {
+	out := maps.Clone(d)
+	delete(out, "ttl")
+	delete(out, "last_vault_rotation")
+	return out
 }

@@ -18,10 +18,11 @@ func pathCerts(b *backend) *framework.Path {
 		},
 		Fields: certRequestFields(map[string]*framework.FieldSchema{
 			"format": {
-				Type:          framework.TypeString,
-				Description:   `"pem" (default), "der" (base64 DER values) or "pem_bundle" (certificate holds the key, the leaf and the chain in one PEM).`,
+				Type: framework.TypeString,
+				Description: `"pem" (default), "der" (base64 DER values), "pem_bundle" (certificate holds the key, the leaf and the chain in one PEM), ` +
+					`"pkcs12_bundle" or "jks_bundle" (certificate holds a base64 PKCS#12 file or Java KeyStore with the key, the leaf and the chain).`,
 				Default:       formatPEM,
-				AllowedValues: []any{formatPEM, formatDER, formatPEMBundle},
+				AllowedValues: []any{formatPEM, formatDER, formatPEMBundle, formatPKCS12Bundle, formatJKSBundle},
 				Query:         true,
 			},
 			"private_key_format": {
@@ -30,13 +31,52 @@ func pathCerts(b *backend) *framework.Path {
 				AllowedValues: []any{"", keyFormatPKCS8},
 				Query:         true,
 			},
+			"pkcs12_password": {
+				Type:         framework.TypeString,
+				Description:  `Password of the PKCS#12 file when format=pkcs12_bundle (default "changeit", as Vault PKI). Use the default and protect the file by other means, or a high-entropy password.`,
+				Default:      defaultKeystorePassword,
+				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
+				Query:        true,
+			},
+			"pkcs12_encoder": {
+				Type: framework.TypeString,
+				Description: `PKCS#12 profile when format=pkcs12_bundle: "modern2023" (default; AES-256 and HMAC-SHA-256, read by OpenSSL 1.1.1+ and Java 12+), ` +
+					`"modern2026" (PBMAC1; OpenSSL 3.4+ and Java 26+ only), "legacy_des" or "legacy_rc2" (weak, for old readers).`,
+				Default:       defaultPKCS12Encoder,
+				AllowedValues: stringsToAny(pkcs12EncoderNames()),
+				Query:         true,
+			},
+			"jks_password": {
+				Type:         framework.TypeString,
+				Description:  `Password of the Java KeyStore and of its key entry when format=jks_bundle (default "changeit", as Vault PKI).`,
+				Default:      defaultKeystorePassword,
+				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
+				Query:        true,
+			},
+			"jks_private_key_alias": {
+				Type:        framework.TypeString,
+				Description: `Alias of the key entry when format=jks_bundle (default "1", as Vault PKI); case-sensitive.`,
+				Default:     defaultJKSAlias,
+				Query:       true,
+			},
 		}),
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback:     b.pathCertsRead,
 				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "certificate"},
 				Responses: map[int][]framework.Response{
-					http.StatusOK: {{Description: "OK", Fields: certResponseFields}},
+					http.StatusOK: {{Description: "OK", Fields: withRotationFields(certResponseFields)}},
+				},
+			},
+			// The same read, with its parameters in a request body: Vault
+			// Agent (consul-template's secret with arguments) and VSO
+			// (VaultDynamicSecret with params) send parameters only as a
+			// write. It changes nothing; a policy grants it as "update".
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:     b.pathCertsRead,
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "certificate-with-parameters"},
+				Responses: map[int][]framework.Response{
+					http.StatusOK: {{Description: "OK", Fields: withRotationFields(certResponseFields)}},
 				},
 			},
 		},
@@ -65,6 +105,7 @@ var certResponseFields = map[string]*framework.FieldSchema{
 	"certificate":      {Type: framework.TypeString, Description: "The leaf certificate (PEM, or base64 DER)."},
 	"issuing_ca":       {Type: framework.TypeString, Description: "The certificate that signed the leaf; empty when the file has none."},
 	"ca_chain":         {Type: framework.TypeStringSlice, Description: "From the leaf's issuer up towards the root, in signing order."},
+	"full_chain":       {Type: framework.TypeString, Description: "The leaf, then ca_chain without a self-signed root, in one PEM (nginx ssl_certificate, Kubernetes tls.crt); absent with format=der."},
 	"private_key":      {Type: framework.TypeString, Description: "The private key.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 	"private_key_type": {Type: framework.TypeString, Description: `"rsa", "ec" or "ed25519".`},
 	"serial_number":    {Type: framework.TypeString, Description: "Leaf serial number, colon-separated hex."},
@@ -77,10 +118,21 @@ var certResponseFields = map[string]*framework.FieldSchema{
 func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	format := strings.ToLower(d.Get("format").(string))
 	keyFormat := strings.ToLower(d.Get("private_key_format").(string))
+	ks := keystoreOptions{
+		pkcs12Password: d.Get("pkcs12_password").(string),
+		pkcs12Encoder:  strings.ToLower(d.Get("pkcs12_encoder").(string)),
+		jksPassword:    d.Get("jks_password").(string),
+		jksAlias:       d.Get("jks_private_key_alias").(string),
+	}
 	switch format {
 	case formatPEM, formatDER, formatPEMBundle:
+	case formatPKCS12Bundle, formatJKSBundle:
+		// Before anything reaches NHN or the cache.
+		if err := ks.validate(format); err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
 	default:
-		return logical.ErrorResponse(`format must be "pem", "der" or "pem_bundle"`), nil
+		return logical.ErrorResponse(`format must be "pem", "der", "pem_bundle", "pkcs12_bundle" or "jks_bundle"`), nil
 	}
 	if keyFormat != "" && keyFormat != keyFormatPKCS8 {
 		return logical.ErrorResponse(`private_key_format must be "" or "pkcs8"`), nil
@@ -90,13 +142,29 @@ func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *fr
 		return resp, err
 	}
 	var data map[string]any
-	if format == formatPEM && keyFormat == "" {
+	switch {
+	case format == formatPEM && keyFormat == "":
 		// Cloned so that nothing downstream can change the cached map.
 		data = maps.Clone(c.entry.data)
-	} else if data, err = renderCert(c.entry.bundle, format, keyFormat); err != nil {
-		return nil, err
+	case format == formatPKCS12Bundle || format == formatJKSBundle:
+		if data, err = renderKeystore(c.entry.bundle, format, keyFormat, ks); err != nil {
+			return nil, err // never quotes a password
+		}
+	default:
+		if data, err = renderCert(c.entry.bundle, format, keyFormat); err != nil {
+			return nil, err
+		}
 	}
+	maps.Copy(data, b.rotationFields(c.sess.cfg, c.entry, b.now()))
 	return &logical.Response{Data: data, Warnings: c.warnings}, nil
+}
+
+// withRotationFields is a read path's response schema with the rotation
+// fields (rotation.go) added.
+func withRotationFields(fields map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
+	out := maps.Clone(fields)
+	maps.Copy(out, rotationResponseFields)
+	return out
 }
 
 // servedCert is a cache entry being served, the session it was served by and
@@ -137,7 +205,9 @@ Returns the certificate file registered under <name> in NHN Certificate
 Manager, split the way the PKI engine names things: certificate (the leaf),
 issuing_ca, ca_chain (issuer first, up to the root if the file has it),
 private_key and private_key_type, plus serial_number, common_name,
-dns_names, not_before and not_after.
+dns_names, not_before and not_after, and full_chain (the leaf and the
+chain without its self-signed root, one PEM: nginx's ssl_certificate, a
+Kubernetes tls.crt).
 
 The first read downloads the file; later reads within the config's
 cache_ttl are served from Vault's storage without calling NHN. When NHN
@@ -145,11 +215,35 @@ fails, a cached certificate that has not expired is served with a warning.
 
 Parameters:
   refresh=true              download now, ignoring the cache
-  format=pem|der|pem_bundle pem_bundle puts the key, leaf and chain in
-                            "certificate"; der gives base64 DER values
+  format=pem|der|pem_bundle|pkcs12_bundle|jks_bundle
+                            pem_bundle puts the key, leaf and chain in
+                            "certificate"; der gives base64 DER values (and
+                            no full_chain); pkcs12_bundle and jks_bundle put
+                            a base64 PKCS#12 file or Java KeyStore holding
+                            the key, the leaf and the chain in "certificate",
+                            the other fields staying PEM
+  pkcs12_password           default "changeit" (as Vault PKI)
+  pkcs12_encoder            modern2023 (default), modern2026 (PBMAC1: OpenSSL
+                            3.4+ and Java 26+ only), legacy_des, legacy_rc2
+  jks_password              default "changeit" (as Vault PKI)
+  jks_private_key_alias     default "1" (as Vault PKI)
   private_key_format=pkcs8  convert the key to PKCS#8
 
-A name NHN does not know is a 404. The response has no numeric
-"expiration" field on purpose: Vault Agent then re-reads the secret every
-static_secret_render_interval and picks up a certificate rotated in NHN.
+The same certificate read with the same parameters gives the same
+keystore bytes, so that Vault Agent and VSO see a change only on rotation.
+
+For Vault Agent and the Vault Secrets Operator, every read carries
+last_vault_rotation (when this copy was downloaded), rotation_period (the
+seconds between the engine's checks of NHN) and ttl (seconds until this
+copy will have been checked against NHN again, plus jitter; at least 3):
+Agent reads again ttl+1 s later, whatever its static_secret_render_interval,
+and VSO (allowStaticCreds) re-syncs then. The response has no numeric
+"expiration" field on purpose: Agent would then sleep most of the
+certificate's lifetime and miss a certificate rotated in NHN.
+
+The same parameters may be sent as a write (vault write, consul-template's
+secret with arguments, VSO's params): it reads, changes nothing, and needs
+the "update" capability.
+
+A name NHN does not know is a 404.
 `

@@ -240,3 +240,104 @@ func TestSecretsNeverLogged(t *testing.T) {
 	require.NotContains(t, logs, string(ch.KeyPEM[40:80]))
 	require.GreaterOrEqual(t, h.emu.Stats().TokenIssued, int64(2), "the run covered a token re-issue")
 }
+
+func TestReadKeystoreFormats(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.putChain("example.com", emulator.ChainOptions{KeyType: emulator.EC}, emulator.FileOptions{IncludeRoot: true})
+	pemData := h.read("example.com", nil).Data
+	bn := h.b.cache.get("example.com", mustSession(h).cfg.Generation).bundle
+
+	// Vault PKI's defaults: password "changeit", alias "1"; our default
+	// encoder modern2023. The keystore is in "certificate", the rest PEM.
+	p12 := h.read("example.com", map[string]any{"format": "pkcs12_bundle"}).Data
+	want, err := renderPKCS12(bn, "modern2023", "changeit")
+	require.NoError(t, err)
+	require.Equal(t, want, p12["certificate"], "modern2023 with password changeit")
+	jks := h.read("example.com", map[string]any{"format": "jks_bundle"}).Data
+	want, err = renderJKS(bn, "1", "changeit")
+	require.NoError(t, err)
+	require.Equal(t, want, jks["certificate"], "alias 1 with password changeit")
+	for _, d := range []map[string]any{p12, jks} {
+		for _, k := range []string{"private_key", "issuing_ca", "ca_chain", "full_chain", "serial_number", "rotation_period"} {
+			require.Equal(t, pemData[k], d[k], k)
+		}
+	}
+
+	p12 = h.read("example.com", map[string]any{"format": "pkcs12_bundle", "pkcs12_password": "pw-1", "pkcs12_encoder": "LEGACY_DES"}).Data
+	want, err = renderPKCS12(bn, "legacy_des", "pw-1")
+	require.NoError(t, err)
+	require.Equal(t, want, p12["certificate"])
+	jks = h.read("example.com", map[string]any{"format": "jks_bundle", "jks_password": "pw-2", "jks_private_key_alias": "Tomcat"}).Data
+	want, err = renderJKS(bn, "Tomcat", "pw-2")
+	require.NoError(t, err)
+	require.Equal(t, want, jks["certificate"])
+
+	const secretPW = "do-not-echo-😀"
+	for _, tc := range []struct {
+		data map[string]any
+		msg  string
+	}{
+		{map[string]any{"format": "pkcs12_bundle", "pkcs12_encoder": "modern2020"}, `pkcs12_encoder must be one of "modern2023", "legacy_des", "legacy_rc2", "modern2026"`},
+		{map[string]any{"format": "pkcs12_bundle", "pkcs12_password": secretPW}, "pkcs12_password holds a character outside the Basic Multilingual Plane"},
+		{map[string]any{"format": "jks_bundle", "jks_password": secretPW, "jks_private_key_alias": ""}, "jks_private_key_alias must not be empty"},
+		{map[string]any{"format": "p12"}, `format must be "pem", "der", "pem_bundle", "pkcs12_bundle" or "jks_bundle"`},
+	} {
+		resp, err := h.request(logical.ReadOperation, "certs/example.com", tc.data)
+		require.NoError(t, err)
+		require.True(t, resp.IsError(), "%v", tc.data)
+		require.Contains(t, resp.Error().Error(), tc.msg)
+		require.NotContains(t, resp.Error().Error(), "do-not-echo")
+	}
+	require.NotContains(t, h.logs.String(), "do-not-echo")
+	require.NotContains(t, h.logs.String(), "pw-1")
+	require.EqualValues(t, 1, h.fileCalls("example.com"), "every format from the one download")
+}
+
+func TestReadRotationFields(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"cache_ttl": "2h", "refresh_interval": "0"})
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	for _, format := range []string{"pem", "der", "pem_bundle", "pkcs12_bundle", "jks_bundle"} {
+		d := h.read("example.com", map[string]any{"format": format}).Data
+		require.NotContains(t, d, "expiration", "no numeric expiration: Agent would sleep most of the certificate's life")
+		// Refresh off: checked again when the entry expires, cache_ttl
+		// after the download (and the harness's clock is pinned just
+		// before it).
+		require.Equal(t, int64(7200), d["rotation_period"], format)
+		ttl, ok := d["ttl"].(int64)
+		require.True(t, ok, "ttl is %T", d["ttl"])
+		require.GreaterOrEqual(t, ttl, int64(7200), format)
+		require.LessOrEqual(t, ttl, int64(7201), format)
+		md := h.readPath("metadata/example.com", nil).Data
+		require.Equal(t, md["cached_at"], d["last_vault_rotation"], format)
+		require.Equal(t, d["ttl"], md["ttl"])
+		require.Equal(t, d["rotation_period"], md["rotation_period"])
+	}
+	e := h.b.cache.get("example.com", mustSession(h).cfg.Generation)
+	require.NotContains(t, e.data, "ttl", "computed per read, never stored in the cached map")
+
+	// With the background refresh on, rotation_period is its interval; no
+	// run is scheduled in this harness (Vault never initialised it), so
+	// ttl still comes from the entry's expiry. The jitter is bounded by a
+	// tenth of rotation_period.
+	h.configure(map[string]any{"cache_ttl": "1h", "refresh_interval": "5m"})
+	h.b.jitter = func() float64 { return 0.999 }
+	d := h.read("example.com", nil).Data
+	require.Equal(t, int64(300), d["rotation_period"])
+	require.InDelta(t, 3600+30, d["ttl"], 1.5)
+}
+
+// Agent's secret with arguments and VSO's params send a write: it answers
+// as the read does, with the parameters from the body.
+func TestReadWithParametersAsAWrite(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	read := h.read("example.com", map[string]any{"format": "jks_bundle", "jks_private_key_alias": "app"}).Data
+	resp, err := h.request(logical.UpdateOperation, "certs/example.com", map[string]any{"format": "jks_bundle", "jks_private_key_alias": "app"})
+	require.NoError(t, err)
+	require.False(t, resp.IsError(), "%v", resp.Error())
+	require.Equal(t, read, resp.Data)
+	require.EqualValues(t, 1, h.fileCalls("example.com"))
+}

@@ -14,7 +14,7 @@ import (
 )
 
 func pathMetadata(b *backend) *framework.Path {
-	fields := maps.Clone(certResponseFields)
+	fields := withRotationFields(certResponseFields)
 	delete(fields, "private_key")
 	maps.Copy(fields, map[string]*framework.FieldSchema{
 		"fingerprint_sha256": {Type: framework.TypeString, Description: "SHA-256 of the leaf's DER, colon-separated hex."},
@@ -83,6 +83,7 @@ func (b *backend) pathMetadataRead(ctx context.Context, req *logical.Request, d 
 	if info == nil {
 		info = &certInfo{}
 	}
+	maps.Copy(data, b.rotationFields(sess.cfg, e, b.now()))
 	data["authority"] = info.Authority
 	data["signature_algorithm"] = info.SignatureAlgorithm
 	data["file_creation_date"] = info.FileCreationDate
@@ -95,8 +96,9 @@ const pathMetadataHelpSyn = `Read a certificate's public parts and cache state, 
 const pathMetadataHelpDesc = `
 Returns what certs/<name> returns except private_key: the certificate, its
 chain, serial number, names and validity, plus fingerprint_sha256,
-cached_at and cache_expires_at, and authority, signature_algorithm,
-file_creation_date and expiration_date from NHN's list when known.
+cached_at and cache_expires_at, authority, signature_algorithm,
+file_creation_date and expiration_date from NHN's list when known, and
+last_vault_rotation, rotation_period and ttl as certs/<name> has them.
 
 It shares the cache with certs/<name>: reading one warms the other. Grant
 "read" on metadata/* to monitoring that must never see private keys.

@@ -1,6 +1,7 @@
 package nhncert
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -53,7 +54,7 @@ func renderCert(bn *Bundle, format, keyFormat string) (map[string]any, error) {
 	if dnsNames == nil {
 		dnsNames = []string{}
 	}
-	return map[string]any{
+	data := map[string]any{
 		"certificate":      certificate,
 		"issuing_ca":       issuing,
 		"ca_chain":         chain,
@@ -64,7 +65,41 @@ func renderCert(bn *Bundle, format, keyFormat string) (map[string]any, error) {
 		"dns_names":        dnsNames,
 		"not_before":       bn.Leaf.NotBefore.UTC().Format(time.RFC3339),
 		"not_after":        bn.Leaf.NotAfter.UTC().Format(time.RFC3339),
-	}, nil
+	}
+	// DER holds one certificate per value: a chain has no DER form in one
+	// string, so der answers certificate and ca_chain and no full_chain.
+	if format != formatDER {
+		data["full_chain"] = fullChain(bn)
+	}
+	return data, nil
+}
+
+// fullChain is the leaf and then its chain without a self-signed root, one
+// PEM string: what nginx's ssl_certificate and a Kubernetes tls.crt want.
+// A server that sends the root wastes bytes on every handshake, and some
+// clients refuse it.
+func fullChain(bn *Bundle) string {
+	certs := []string{pemString(&pem.Block{Type: "CERTIFICATE", Bytes: bn.Leaf.Raw})}
+	for _, c := range bn.Chain {
+		if isSelfSigned(c) {
+			break
+		}
+		certs = append(certs, pemString(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+	}
+	return strings.Join(certs, "\n")
+}
+
+// isSelfSigned reports whether c is a root: issued by its own subject and
+// signed by its own key. A signature Go will not check (SHA-1, an
+// unsupported algorithm) counts, as in buildChain: old roots are signed so,
+// and a client never checks a root's own signature anyway.
+func isSelfSigned(c *x509.Certificate) bool {
+	if !bytes.Equal(c.RawSubject, c.RawIssuer) {
+		return false
+	}
+	err := c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature)
+	var insecure x509.InsecureAlgorithmError
+	return err == nil || errors.As(err, &insecure) || errors.Is(err, x509.ErrUnsupportedAlgorithm)
 }
 
 // pemString encodes a block without headers and without the trailing

@@ -77,6 +77,25 @@ func checkRendered(t *testing.T, d map[string]any, c *emulator.Chain, chain []*x
 	require.True(t, ok, "ca_chain is %T", d["ca_chain"])
 	require.Len(t, caChain, len(chain))
 
+	// full_chain: the leaf, then the chain without its self-signed root;
+	// no DER form.
+	if format == formatDER {
+		require.NotContains(t, d, "full_chain")
+	} else {
+		blocks := testkit.RequirePEMBlocks(t, []byte(d["full_chain"].(string)))
+		want := [][]byte{c.Leaf.Raw}
+		for _, cc := range chain {
+			if !bytes.Equal(cc.RawSubject, cc.RawIssuer) {
+				want = append(want, cc.Raw)
+			}
+		}
+		require.Len(t, blocks, len(want), "full_chain: leaf and intermediates, no root")
+		for i, b := range blocks {
+			require.Equal(t, "CERTIFICATE", b.Type)
+			require.Equal(t, want[i], b.Bytes, "full_chain[%d]", i)
+		}
+	}
+
 	switch format {
 	case formatDER:
 		leafDER, err := base64.StdEncoding.DecodeString(d["certificate"].(string))

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/big"
@@ -65,9 +66,10 @@ func checkPEMRead(t *testing.T, s *api.Secret, name, keyType string, chainLen in
 	// The field names only: the values hold the private key.
 	fields := slices.Sorted(maps.Keys(d))
 	assert.Subset(t, fields, certFields, "read %s: a field is missing", name)
-	for _, f := range []string{"expiration", "ttl", "lease_duration"} {
+	for _, f := range []string{"expiration", "lease_duration"} {
 		assert.NotContains(t, fields, f, "read %s: has a %q field next to the certificate (Vault Agent would sleep on it)", name, f)
 	}
+	checkRotationFields(t, "read "+name, d)
 	lease := fmt.Sprintf("read %s: lease %q, duration %d, renewable %v; want none", name, s.LeaseID, s.LeaseDuration, s.Renewable)
 	assert.Empty(t, s.LeaseID, lease)
 	assert.Zero(t, s.LeaseDuration, lease)
@@ -100,4 +102,24 @@ func checkPEMRead(t *testing.T, s *api.Secret, name, keyType string, chainLen in
 		child = c
 	}
 	return leaf
+}
+
+// checkRotationFields checks the static-secret rotation fields as Vault
+// Agent and VSO read them: ttl and rotation_period JSON integers (the API
+// client decodes numbers as json.Number; consul-template asserts it),
+// ttl at least 3, last_vault_rotation RFC 3339 with fractional seconds.
+func checkRotationFields(t *testing.T, what string, d map[string]any) {
+	t.Helper()
+	for f, least := range map[string]int64{"ttl": 3, "rotation_period": 1} {
+		n, ok := d[f].(json.Number)
+		if !assert.True(t, ok, "%s: %s is %T (%v), want a JSON number", what, f, d[f], d[f]) {
+			continue
+		}
+		i, err := n.Int64()
+		if assert.NoError(t, err, "%s: %s %q is not an integer", what, f, n) {
+			assert.GreaterOrEqual(t, i, least, "%s: %s", what, f)
+		}
+	}
+	_, err := time.Parse(time.RFC3339Nano, str(t, d, "last_vault_rotation"))
+	assert.NoError(t, err, "%s: last_vault_rotation", what)
 }

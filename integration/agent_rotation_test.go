@@ -1,0 +1,220 @@
+package integration
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
+)
+
+// agentRotationBound is what the issue asks: a certificate rotated in NHN
+// reaches the file Agent renders within 20 s, with Agent's own timer at
+// 10 minutes.
+const agentRotationBound = 20 * time.Second
+
+// TestAgentRereadsAtTTL runs a real Vault Agent with
+// static_secret_render_interval = "10m" against a mount with
+// refresh_interval=5s, renders full_chain and private_key and a PKCS#12
+// keystore (format=pkcs12_bundle, a write with arguments), rotates the
+// certificate in NHN and measures how long the new one takes to reach the
+// file. Only ttl and rotation_period can make it: consul-template
+// (dependency/vault_common.go, leaseCheckWait) sleeps ttl+1 s for a
+// non-leased secret that has rotation_period and an integer ttl, and uses
+// static_secret_render_interval only when the secret gives nothing.
+//
+// cache_ttl is 10s: NHN's list gives dates only, so a certificate
+// re-uploaded the same day (as the emulator's rotation is) is seen by a
+// background run only when the copy is due; with cache_ttl=10s each 5s
+// run downloads it again.
+func TestAgentRereadsAtTTL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	v := e.vault
+	ctx := ctxT(t)
+	require.NoError(t, e.configure(mount, "cache_ttl=10s", "refresh_interval=5s"))
+	dir := t.TempDir()
+	const name = "example.com"
+
+	// What Agent will see: integers, and a ttl no later than the next
+	// background run (5 s, plus the run and the jitter).
+	r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
+	require.Equal(t, 200, r.status, "%s", r)
+	ttlRe := regexp.MustCompile(`"ttl":(\d+)[,}]`)
+	require.Regexp(t, ttlRe, string(r.body), "ttl is not a JSON integer")
+	require.Regexp(t, `"rotation_period":5[,}]`, string(r.body), "rotation_period is not the JSON integer 5")
+	require.NotContains(t, string(r.body), `"expiration"`)
+
+	// update: the keystore template sends its parameters as a write.
+	token := tokenWithPolicy(t, v, "agent-rotation", `path "`+mount+`/certs/`+name+`" { capabilities = ["read", "update"] }`+"\n")
+	tokenFile := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
+	chainTpl, keyTpl := filepath.Join(dir, "chain.tpl"), filepath.Join(dir, "key.tpl")
+	chainPEM, keyPEM := filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "key.pem")
+	for p, field := range map[string]string{chainTpl: "full_chain", keyTpl: "private_key"} {
+		tpl := fmt.Sprintf("{{ with secret %q }}{{ .Data.%s }}{{ end }}\n", mount+"/certs/"+name, field)
+		require.NoError(t, os.WriteFile(p, []byte(tpl), 0o600))
+	}
+	// A PKCS#12 keystore for a Java server, written as binary.
+	p12Tpl, p12File := filepath.Join(dir, "p12.tpl"), filepath.Join(dir, "keystore.p12")
+	require.NoError(t, os.WriteFile(p12Tpl, []byte(fmt.Sprintf(`{{ with secret %q "format=pkcs12_bundle" }}{{ .Data.certificate | base64Decode }}{{ end }}`, mount+"/certs/"+name)), 0o600))
+	agentHCL := filepath.Join(dir, "agent.hcl")
+	cfg := fmt.Sprintf(`pid_file = %q
+log_level = "debug"
+
+vault {
+  address = %q
+}
+
+auto_auth {
+  method "token_file" {
+    config {
+      token_file_path = %q
+    }
+  }
+}
+
+template_config {
+  static_secret_render_interval = "10m"
+  exit_on_retry_failure         = true
+}
+
+template {
+  source      = %q
+  destination = %q
+  perms       = "0644"
+}
+
+template {
+  source      = %q
+  destination = %q
+  perms       = "0600"
+}
+
+template {
+  source      = %q
+  destination = %q
+  perms       = "0600"
+}
+`, filepath.Join(dir, "agent.pid"), v.addr, tokenFile, chainTpl, chainPEM, keyTpl, keyPEM, p12Tpl, p12File)
+	require.NoError(t, os.WriteFile(agentHCL, []byte(cfg), 0o600))
+	agentLog := filepath.Join(e.dir, "agent-rotation.log")
+	agent, err := startProc("vault agent", agentLog, baseEnv(v.home), bins.vault, "agent", "-config="+agentHCL)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- %s (tail) ----\n%s", agentLog, tail(agentLog, 80))
+		}
+		_ = agent.stop()
+	})
+
+	// rendered returns the leaf serial of fullchain.pem once it and
+	// key.pem match and the chain has its intermediate.
+	rendered := func() (string, error) {
+		c, err := os.ReadFile(chainPEM)
+		if err != nil {
+			return "", err
+		}
+		k, err := os.ReadFile(keyPEM)
+		if err != nil {
+			return "", err
+		}
+		pair, err := tls.X509KeyPair(c, k)
+		if err != nil {
+			return "", fmt.Errorf("fullchain.pem and key.pem do not match (yet): %w", err)
+		}
+		if len(pair.Certificate) != 2 {
+			return "", fmt.Errorf("fullchain.pem holds %d certificates, want leaf and intermediate", len(pair.Certificate))
+		}
+		leaf, err := x509.ParseCertificate(pair.Certificate[0])
+		if err != nil {
+			return "", err
+		}
+		return serialHex(leaf.SerialNumber), nil
+	}
+	// p12Serial returns the leaf serial of keystore.p12, opened with the
+	// default password.
+	p12Serial := func() (string, error) {
+		b, err := os.ReadFile(p12File)
+		if err != nil {
+			return "", err
+		}
+		_, leaf, _, err := pkcs12.DecodeChain(b, "changeit")
+		if err != nil {
+			return "", fmt.Errorf("keystore.p12 does not decode (yet): %w", err)
+		}
+		return serialHex(leaf.SerialNumber), nil
+	}
+	waitSerial := func(want string, bound time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		err := poll(bound, "Vault Agent to render serial "+want, agent, func() (bool, error) {
+			got, err := rendered()
+			if err != nil {
+				return false, err
+			}
+			ks, err := p12Serial()
+			if err != nil {
+				return false, err
+			}
+			return got == want && ks == want, fmt.Errorf("fullchain.pem has serial %s, keystore.p12 %s", got, ks)
+		})
+		require.NoError(t, err)
+		return time.Since(start)
+	}
+
+	first := ""
+	certs, err := e.emu.admin.Certs(ctx)
+	require.NoError(t, err)
+	for _, c := range certs {
+		if c.Name == name {
+			first = c.Serial
+		}
+	}
+	waitSerial(first, agentRenderTimeout)
+	st0, err := os.Stat(p12File)
+	require.NoError(t, err)
+
+	// Let Agent settle into its ttl-driven re-reads before rotating, so
+	// that the delay measured is a steady state's, not the first read's:
+	// each of the two queries (the read, and the keystore's write) reads
+	// again at least twice.
+	require.NoError(t, poll(agentRenderTimeout, "Agent to re-read by rotation_period/ttl", agent, func() (bool, error) {
+		n := strings.Count(readFileString(agentLog), "Found rotation_period and set lease duration to")
+		return n >= 4, fmt.Errorf("%d ttl-driven waits in the Agent log", n)
+	}))
+	// The same certificate gives the same keystore bytes: re-reads did not
+	// rewrite it (which would restart a Java server watching it).
+	if st1, err := os.Stat(p12File); assert.NoError(t, err) {
+		assert.Equal(t, st0.ModTime(), st1.ModTime(), "keystore.p12 was rewritten although the certificate did not change")
+	}
+
+	rotated, err := e.emu.admin.Rotate(ctx, name)
+	require.NoError(t, err)
+	require.NotEqual(t, first, rotated.Serial)
+	took := waitSerial(rotated.Serial, 3*agentRotationBound)
+	t.Logf("Vault Agent (static_secret_render_interval=10m, refresh_interval=5s) rendered the rotated certificate %s after the rotation in NHN (bound %s)",
+		took.Round(10*time.Millisecond), agentRotationBound)
+	assert.LessOrEqual(t, took, agentRotationBound, "the rotated certificate reached Agent's file too late")
+
+	waits := regexp.MustCompile(`Found rotation_period and set lease duration to (\d+) seconds`).FindAllStringSubmatch(readFileString(agentLog), -1)
+	var secs []string
+	for _, w := range waits {
+		secs = append(secs, w[1])
+	}
+	t.Logf("ttl values Agent logged (it sleeps ttl+1 s after each): %s", strings.Join(secs, " "))
+	assert.False(t, agent.exited(), "Vault Agent exited: %v", agent.waitErr)
+}
+
+func readFileString(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}

@@ -1,0 +1,91 @@
+package nhncert
+
+import (
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+)
+
+// The static-secret rotation fields of a read (last_vault_rotation,
+// rotation_period, ttl): what Vault Agent (consul-template) and the Vault
+// Secrets Operator use to read a non-leased secret again at the moment it
+// may have changed, instead of on a fixed timer.
+//
+// consul-template (dependency/vault_common.go, leaseCheckWait): a secret
+// with no lease that has "rotation_period" and a "ttl" asserted to be a
+// json.Number sleeps ttl+1 s before the next read; Agent's
+// static_secret_render_interval only applies when that gives nothing. VSO
+// (VaultDynamicSecret with allowStaticCreds) treats the secret as rotating
+// when last_vault_rotation parses as RFC 3339 and rotation_period >= 1, and
+// requeues ttl+0.5 s (plus a little jitter) later; it restarts workloads
+// only when the data other than these three fields changed.
+
+const (
+	// minRotationTTL: VSO backs off in a loop at 2 s or less and
+	// consul-template falls back to its default interval at 0.
+	minRotationTTL = 3 * time.Second
+	// maxRotationJitter bounds the spread added to ttl, so that a fleet of
+	// Agents that read at the same second does not come back in one.
+	maxRotationJitter = 30 * time.Second
+	// rotationJitterShare is the spread's share of the time between two
+	// checks of the copy.
+	rotationJitterShare = 0.1
+)
+
+// rotationResponseFields declares the fields in both read paths' schemas.
+var rotationResponseFields = map[string]*framework.FieldSchema{
+	"last_vault_rotation": {Type: framework.TypeString, Description: "When the served copy was downloaded from NHN, RFC 3339 with fractional seconds."},
+	"rotation_period":     {Type: framework.TypeInt64, Description: "Seconds between the engine's checks of NHN for this certificate: refresh_interval, or cache_ttl when the background refresh is off."},
+	"ttl":                 {Type: framework.TypeInt64, Description: "Seconds from now until the served copy will have been checked against NHN again, plus a little jitter; at least 3."},
+}
+
+// rotationFields are the rotation fields of a read of e, served under cfg
+// at now. They are computed per read and never stored in the cached map.
+func (b *backend) rotationFields(cfg *nhnConfig, e *cacheEntry, now time.Time) map[string]any {
+	return rotationTiming(cfg, e.fetchedAt, b.refresher.nextCheck(), now, b.jitter())
+}
+
+// rotationTiming is rotationFields with its inputs spelt out. nextCheck is
+// when the next background run will have listed NHN (zero when no run is
+// scheduled on this node); jitter is in [0, 1).
+//
+// The served copy is next checked against NHN by whichever comes first:
+// that background run (it downloads a certificate NHN's list shows
+// rotated), or the entry's expiry (the first read after it downloads). On
+// a node with no run scheduled (refresh off, a performance standby) only
+// the expiry is known.
+func rotationTiming(cfg *nhnConfig, fetchedAt, nextCheck, now time.Time, jitter float64) map[string]any {
+	period := cfg.RefreshInterval
+	if period <= 0 {
+		period = cfg.CacheTTL
+	}
+	next := fetchedAt.Add(cfg.CacheTTL)
+	// A copy past its expiry is a stale one served while NHN fails: the
+	// background run is the next attempt, when there is one.
+	if cfg.RefreshInterval > 0 && !nextCheck.IsZero() && (nextCheck.Before(next) || !now.Before(next)) {
+		next = nextCheck
+	}
+	// The spread is a share of how often the copy is checked: the period,
+	// or cache_ttl when that is shorter (the entry then expires between
+	// runs), so that a short cache_ttl is not stretched by a long jitter.
+	cadence := period
+	if cfg.CacheTTL > 0 {
+		cadence = min(cadence, cfg.CacheTTL)
+	}
+	spread := min(time.Duration(float64(cadence)*rotationJitterShare), maxRotationJitter)
+	ttl := max(next.Sub(now)+time.Duration(jitter*float64(spread)), minRotationTTL)
+	return map[string]any{
+		"last_vault_rotation": fetchedAt.UTC().Format(time.RFC3339Nano),
+		// At least 1: VSO does not treat a secret with rotation_period 0
+		// as rotating, and would never read it again (cache_ttl=0 with
+		// the refresh off downloads on every read).
+		"rotation_period": max(ceilSeconds(period), 1),
+		"ttl":             ceilSeconds(ttl),
+	}
+}
+
+// ceilSeconds rounds d up to whole seconds: a reader that comes back after
+// ttl seconds must not come back before the check.
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
+}
