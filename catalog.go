@@ -14,11 +14,11 @@ type certInfo struct {
 	// numeric string.
 	ID                 json.Number `json:"certificateId,omitempty"`
 	Name               string      `json:"certificateName"`
-	Authority          string   `json:"authority"`
-	Domains            []string `json:"domains"`
-	SignatureAlgorithm string   `json:"signatureAlgorithm"`
-	FileCreationDate   string   `json:"fileCreationDate"`
-	ExpirationDate     string   `json:"expirationDate"`
+	Authority          string      `json:"authority"`
+	Domains            []string    `json:"domains"`
+	SignatureAlgorithm string      `json:"signatureAlgorithm"`
+	FileCreationDate   string      `json:"fileCreationDate"`
+	ExpirationDate     string      `json:"expirationDate"`
 }
 
 // certificateID returns NHN's certificateId, and false when the list gave
