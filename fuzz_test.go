@@ -2,6 +2,7 @@ package nhncert
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -118,15 +119,18 @@ func checkParseBundle(t *testing.T, data []byte) {
 		}
 		prev = c
 	}
-	certs := 0
-	blocks, _ := testkit.PEMBlocks(data)
-	for _, b := range blocks {
-		if b.Type == "CERTIFICATE" {
-			certs++
+	// The leaf, the chain and what was left out are distinct certificates.
+	seen := []*x509.Certificate{bn.Leaf}
+	for _, c := range append(slices.Clone(bn.Chain), bn.LeftOut...) {
+		if slices.ContainsFunc(seen, c.Equal) {
+			t.Fatalf("%s is served or left out twice", c.Subject)
 		}
+		seen = append(seen, c)
 	}
-	if bn.Unrelated < 0 || len(bn.Chain)+1+bn.Unrelated > certs {
-		t.Fatalf("chain %d + leaf + unrelated %d > %d certificates in the input", len(bn.Chain), bn.Unrelated, certs)
+	for _, w := range bn.Warnings() {
+		if !isPrintableText(w) || len(w) > 1500 {
+			t.Fatalf("warning is not printable and bounded: %q", w)
+		}
 	}
 	for _, format := range []string{formatPEM, formatDER, formatPEMBundle} {
 		for _, keyFormat := range []string{"", keyFormatPKCS8} {
