@@ -294,7 +294,8 @@ func hostileFiles(t *testing.T) []hostileFile {
 		{"mismatch", "key of another certificate", append(append([]byte{}, leaf...), keyPEM(otherKey)...), "does not match the leaf"},
 		{"pkcs8-encrypted", "ENCRYPTED PRIVATE KEY (PKCS#8)", append(append([]byte{}, leaf...), encPKCS8...), "the private key is encrypted"},
 		{"legacy-encrypted", "RSA PRIVATE KEY with Proc-Type: 4,ENCRYPTED", append(append([]byte{}, leaf...), pem.EncodeToMemory(legacy)...), "the private key is encrypted"},
-		{"two-keys", "two private keys", append(append(append([]byte{}, leaf...), keyPEM(ecKey)...), keyPEM(otherKey)...), "more than one private key"},
+		// As `openssl pkey` and a server do, the first key is the key.
+		{"two-keys", "two private keys, another one first", append(append(append([]byte{}, leaf...), keyPEM(otherKey)...), keyPEM(ecKey)...), "does not match the leaf certificate"},
 		{"key-only", "a key and no certificate", keyPEM(ecKey), "holds no certificate"},
 		{"cert-only", "a certificate and no key", leaf, "holds no private key"},
 		{"damaged", "a block with broken base64", append(damaged, keyPEM(ecKey)...), "cannot be"},
