@@ -161,7 +161,10 @@ const pathCertsListHelpDesc = `
 Lists every certificate name in the configured NHN project, across all of
 NHN's pages, sorted. key_info holds, per name, authority, domains (empty
 where the API version gives none), signature_algorithm, file_creation_date
-and expiration_date (YYYY-MM-DD, as NHN gives them).
+and expiration_date (YYYY-MM-DD, as NHN gives them), and certificate_id
+(NHN's certificateId) when NHN gives one. A name the engine cannot serve
+(empty, "." or "..", holding '/', '\' or control characters, over 512
+bytes) is left out and named in the response's warning.
 
 status=all|expired|unexpired (default unexpired) filters as NHN does.
 expiring_within=<duration> (e.g. 720h) keeps only certificates whose
