@@ -37,7 +37,7 @@
 // result codes 52000..52009 with the documented messages (ResultMessages),
 // and the file download as application/octet-stream with
 // Content-Disposition: attachment; filename="..." (plus RFC 6266's
-// filename*=UTF-8”... for a name that is not ASCII). A certificate name is
+// filename*, UTF-8 percent-encoded, for a name that is not ASCII). A name is
 // free text (spaces, Hangul, punctuation): the path is split on '/' as sent
 // and each segment percent-decoded once, as an HTTP server hands a path
 // parameter over, so "%2F" inside a name is part of the name.
