@@ -198,6 +198,12 @@ func decodeListPage(op string, body []byte) (*listAnswer, error) {
 
 // DownloadFile returns the certificate file of name. An error answer in
 // JSON where the file was expected is returned as an upstreamError.
+//
+// It downloads by name, not by certificateId (v1.3's third call), on
+// purpose: the name is what the caller asked for and what a policy
+// granted, while an ID comes from the latest list, which may be older than
+// a delete and re-register under the same name; by ID the engine could
+// serve another certificate under this name. The ID is shown, not used.
 func (c *client) DownloadFile(ctx context.Context, name string) ([]byte, error) {
 	// One percent-encoded path segment: a space, '%', '?' or '#' in the
 	// name is data, not URL syntax. validateName refused '/' and '\'.
