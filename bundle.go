@@ -47,7 +47,8 @@ type Bundle struct {
 	// KeyType is "rsa", "ec" or "ed25519".
 	KeyType string
 	// KeyBlock is the key's PEM block as the file had it ("RSA PRIVATE KEY",
-	// "EC PRIVATE KEY" or "PRIVATE KEY"), without PEM headers.
+	// "EC PRIVATE KEY" or "PRIVATE KEY"), labelled for the encoding it
+	// really has should the file's label be another.
 	KeyBlock *pem.Block
 }
 
@@ -69,7 +70,7 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		certErr   error
 		keyErr    error
 	)
-	undecodable := scanPEM(data, func(block pemBlock) bool {
+	undecodable, complete := scanPEM(data, func(block pemBlock) bool {
 		blocks++
 		if block.Headers != "" {
 			// RFC 1421 headers: OpenSSL reads only Proc-Type ones, for a
@@ -127,6 +128,8 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	switch {
 	case tooMany:
 		return nil, bundleErrorf("file holds more than %d certificates", maxFileCertificates)
+	case !complete:
+		return nil, bundleErrorf("file holds more than %d PEM blocks", maxPEMBlocks)
 	case blocks == 0 && undecodable == 0:
 		return nil, bundleErrorf("not a PEM file")
 	}

@@ -26,6 +26,12 @@ import (
 // TestParseBundleAsOpenSSLReadsIt checks this reader against the openssl
 // binary on a few hundred generated variations of real files.
 
+// maxPEMBlocks bounds the BEGIN lines read in one file. A block that
+// fails is read again from right after its BEGIN line, so a file of many
+// BEGIN lines without END lines would be read once per BEGIN line; real
+// files hold a handful of blocks.
+const maxPEMBlocks = 2 * maxFileCertificates
+
 // pemLineSize is how much of a line OpenSSL's PEM reader takes at a time
 // (LINESIZE 255 in crypto/pem/pem_lib.c, less the NUL); longer lines are
 // read in pieces.
@@ -45,13 +51,17 @@ type pemBlock struct {
 // that is not what its label says), OpenSSL's tools look for the next
 // BEGIN line from right after the failed one: a block cut off before its
 // END line does not take the next block down with it. It returns how many
-// blocks began but did not decode.
-func scanPEM(data []byte, use func(pemBlock) bool) (undecodable int) {
+// blocks began but did not decode, and false when it stopped after
+// maxPEMBlocks BEGIN lines.
+func scanPEM(data []byte, use func(pemBlock) bool) (undecodable int, complete bool) {
 	r := &pemReader{data: data}
-	for {
+	for begins := 0; ; begins++ {
 		name, ok := r.beginLine()
 		if !ok {
-			return undecodable
+			return undecodable, true
+		}
+		if begins == maxPEMBlocks {
+			return undecodable, false
 		}
 		afterBegin := r.off
 		b, ok := r.block(name)

@@ -358,6 +358,9 @@ func TestParseBundleRejectsHostileInput(t *testing.T) {
 		{"X25519 key", joinPEM(ec.LeafPEM, pemOf("PRIVATE KEY", x25519DER)), "unsupported private key type"},
 		{"1,000 certificates", joinPEM(bytes.Repeat(ec.LeafPEM, 1000), ec.KeyPEM), fmt.Sprintf("more than %d certificates", maxFileCertificates)},
 		{"over maxFileSize", huge, fmt.Sprintf("at most %d", maxFileSize)},
+		// Each BEGIN without an END is read to the end of the file; the
+		// count of BEGIN lines is bounded so that this is not quadratic.
+		{"30,000 BEGIN lines without END", joinPEM(bytes.Repeat([]byte("-----BEGIN CERTIFICATE-----\n"), 30000), ecFile), fmt.Sprintf("more than %d PEM blocks", maxPEMBlocks)},
 	}
 	keys := append(fx.allKeyPEMs(), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: x25519DER}))
 	for _, tc := range cases {
