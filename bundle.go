@@ -7,8 +7,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 )
 
 const (
@@ -28,121 +32,222 @@ type Bundle struct {
 	// Chain holds the leaf's issuer first, then its issuer, and so on; the
 	// root is last when the file holds it.
 	Chain []*x509.Certificate
-	// Unrelated counts certificates in the file that are not part of the
-	// leaf's chain; they are left out of the response.
-	Unrelated int
+	// LeftOut holds the certificates of the file that are neither the leaf
+	// nor in Chain (another certificate's chain, the other path of a
+	// cross-signed intermediate), each once; the response leaves them out.
+	LeftOut []*x509.Certificate
+	// Skipped counts PEM blocks that OpenSSL's tools skip too: bad base64,
+	// a bad END line, RFC 1421 headers, DER that is no certificate, an
+	// encrypted key next to the plain one.
+	Skipped int
+	// ExtraKeys counts private keys besides Key; they are left out.
+	ExtraKeys int
 
 	Key crypto.Signer
 	// KeyType is "rsa", "ec" or "ed25519".
 	KeyType string
 	// KeyBlock is the key's PEM block as the file had it ("RSA PRIVATE KEY",
-	// "EC PRIVATE KEY" or "PRIVATE KEY"), without PEM headers.
+	// "EC PRIVATE KEY" or "PRIVATE KEY"), labelled for the encoding it
+	// really has should the file's label be another.
 	KeyBlock *pem.Block
 }
 
-// ParseBundle splits and checks a PEM certificate file.
+// ParseBundle splits and checks a PEM certificate file. It reads what
+// OpenSSL reads (see bundle_pem.go): a block OpenSSL skips is skipped here
+// too and named in Warnings, so that a file `openssl x509` and `openssl
+// pkey` read is never refused as damaged.
 func ParseBundle(data []byte) (*Bundle, error) {
 	if len(data) > maxFileSize {
 		return nil, bundleErrorf("file is %d bytes; at most %d are accepted", len(data), maxFileSize)
 	}
 	var (
-		certs    []*x509.Certificate
-		keyBlock *pem.Block
-		blocks   int
+		certs     []*x509.Certificate
+		keys      []parsedKey
+		skipped   int
+		blocks    int
+		tooMany   bool
+		encrypted bool
+		certErr   error
+		keyErr    error
 	)
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
+	undecodable, complete := scanPEM(data, func(block pemBlock) bool {
 		blocks++
-		switch block.Type {
-		case "CERTIFICATE":
-			if len(certs) == maxFileCertificates {
-				return nil, bundleErrorf("file holds more than %d certificates", maxFileCertificates)
+		if block.Headers != "" {
+			// RFC 1421 headers: OpenSSL reads only Proc-Type ones, for a
+			// legacy encrypted key, and needs a password for those.
+			if strings.HasPrefix(block.Headers, "Proc-Type:") && strings.Contains(block.Headers, "ENCRYPTED") {
+				encrypted = true
 			}
-			c, err := x509.ParseCertificate(block.Bytes)
+			skipped++
+			return false
+		}
+		switch block.Type {
+		case "CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE":
+			der := block.Bytes
+			if block.Type == "TRUSTED CERTIFICATE" {
+				// The certificate, then OpenSSL's trust settings.
+				var raw asn1.RawValue
+				if _, err := asn1.Unmarshal(der, &raw); err == nil {
+					der = raw.FullBytes
+				}
+			}
+			c, err := x509.ParseCertificate(der)
 			if err != nil {
-				return nil, bundleErrorf("certificate block %d cannot be parsed: %v", len(certs)+1, err)
+				if certErr == nil {
+					certErr = fmt.Errorf("certificate block %d cannot be parsed: %v", len(certs)+skipped+1, err)
+				}
+				skipped++
+				return false
+			}
+			if len(certs) == maxFileCertificates {
+				tooMany = true
+				return true
 			}
 			certs = append(certs, c)
 		case "RSA PRIVATE KEY", "EC PRIVATE KEY", "PRIVATE KEY":
-			//lint:ignore SA1019 detecting legacy encryption to refuse it clearly, not using it
-			if x509.IsEncryptedPEMBlock(block) {
-				return nil, bundleErrorf("the private key is encrypted; NHN must hold it unencrypted")
+			k, err := parsePrivateKey(&pem.Block{Type: block.Type, Bytes: block.Bytes})
+			if err != nil {
+				if keyErr == nil {
+					keyErr = err
+				}
+				skipped++
+				return false
 			}
-			if keyBlock != nil {
-				return nil, bundleErrorf("file holds more than one private key")
-			}
-			keyBlock = &pem.Block{Type: block.Type, Bytes: block.Bytes}
+			keys = append(keys, k)
 		case "ENCRYPTED PRIVATE KEY":
-			return nil, bundleErrorf("the private key is encrypted; NHN must hold it unencrypted")
+			encrypted = true
+			skipped++
+			return false
 		default:
-			// EC PARAMETERS, PUBLIC KEY and the like carry nothing we serve.
+			// EC PARAMETERS, PUBLIC KEY and the like carry nothing we
+			// serve; a label OpenSSL does not know is skipped by it too.
 		}
-	}
-	if blocks == 0 {
+		return true
+	})
+	skipped += undecodable
+	switch {
+	case tooMany:
+		return nil, bundleErrorf("file holds more than %d certificates", maxFileCertificates)
+	case !complete:
+		return nil, bundleErrorf("file holds more than %d PEM blocks", maxPEMBlocks)
+	case blocks == 0 && undecodable == 0:
 		return nil, bundleErrorf("not a PEM file")
 	}
-	// pem.Decode skips a block it cannot decode; a file with one is damaged,
-	// not a file without that block.
-	if begins := bytes.Count(data, []byte("-----BEGIN ")); begins != blocks {
-		return nil, bundleErrorf("file holds %d PEM block(s) that cannot be decoded (bad base64 or a missing END line)", begins-blocks)
-	}
 	if len(certs) == 0 {
+		if certErr != nil {
+			return nil, &bundleError{msg: certErr.Error()}
+		}
+		if skipped > 0 {
+			return nil, bundleErrorf("file holds no certificate that can be read (%d PEM block(s) cannot be decoded)", skipped)
+		}
 		return nil, bundleErrorf("file holds no certificate")
 	}
-	if keyBlock == nil {
+	key, extraKeys := chooseKey(keys)
+	if key == nil {
+		switch {
+		case encrypted:
+			return nil, bundleErrorf("the private key is encrypted; NHN must hold it unencrypted")
+		case keyErr != nil:
+			return nil, keyErr
+		case skipped > 0:
+			return nil, bundleErrorf("file holds no private key that can be read (%d PEM block(s) cannot be decoded)", skipped)
+		}
 		return nil, bundleErrorf("file holds no private key")
 	}
-	key, keyType, err := parsePrivateKey(keyBlock)
-	if err != nil {
-		return nil, err
-	}
 
-	leaf := findLeaf(certs, key.Public())
+	leaf := findLeaf(certs, key.signer.Public())
 	if leaf == nil {
 		return nil, bundleErrorf("the private key does not match the leaf certificate (%s)", describeCert(guessLeaf(certs)))
 	}
-	chain, unrelated := buildChain(leaf, certs)
+	chain, left := buildChain(leaf, certs)
 	return &Bundle{
 		Leaf:      leaf,
 		Chain:     chain,
-		Unrelated: unrelated,
-		Key:       key,
-		KeyType:   keyType,
-		KeyBlock:  keyBlock,
+		LeftOut:   left,
+		Skipped:   skipped,
+		ExtraKeys: extraKeys,
+		Key:       key.signer,
+		KeyType:   key.keyType,
+		KeyBlock:  key.block,
 	}, nil
 }
 
-func parsePrivateKey(block *pem.Block) (crypto.Signer, string, error) {
+// parsedKey is a private key read from the file.
+type parsedKey struct {
+	signer  crypto.Signer
+	keyType string
+	block   *pem.Block
+}
+
+// chooseKey picks the private key as `openssl pkey` (and a server given
+// the file as its key) does: the first one that can be read. A second key
+// is rare and left out with a warning; if the first does not match the
+// leaf, the file is refused, as a server would fail on it.
+func chooseKey(keys []parsedKey) (*parsedKey, int) {
+	if len(keys) == 0 {
+		return nil, 0
+	}
+	return &keys[0], len(keys) - 1
+}
+
+// parsePrivateKey parses a key block. OpenSSL decodes a key whatever its
+// label says (an EC key labelled "RSA PRIVATE KEY" is read), so the label's
+// own encoding is tried first and then the others; the block returned is
+// labelled for the encoding that parsed, so that the key is served in the
+// form the file really had.
+func parsePrivateKey(block *pem.Block) (parsedKey, error) {
+	type parser struct {
+		label string
+		parse func([]byte) (any, error)
+	}
+	parsers := []parser{
+		{"RSA PRIVATE KEY", func(b []byte) (any, error) { return x509.ParsePKCS1PrivateKey(b) }},
+		{"EC PRIVATE KEY", func(b []byte) (any, error) { return x509.ParseECPrivateKey(b) }},
+		{"PRIVATE KEY", x509.ParsePKCS8PrivateKey},
+	}
+	slices.SortStableFunc(parsers, func(a, b parser) int {
+		return boolCmp(b.label == block.Type, a.label == block.Type)
+	})
 	var (
-		key any
-		err error
+		key   any
+		label string
+		err   error
 	)
-	switch block.Type {
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
-	default:
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	for i, p := range parsers {
+		k, e := p.parse(block.Bytes)
+		if e == nil {
+			key, label, err = k, p.label, nil
+			break
+		}
+		if i == 0 {
+			// The parser's message names the structure, never the key bytes.
+			err = bundleErrorf("the %s block cannot be parsed: %s", block.Type, cleanText(e.Error(), 100))
+		}
 	}
 	if err != nil {
-		// The parser's message names the structure, never the key bytes.
-		return nil, "", bundleErrorf("the %s block cannot be parsed: %v", block.Type, err)
+		return parsedKey{}, err
 	}
+	out := &pem.Block{Type: label, Bytes: block.Bytes}
 	switch k := key.(type) {
 	case *rsa.PrivateKey:
-		return k, "rsa", nil
+		return parsedKey{k, "rsa", out}, nil
 	case *ecdsa.PrivateKey:
-		return k, "ec", nil
+		return parsedKey{k, "ec", out}, nil
 	case ed25519.PrivateKey:
-		return k, "ed25519", nil
+		return parsedKey{k, "ed25519", out}, nil
 	default:
-		return nil, "", bundleErrorf("unsupported private key type %T", key)
+		return parsedKey{}, bundleErrorf("unsupported private key type %T", key)
+	}
+}
+
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	default:
+		return -1
 	}
 }
 
@@ -185,64 +290,141 @@ func guessLeaf(certs []*x509.Certificate) *x509.Certificate {
 }
 
 func describeCert(c *x509.Certificate) string {
-	if c.Subject.CommonName != "" {
-		return "CN=" + cleanText(c.Subject.CommonName, 100)
-	}
-	return "subject " + cleanText(c.Subject.String(), 100)
+	return describeName(c.Subject.CommonName, c.Subject.String())
 }
 
-// buildChain walks from the leaf to its issuer, that one's issuer and so on,
-// taking each from certs by subject and signature, until a self-signed
-// certificate or one whose issuer the file does not hold. It returns the
-// chain without the leaf and how many certificates were left over.
-func buildChain(leaf *x509.Certificate, certs []*x509.Certificate) ([]*x509.Certificate, int) {
-	used := make([]bool, len(certs))
-	distinct := 0
-	for i, c := range certs {
-		if c.Equal(leaf) {
-			used[i] = true
+func describeName(cn, dn string) string {
+	if cn != "" {
+		return "CN=" + cleanText(cn, 100)
+	}
+	return cleanText(dn, 100)
+}
+
+// maxChainSteps bounds the search for the best chain: a file holds at most
+// maxFileCertificates certificates, but many with one subject could make
+// the paths through them many.
+const maxChainSteps = 4096
+
+// buildChain returns the chain served for leaf: the certificates of the
+// file from the leaf's issuer up, each one's signature on the one below
+// checked. Where the file holds more than one issuer for a certificate (a
+// cross-signed intermediate, once signed by an old root and once by a new
+// one), every path is tried and the chain kept is, as the contract says,
+// one that ends at a root the file holds (a self-signed certificate),
+// else the longest; of equal ones the first in file order. It also returns
+// the distinct certificates left out (neither the leaf nor in the chain).
+func buildChain(leaf *x509.Certificate, certs []*x509.Certificate) ([]*x509.Certificate, []*x509.Certificate) {
+	var distinct []*x509.Certificate
+	for _, c := range certs {
+		if c.Equal(leaf) || slices.ContainsFunc(distinct, c.Equal) {
 			continue
 		}
-		dup := false
-		for _, o := range certs[:i] {
-			if o.Equal(c) {
-				dup = true
-				break
-			}
-		}
-		if dup {
-			used[i] = true
-		} else {
-			distinct++
+		distinct = append(distinct, c)
+	}
+	f := chainFinder{certs: distinct, used: make([]bool, len(distinct))}
+	f.walk(leaf, nil)
+	var left []*x509.Certificate
+	for _, c := range distinct {
+		if !slices.Contains(f.best, c) {
+			left = append(left, c)
 		}
 	}
-	var chain []*x509.Certificate
-	cur := leaf
-	for !bytes.Equal(cur.RawIssuer, cur.RawSubject) {
-		next := -1
-		for i, c := range certs {
-			if used[i] || !bytes.Equal(c.RawSubject, cur.RawIssuer) {
-				continue
-			}
-			err := cur.CheckSignatureFrom(c)
-			if err == nil {
-				next = i
-				break
-			}
-			// Same name, but a signature this library cannot check (an
-			// algorithm it does not support or trust): the best candidate
-			// so far. A signature that does not verify is another CA's.
-			var insecure x509.InsecureAlgorithmError
-			if next < 0 && (errors.As(err, &insecure) || errors.Is(err, x509.ErrUnsupportedAlgorithm)) {
-				next = i
-			}
-		}
-		if next < 0 {
-			break
-		}
-		used[next] = true
-		chain = append(chain, certs[next])
-		cur = certs[next]
+	return f.best, left
+}
+
+// chainFinder searches the paths from a leaf upwards, depth first.
+type chainFinder struct {
+	certs     []*x509.Certificate
+	used      []bool
+	steps     int
+	best      []*x509.Certificate
+	bestRoot  bool
+	bestFound bool
+}
+
+func (f *chainFinder) walk(cur *x509.Certificate, path []*x509.Certificate) {
+	f.steps++
+	issuers := f.issuersOf(cur)
+	if bytes.Equal(cur.RawIssuer, cur.RawSubject) || len(issuers) == 0 || f.steps > maxChainSteps {
+		f.consider(path, len(path) > 0 && isSelfSigned(path[len(path)-1]))
+		return
 	}
-	return chain, distinct - len(chain)
+	for _, i := range issuers {
+		f.used[i] = true
+		f.walk(f.certs[i], append(path, f.certs[i]))
+		f.used[i] = false
+	}
+}
+
+// consider keeps path if it beats the best so far: reaching a root the
+// file holds first, then length; a tie keeps the earlier one.
+func (f *chainFinder) consider(path []*x509.Certificate, root bool) {
+	if f.bestFound && (f.bestRoot && !root || f.bestRoot == root && len(path) <= len(f.best)) {
+		return
+	}
+	f.best, f.bestRoot, f.bestFound = slices.Clone(path), root, true
+}
+
+// issuersOf returns the unused certificates that signed cur, in file order.
+// A certificate with cur's issuer name whose signature this library cannot
+// check (an algorithm it does not support or trust) counts only when none
+// checks; one whose signature does not verify is another CA's.
+func (f *chainFinder) issuersOf(cur *x509.Certificate) []int {
+	var verified, unchecked []int
+	for i, c := range f.certs {
+		if f.used[i] || c.Equal(cur) || !bytes.Equal(c.RawSubject, cur.RawIssuer) {
+			continue
+		}
+		err := cur.CheckSignatureFrom(c)
+		var insecure x509.InsecureAlgorithmError
+		switch {
+		case err == nil:
+			verified = append(verified, i)
+		case errors.As(err, &insecure) || errors.Is(err, x509.ErrUnsupportedAlgorithm):
+			unchecked = append(unchecked, i)
+		}
+	}
+	if len(verified) > 0 {
+		return verified
+	}
+	return unchecked[:min(len(unchecked), 1)]
+}
+
+// isSelfSigned reports whether c is a root: issued by its own subject and
+// signed by its own key. A signature Go will not check (SHA-1, an
+// unsupported algorithm) counts, as in buildChain: old roots are signed so,
+// and a client never checks a root's own signature anyway.
+func isSelfSigned(c *x509.Certificate) bool {
+	if !bytes.Equal(c.RawSubject, c.RawIssuer) {
+		return false
+	}
+	err := c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature)
+	var insecure x509.InsecureAlgorithmError
+	return err == nil || errors.As(err, &insecure) || errors.Is(err, x509.ErrUnsupportedAlgorithm)
+}
+
+// maxNamedLeftOut bounds the left-out certificates a warning names.
+const maxNamedLeftOut = 5
+
+// Warnings say what of the file is not served, for every read of it.
+func (b *Bundle) Warnings() []string {
+	var w []string
+	if n := len(b.LeftOut); n > 0 {
+		names := make([]string, 0, min(n, maxNamedLeftOut))
+		for _, c := range b.LeftOut[:min(n, maxNamedLeftOut)] {
+			names = append(names, describeCert(c)+" issued by "+describeName(c.Issuer.CommonName, c.Issuer.String()))
+		}
+		more := ""
+		if n > maxNamedLeftOut {
+			more = fmt.Sprintf(" and %d more", n-maxNamedLeftOut)
+		}
+		w = append(w, fmt.Sprintf("the file holds %d certificate(s) outside the served chain; they are left out: %s%s", n, strings.Join(names, "; "), more))
+	}
+	if b.Skipped > 0 {
+		w = append(w, fmt.Sprintf("the file holds %d PEM block(s) that cannot be read (bad base64, a bad END line, headers, or no certificate inside), as OpenSSL's tools also skip them; they are left out", b.Skipped))
+	}
+	if b.ExtraKeys > 0 {
+		w = append(w, fmt.Sprintf("the file holds %d more private key(s) after the one served; they are left out", b.ExtraKeys))
+	}
+	return w
 }

@@ -5,10 +5,12 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -35,7 +37,7 @@ func TestParseBundleEachKeyType(t *testing.T) {
 				require.True(t, bn.Leaf.Equal(c.Leaf))
 				testkit.RequireKeyMatches(t, bn.Key, bn.Leaf)
 				requireChain(t, c.CA.Intermediates, bn.Chain)
-				require.Zero(t, bn.Unrelated)
+				require.Empty(t, bn.LeftOut)
 			})
 		}
 	}
@@ -63,7 +65,7 @@ func TestParseBundleChainOrderAnyFileOrder(t *testing.T) {
 					require.NoError(t, err, what)
 					require.True(t, bn.Leaf.Equal(c.Leaf), what)
 					requireChain(t, want, bn.Chain, what)
-					require.Zero(t, bn.Unrelated, what)
+					require.Empty(t, bn.LeftOut, what)
 					if includeRoot {
 						require.True(t, bn.Chain[len(bn.Chain)-1].Equal(ca.Root), "root must be last: %s", what)
 					}
@@ -81,7 +83,7 @@ func TestParseBundleLeafAndKeyOnly(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, bn.Leaf.Equal(c.Leaf))
 		require.Empty(t, bn.Chain)
-		require.Zero(t, bn.Unrelated)
+		require.Empty(t, bn.LeftOut)
 
 		d, err := renderCert(bn, formatPEM, "")
 		require.NoError(t, err)
@@ -108,7 +110,7 @@ func TestParseBundleDuplicates(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, bn.Leaf.Equal(c.Leaf))
 			requireChain(t, want, bn.Chain)
-			require.Zero(t, bn.Unrelated, "a duplicate is not an unrelated certificate")
+			require.Empty(t, bn.LeftOut, "a duplicate is not an unrelated certificate")
 		})
 	}
 }
@@ -136,7 +138,7 @@ func TestParseBundleUnrelatedCertificate(t *testing.T) {
 				require.NoError(t, err)
 				require.True(t, bn.Leaf.Equal(c.Leaf))
 				requireChain(t, []*x509.Certificate{fx.ca.Intermediates[0]}, bn.Chain, "seed %d", seed)
-				require.Equal(t, 1, bn.Unrelated, "seed %d", seed)
+				require.Len(t, bn.LeftOut, 1, "seed %d", seed)
 				for _, ch := range bn.Chain {
 					require.False(t, ch.Equal(tc.extraCrt), "unrelated certificate in the chain")
 				}
@@ -172,32 +174,67 @@ func TestParseBundleIssuerMustHaveSigned(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, bn.Chain, len(tc.wantChain), "chain: %s", describeChain(bn.Chain))
 			requireChain(t, tc.wantChain, bn.Chain)
-			require.Equal(t, 1, bn.Unrelated)
+			require.Len(t, bn.LeftOut, 1)
 		})
 	}
 }
 
-// TestParseBundleDamagedBlockIsAnError: a block that starts but cannot be
-// decoded (bad base64, END line missing) is a broken file, not text to skip:
-// served as it is, the chain would silently lack a certificate.
-func TestParseBundleDamagedBlockIsAnError(t *testing.T) {
+// TestParseBundleSkipsWhatOpenSSLSkips: a block that begins but cannot be
+// read (bad base64, END line missing or of another type, DER that is no
+// certificate), a second key, or a key under another key's label: OpenSSL's
+// tools read such a file, skipping what they cannot use, so the file is
+// served, and the response's warnings say what was left out.
+func TestParseBundleSkipsWhatOpenSSLSkips(t *testing.T) {
 	fx := loadBundleFixture(t)
 	ec, ed := fx.chains[emulator.EC], fx.chains[emulator.Ed25519]
 	inter := fx.ca.IntermediatePEMs[0]
+	ecFile := ec.PEMFile(emulator.FileOptions{IncludeRoot: true})
+	ecKey := firstBlock(t, ec.KeyPEM)
 	damage := func(p []byte) []byte { return bytes.Replace(p, []byte("\n"), []byte("\n!!"), 2) }
-	cases := map[string][]byte{
-		"intermediate with bad base64":   joinPEM(ec.LeafPEM, damage(inter), ec.KeyPEM),
-		"intermediate without END line":  joinPEM(ec.LeafPEM, inter[:len(inter)-30], ec.KeyPEM),
-		"second key with bad base64":     joinPEM(ec.PEMFile(emulator.FileOptions{}), damage(ed.KeyPEM)),
-		"CERTIFICATE block, mixed types": joinPEM(ec.LeafPEM, bytes.Replace(inter, []byte("END CERTIFICATE"), []byte("END PRIVATE KEY"), 1), ec.KeyPEM),
+	cases := []struct {
+		name      string
+		file      []byte
+		chain     int    // length of the chain served
+		warning   string // in the warnings; "" for none
+		keyFormat string
+	}{
+		{"intermediate with bad base64", joinPEM(ec.LeafPEM, damage(inter), ec.KeyPEM), 0, "1 PEM block(s) that cannot be read", "EC PRIVATE KEY"},
+		{"intermediate without END line", joinPEM(ec.LeafPEM, inter[:len(inter)-30], ec.KeyPEM), 0, "1 PEM block(s) that cannot be read", "EC PRIVATE KEY"},
+		{"second key with bad base64", joinPEM(ec.PEMFile(emulator.FileOptions{}), damage(ed.KeyPEM)), 1, "1 PEM block(s) that cannot be read", "EC PRIVATE KEY"},
+		{"CERTIFICATE block ending as a key", joinPEM(ec.LeafPEM, bytes.Replace(inter, []byte("END CERTIFICATE"), []byte("END PRIVATE KEY"), 1), ec.KeyPEM), 0, "1 PEM block(s) that cannot be read", "EC PRIVATE KEY"},
+		{"two keys", joinPEM(ecFile, ed.KeyPEM), 2, "1 more private key(s) after the one served", "EC PRIVATE KEY"},
+		{"same key twice", joinPEM(ecFile, ec.KeyPEM), 2, "1 more private key(s)", "EC PRIVATE KEY"},
+		{"garbage CERTIFICATE block first", joinPEM(pemOf("CERTIFICATE", []byte("this is no DER at all")), ecFile), 2, "1 PEM block(s) that cannot be read", "EC PRIVATE KEY"},
+		{"key DER as a certificate", joinPEM(ec.LeafPEM, fx.ca.IntermediatePEMs[0], pemOf("CERTIFICATE", ecKey.Bytes), ec.KeyPEM), 1, "1 PEM block(s) that cannot be read", "EC PRIVATE KEY"},
+		{"PKCS#8 key labelled EC", joinPEM(ed.LeafPEM, pemOf("EC PRIVATE KEY", firstBlock(t, ed.KeyPEM).Bytes)), 0, "", "PRIVATE KEY"},
 	}
-	for name, file := range cases {
-		t.Run(name, func(t *testing.T) {
-			_, err := ParseBundle(file)
-			require.ErrorContains(t, err, "cannot be decoded")
-			var be *bundleError
-			require.True(t, errors.As(err, &be), "error is %T", err)
-			requireNoKeyMaterial(t, err.Error(), fx.allKeyPEMs()...)
+	bin, _ := exec.LookPath("openssl")
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			bn, err := ParseBundle(tc.file)
+			require.NoError(t, err)
+			leaf := ec.Leaf
+			if tc.keyFormat == "PRIVATE KEY" {
+				leaf = ed.Leaf
+			}
+			require.True(t, bn.Leaf.Equal(leaf))
+			require.Len(t, bn.Chain, tc.chain)
+			require.Equal(t, tc.keyFormat, bn.KeyBlock.Type, "served under the label of its real encoding")
+			if tc.warning == "" {
+				require.Empty(t, bn.Warnings())
+			} else {
+				require.Contains(t, strings.Join(bn.Warnings(), "\n"), tc.warning)
+			}
+			for _, w := range bn.Warnings() {
+				requireNoKeyMaterial(t, w, fx.allKeyPEMs()...)
+			}
+			if bin == "" {
+				t.Log("SKIPPED the OpenSSL half: openssl is not in PATH")
+				return
+			}
+			o := readWithOpenSSL(t, bin, t.TempDir(), i, tc.file)
+			require.True(t, o.accepts(), "OpenSSL reads it too")
+			require.Equal(t, o.leaf, bn.Leaf.Raw)
 		})
 	}
 }
@@ -307,23 +344,23 @@ func TestParseBundleRejectsHostileInput(t *testing.T) {
 		{"only a key and EC parameters", joinPEM([]byte(ecParamsP256), ec.KeyPEM), "no certificate"},
 		{"only certificates", joinPEM(ec.LeafPEM, fx.ca.IntermediatePEMs[0], fx.ca.RootPEM), "no private key"},
 		{"key of another certificate", joinPEM(ec.LeafPEM, fx.ca.IntermediatePEMs[0], ed.KeyPEM), "does not match the leaf certificate"},
+		{"another key first", joinPEM(ed.KeyPEM, ecFile), "does not match the leaf certificate"},
 		{"key of an unrelated RSA certificate", joinPEM(ec.LeafPEM, rsaC.KeyPEM), "does not match the leaf certificate"},
-		{"two keys", joinPEM(ecFile, ed.KeyPEM), "more than one private key"},
-		{"same key twice", joinPEM(ecFile, ec.KeyPEM), "more than one private key"},
 		{"legacy encrypted key", joinPEM(ec.LeafPEM, fx.ca.IntermediatePEMs[0], pem.EncodeToMemory(encrypted)), "encrypted"},
 		{"ENCRYPTED PRIVATE KEY", joinPEM(ec.LeafPEM, fx.ca.IntermediatePEMs[0], pemOf("ENCRYPTED PRIVATE KEY", ecKey.Bytes)), "encrypted"},
-		{"garbage CERTIFICATE block", joinPEM(pemOf("CERTIFICATE", []byte("this is no DER at all")), ecFile), "certificate block 1 cannot be parsed"},
-		{"garbage after good certificates", joinPEM(ec.LeafPEM, fx.ca.IntermediatePEMs[0], pemOf("CERTIFICATE", ecKey.Bytes), ec.KeyPEM), "certificate block 3 cannot be parsed"},
 		{"truncated EC key DER", joinPEM(ec.LeafPEM, pemOf("EC PRIVATE KEY", ecKey.Bytes[:len(ecKey.Bytes)/2])), "EC PRIVATE KEY block cannot be parsed"},
 		{"truncated RSA key DER", joinPEM(rsaC.LeafPEM, pemOf("RSA PRIVATE KEY", firstBlock(t, rsaC.KeyPEM).Bytes[:300])), "RSA PRIVATE KEY block cannot be parsed"},
 		{"truncated PKCS#8 key DER", joinPEM(ed.LeafPEM, pemOf("PRIVATE KEY", firstBlock(t, ed.KeyPEM).Bytes[:20])), "PRIVATE KEY block cannot be parsed"},
-		// Today the cut block is skipped and the key is missing; a fix of
-		// knownBugDamagedBlock may name the damaged block instead.
-		{"key block cut off", joinPEM(ec.LeafPEM, fx.ca.IntermediatePEMs[0], cut), "no private key|block|PEM"},
-		{"EC key labelled RSA", joinPEM(ec.LeafPEM, pemOf("RSA PRIVATE KEY", ecKey.Bytes)), "RSA PRIVATE KEY block cannot be parsed"},
+		{"key block cut off", joinPEM(ec.LeafPEM, fx.ca.IntermediatePEMs[0], cut), "no private key that can be read \\(1 PEM block"},
+		{"only garbage certificates", joinPEM(pemOf("CERTIFICATE", []byte("this is no DER at all")), ec.KeyPEM), "certificate block 1 cannot be parsed"},
+		{"no key but a bad one", joinPEM(ec.LeafPEM, pemOf("PRIVATE KEY", []byte("no key"))), "PRIVATE KEY block cannot be parsed"},
+		{"a key under headers", joinPEM(ec.LeafPEM, []byte("-----BEGIN EC PRIVATE KEY-----\nComment: by hand\n\n"+base64.StdEncoding.EncodeToString(ecKey.Bytes)+"\n-----END EC PRIVATE KEY-----\n")), "no private key that can be read"},
 		{"X25519 key", joinPEM(ec.LeafPEM, pemOf("PRIVATE KEY", x25519DER)), "unsupported private key type"},
 		{"1,000 certificates", joinPEM(bytes.Repeat(ec.LeafPEM, 1000), ec.KeyPEM), fmt.Sprintf("more than %d certificates", maxFileCertificates)},
 		{"over maxFileSize", huge, fmt.Sprintf("at most %d", maxFileSize)},
+		// Each BEGIN without an END is read to the end of the file; the
+		// count of BEGIN lines is bounded so that this is not quadratic.
+		{"30,000 BEGIN lines without END", joinPEM(bytes.Repeat([]byte("-----BEGIN CERTIFICATE-----\n"), 30000), ecFile), fmt.Sprintf("more than %d PEM blocks", maxPEMBlocks)},
 	}
 	keys := append(fx.allKeyPEMs(), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: x25519DER}))
 	for _, tc := range cases {
@@ -354,5 +391,5 @@ func TestParseBundleManyCertificatesRefused(t *testing.T) {
 	file = joinPEM(bytes.Repeat(ec.LeafPEM, maxFileCertificates), ec.KeyPEM)
 	bn, err := ParseBundle(file)
 	require.NoError(t, err)
-	require.Zero(t, bn.Unrelated)
+	require.Empty(t, bn.LeftOut)
 }

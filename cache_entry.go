@@ -41,9 +41,7 @@ func newEntry(name, generation string, file []byte, fetchedAt time.Time) (*cache
 		return nil, err
 	}
 	e := &cacheEntry{name: name, generation: generation, file: file, bundle: bundle, fetchedAt: fetchedAt, data: data}
-	if n := bundle.Unrelated; n > 0 {
-		e.notes = []string{fmt.Sprintf("the file holds %d certificate(s) outside the leaf's chain; they are left out", n)}
-	}
+	e.notes = bundle.Warnings()
 	return e, nil
 }
 

@@ -1,22 +1,59 @@
 package nhncert
 
-import "sync"
+import (
+	"encoding/json"
+	"strconv"
+	"sync"
+)
 
 // certInfo is one entry of NHN's certificate list.
 type certInfo struct {
-	Name               string   `json:"certificateName"`
-	Authority          string   `json:"authority"`
-	Domains            []string `json:"domains"`
-	SignatureAlgorithm string   `json:"signatureAlgorithm"`
-	FileCreationDate   string   `json:"fileCreationDate"`
-	ExpirationDate     string   `json:"expirationDate"`
+	// ID is NHN's certificateId: a JSON number in today's v1.3 list,
+	// absent from older answers (and from v1.1's so far). json.Number
+	// keeps an absent ID apart from 0, and also takes an ID sent as a
+	// numeric string.
+	ID                 json.Number `json:"certificateId,omitempty"`
+	Name               string      `json:"certificateName"`
+	Authority          string      `json:"authority"`
+	Domains            []string    `json:"domains"`
+	SignatureAlgorithm string      `json:"signatureAlgorithm"`
+	FileCreationDate   string      `json:"fileCreationDate"`
+	ExpirationDate     string      `json:"expirationDate"`
+}
+
+// certificateID returns NHN's certificateId, and false when the list gave
+// none (or one that is not a whole number, which is then left out rather
+// than shown wrong).
+func (c *certInfo) certificateID() (int64, bool) {
+	if c == nil || c.ID == "" {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(string(c.ID), 10, 64)
+	return id, err == nil
 }
 
 // describesAnotherFile reports whether the list now says something of the
 // certificate that means its file changed since old was listed. NHN's list
-// has dates only, so a file re-uploaded on the same day looks the same.
+// has dates only, so a file re-uploaded on the same day looks the same;
+// a certificateId that changed means the certificate was deleted and
+// registered again under the same name.
 func (c *certInfo) describesAnotherFile(old *certInfo) bool {
+	if id, ok := c.certificateID(); ok {
+		if oldID, ok := old.certificateID(); ok && id != oldID {
+			return true
+		}
+	}
 	return c.FileCreationDate != old.FileCreationDate || c.ExpirationDate != old.ExpirationDate
+}
+
+// listedInfo returns what NHN's list says of a served entry's certificate:
+// the latest list of its generation, else the list seen when it was
+// downloaded; nil when no list has named it.
+func (b *backend) listedInfo(e *cacheEntry) *certInfo {
+	if info := b.catalog.lookup(e.generation, e.name); info != nil {
+		return info
+	}
+	return e.listedAtDownload.Load()
 }
 
 // catalog remembers what NHN's latest list said of each certificate: the

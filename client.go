@@ -40,8 +40,8 @@ const (
 type nhnClient interface {
 	// ListCertificates returns every certificate with the given status
 	// (ALL, EXPIRED or UNEXPIRED), across all pages, sorted by name, and
-	// how many names were left out as unservable.
-	ListCertificates(ctx context.Context, status string) ([]certInfo, int, error)
+	// the names left out as unservable (see validateName).
+	ListCertificates(ctx context.Context, status string) ([]certInfo, []string, error)
 	// DownloadFile returns the certificate file of name.
 	DownloadFile(ctx context.Context, name string) ([]byte, error)
 	// close releases idle connections; the session that owns the client
@@ -127,15 +127,15 @@ func (c *client) certsURL() string {
 
 // ListCertificates returns every certificate with the given status (ALL,
 // EXPIRED or UNEXPIRED), across all pages, sorted by name, without
-// duplicates, and how many names were left out as unservable.
-func (c *client) ListCertificates(ctx context.Context, status string) ([]certInfo, int, error) {
+// duplicates, and the names left out as unservable.
+func (c *client) ListCertificates(ctx context.Context, status string) ([]certInfo, []string, error) {
 	first, err := c.listPage(ctx, status, 1, listPageSize)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	pages := first.Body.TotalPage
 	if pages > maxListPages {
-		return nil, 0, &upstreamError{Op: "listing certificates", Message: fmt.Sprintf("answer claims %d pages; at most %d are read", pages, maxListPages)}
+		return nil, nil, &upstreamError{Op: "listing certificates", Message: fmt.Sprintf("answer claims %d pages; at most %d are read", pages, maxListPages)}
 	}
 	results := make([][]certInfo, max(pages, 1))
 	results[0] = first.Body.Data
@@ -158,7 +158,7 @@ func (c *client) ListCertificates(ctx context.Context, status string) ([]certInf
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
 	}
 	infos, unservable := mergeCertInfos(results)
@@ -198,11 +198,17 @@ func decodeListPage(op string, body []byte) (*listAnswer, error) {
 
 // DownloadFile returns the certificate file of name. An error answer in
 // JSON where the file was expected is returned as an upstreamError.
+//
+// It downloads by name, not by certificateId (v1.3's third call), on
+// purpose: the name is what the caller asked for and what a policy
+// granted, while an ID comes from the latest list, which may be older than
+// a delete and re-register under the same name; by ID the engine could
+// serve another certificate under this name. The ID is shown, not used.
 func (c *client) DownloadFile(ctx context.Context, name string) ([]byte, error) {
-	// validateName allowed only characters that are literal in a path
-	// segment, so '*' goes as it is, the way NHN's own console links it.
-	u := c.certsURL() + "/" + name + "/files"
-	op := fmt.Sprintf("downloading certificate %q", name)
+	// One percent-encoded path segment: a space, '%', '?' or '#' in the
+	// name is data, not URL syntax. validateName refused '/' and '\'.
+	u := c.certsURL() + "/" + pathName(name) + "/files"
+	op := "downloading certificate " + quoteName(name)
 	body, header, err := c.do(ctx, op, true, maxFileSize, func(ctx context.Context) (*http.Request, error) {
 		return http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	})
@@ -226,8 +232,9 @@ func (c *client) DownloadFile(ctx context.Context, name string) ([]byte, error) 
 
 // mergeCertInfos joins list pages into one list sorted by name. A name seen
 // twice (the list changed between pages) is kept once. Names this engine
-// cannot serve (see validateName) are left out and counted.
-func mergeCertInfos(pages [][]certInfo) (infos []certInfo, unservable int) {
+// cannot serve (see validateName) are left out and returned, sorted and
+// each once, for the list's warning.
+func mergeCertInfos(pages [][]certInfo) (infos []certInfo, unservable []string) {
 	n := 0
 	for _, p := range pages {
 		n += len(p)
@@ -236,14 +243,15 @@ func mergeCertInfos(pages [][]certInfo) (infos []certInfo, unservable int) {
 	for _, p := range pages {
 		for _, c := range p {
 			if validateName(c.Name) != nil {
-				unservable++
+				unservable = append(unservable, c.Name)
 				continue
 			}
 			out = append(out, c)
 		}
 	}
 	slices.SortStableFunc(out, func(a, b certInfo) int { return strings.Compare(a.Name, b.Name) })
-	return slices.CompactFunc(out, func(a, b certInfo) bool { return a.Name == b.Name }), unservable
+	slices.Sort(unservable)
+	return slices.CompactFunc(out, func(a, b certInfo) bool { return a.Name == b.Name }), slices.Compact(unservable)
 }
 
 func looksJSON(contentType string, body []byte) bool {

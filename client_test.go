@@ -397,15 +397,15 @@ func TestClientListFailsWhenAPageFails(t *testing.T) {
 func TestMergeCertInfos(t *testing.T) {
 	infos, skipped := mergeCertInfos([][]certInfo{
 		{{Name: "b.example.com"}, {Name: "a.example.com"}},
-		{{Name: "b.example.com"}, {Name: "bad name"}, {Name: "*.example.com"}},
+		{{Name: "b.example.com"}, {Name: "bad/name"}, {Name: "*.example.com"}, {Name: "웹 서버"}, {Name: ".."}, {Name: "bad/name"}},
 		nil,
 	})
-	require.Equal(t, 1, skipped)
+	require.Equal(t, []string{"..", "bad/name"}, skipped, "sorted, each once")
 	var names []string
 	for _, c := range infos {
 		names = append(names, c.Name)
 	}
-	require.Equal(t, []string{"*.example.com", "a.example.com", "b.example.com"}, names)
+	require.Equal(t, []string{"*.example.com", "a.example.com", "b.example.com", "웹 서버"}, names)
 }
 
 func TestParseRetryAfter(t *testing.T) {

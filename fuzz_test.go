@@ -2,10 +2,12 @@ package nhncert
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	mrand "math/rand/v2"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -117,15 +119,18 @@ func checkParseBundle(t *testing.T, data []byte) {
 		}
 		prev = c
 	}
-	certs := 0
-	blocks, _ := testkit.PEMBlocks(data)
-	for _, b := range blocks {
-		if b.Type == "CERTIFICATE" {
-			certs++
+	// The leaf, the chain and what was left out are distinct certificates.
+	seen := []*x509.Certificate{bn.Leaf}
+	for _, c := range append(slices.Clone(bn.Chain), bn.LeftOut...) {
+		if slices.ContainsFunc(seen, c.Equal) {
+			t.Fatalf("%s is served or left out twice", c.Subject)
 		}
+		seen = append(seen, c)
 	}
-	if bn.Unrelated < 0 || len(bn.Chain)+1+bn.Unrelated > certs {
-		t.Fatalf("chain %d + leaf + unrelated %d > %d certificates in the input", len(bn.Chain), bn.Unrelated, certs)
+	for _, w := range bn.Warnings() {
+		if !isPrintableText(w) || len(w) > 1500 {
+			t.Fatalf("warning is not printable and bounded: %q", w)
+		}
 	}
 	for _, format := range []string{formatPEM, formatDER, formatPEMBundle} {
 		for _, keyFormat := range []string{"", keyFormatPKCS8} {
@@ -166,13 +171,25 @@ func FuzzValidateName(f *testing.F) {
 		if name == "" || len(name) > maxNameLength {
 			t.Fatalf("accepted a name of %d bytes", len(name))
 		}
-		if strings.Contains(name, "/") || strings.Contains(name, "..") {
+		if name == "." || name == ".." || strings.ContainsAny(name, `/\`) || !utf8.ValidString(name) {
 			t.Fatalf("accepted %q", name)
 		}
-		for i := 0; i < len(name); i++ {
-			if name[i] < 0x21 || name[i] >= 0x7f {
-				t.Fatalf("accepted byte 0x%02x in %q", name[i], name)
+		for _, r := range name {
+			if unicode.IsControl(r) {
+				t.Fatalf("accepted %U in %q", r, name)
 			}
+		}
+		// Accepted: it goes to NHN as exactly one path segment that
+		// decodes back to the name.
+		seg := pathName(name)
+		if strings.Contains(seg, "/") || strings.ContainsAny(seg, "?# ") {
+			t.Fatalf("pathName(%q) = %q is not one plain segment", name, seg)
+		}
+		if back, err := url.PathUnescape(seg); err != nil || back != name {
+			t.Fatalf("pathName(%q) = %q decodes to %q, %v", name, seg, back, err)
+		}
+		if q := quoteName(name); !isPrintableText(q) || len(q) > 100 {
+			t.Fatalf("quoteName(%q) = %q", name, q)
 		}
 	})
 }
@@ -249,18 +266,26 @@ func FuzzListAnswer(f *testing.F) {
 		}
 		merged, unservable := mergeCertInfos(pages)
 		valid := map[string]bool{}
-		invalid := 0
+		invalid := map[string]bool{}
 		for _, p := range pages {
 			for _, c := range p {
 				if validateName(c.Name) == nil {
 					valid[c.Name] = true
 				} else {
-					invalid++
+					invalid[c.Name] = true
 				}
 			}
 		}
-		if unservable != invalid {
-			t.Fatalf("unservable = %d, want %d", unservable, invalid)
+		if len(unservable) != len(invalid) {
+			t.Fatalf("unservable = %q, want the %d distinct invalid names", unservable, len(invalid))
+		}
+		for _, n := range unservable {
+			if !invalid[n] {
+				t.Fatalf("unservable name %q is valid or was not listed", n)
+			}
+		}
+		if w := unservableWarning(unservable); len(unservable) > 0 && (!isPrintableText(w) || len(w) > 2500) {
+			t.Fatalf("warning is not printable and bounded: %d bytes", len(w))
 		}
 		if len(merged) != len(valid) {
 			t.Fatalf("merged %d names, want %d distinct valid ones", len(merged), len(valid))

@@ -2,52 +2,85 @@ package nhncert
 
 import (
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
-// maxNameLength bounds a certificate name. NHN names are domain-like; a DNS
-// name is at most 253 characters.
-const maxNameLength = 253
+// maxNameLength bounds a certificate name, in bytes. Since NHN's release of
+// 2025-11-25 a name need not be the certificate's CN, so it is free text;
+// 512 bytes hold any name a person types in NHN's console, Hangul included,
+// and keep a name bounded wherever it goes (URLs, log lines, events).
+const maxNameLength = 512
 
 // validateName checks a certificate name before it is put into an upstream
-// URL or a storage key. NHN names are domain-like and may contain '*'
-// (wildcards); everything outside letters, digits, '.', '-', '_' and '*' is
-// refused, which keeps '/', '..', '%', '?', '#', spaces and control
-// characters from ever reaching NHN.
+// URL, a storage key, a log line or an event. A name is refused only when
+// this engine cannot carry it as one segment of a Vault path and of an NHN
+// URL (the contract's "Names"): empty, "." or ".." (both are path steps,
+// not names, and HTTP clients and servers fold them away), '/' or '\'
+// (separators, and '\' is one to some proxies), control characters (they
+// break log lines and terminals), invalid UTF-8 (NHN's JSON cannot list
+// such a name) and more than maxNameLength bytes. Everything else (spaces,
+// Hangul, '%', '?', '#', parentheses, ...) is a name NHN can hold; pathName
+// escapes it for the URL.
 func validateName(name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("certificate name must not be empty")
 	case len(name) > maxNameLength:
 		return fmt.Errorf("certificate name is %d bytes long; at most %d are allowed", len(name), maxNameLength)
-	case strings.Contains(name, ".."):
-		return fmt.Errorf("certificate name must not contain %q", "..")
-	case name == ".":
-		return fmt.Errorf("certificate name must not be %q", ".")
+	case name == "." || name == "..":
+		return fmt.Errorf("certificate name must not be %q", name)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("certificate name %s is not valid UTF-8", quoteName(name))
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	for i, r := range name {
 		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.', c == '-', c == '_', c == '*':
-		case c == '/':
-			return fmt.Errorf("certificate name must not contain '/'")
-		case c < 0x20 || c == 0x7f:
-			return fmt.Errorf("certificate name must not contain control characters (byte 0x%02x at offset %d)", c, i)
-		default:
-			return fmt.Errorf("certificate name contains %q at offset %d; allowed are letters, digits, '.', '-', '_' and '*'", quoteByte(name, i), i)
+		case r == '/' || r == '\\':
+			return fmt.Errorf("certificate name %s must not contain %q (offset %d)", quoteName(name), r, i)
+		case unicode.IsControl(r):
+			return fmt.Errorf("certificate name %s must not contain control characters (%U at offset %d)", quoteName(name), r, i)
 		}
 	}
 	return nil
 }
 
-// quoteByte returns the character starting at byte i, or the byte as hex
-// when it starts no valid UTF-8, for an error message that stays printable.
-func quoteByte(s string, i int) string {
-	r, size := utf8.DecodeRuneInString(s[i:])
-	if r == utf8.RuneError && size <= 1 {
-		return fmt.Sprintf("\\x%02x", s[i])
+// maxQuotedName bounds how much of a name goes into an error message, a
+// warning or a log line: quoted, at most this many bytes plus the quotes.
+const maxQuotedName = 64
+
+// quoteName returns a name for an error message, a warning or a log line:
+// Go-quoted (so control characters, bidi overrides and invalid UTF-8 show as
+// escapes and a space or a quote cannot blur where the name ends), and a
+// long one cut on a character boundary with its length said.
+func quoteName(name string) string {
+	q := strconv.Quote(name)
+	if len(q) <= maxQuotedName+2 {
+		return q
 	}
-	return string(r)
+	// Keep the longest prefix whose quoted form fits: escapes make the
+	// quoted form of a byte up to 10 bytes long.
+	used, cut := 0, 0
+	for cut < len(name) {
+		_, n := utf8.DecodeRuneInString(name[cut:])
+		w := len(strconv.Quote(name[cut:cut+n])) - 2
+		if used+w > maxQuotedName {
+			break
+		}
+		used, cut = used+w, cut+n
+	}
+	return strconv.Quote(name[:cut]) + fmt.Sprintf("... (%d bytes)", len(name))
+}
+
+// pathName percent-encodes a valid name as exactly one URL path segment.
+// url.PathEscape escapes '*' too; NHN's console links wildcard names with
+// '*' as it is, and that is what NHN has always been sent, so '*' stays.
+func pathName(name string) string {
+	parts := strings.Split(name, "*")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "*")
 }

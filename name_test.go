@@ -1,6 +1,7 @@
 package nhncert
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"unicode"
@@ -21,22 +22,39 @@ func requirePrintableShort(t testing.TB, msg string) {
 	require.Less(t, len(msg), 200, "error text is too long: %q", msg)
 }
 
+// The names the contract says are valid: anything NHN's console takes but
+// the few a path segment cannot carry.
+var validNames = []string{
+	"example.com",
+	"*.example.com",
+	"example.com-2026",
+	"example.com (new)",
+	"웹 서버 인증서",
+	"100%",
+	"%2f",    // a literal percent sign, not an encoded slash
+	"%2e%2e", // nor encoded dots
+	"a?b=c",
+	"a#b",
+	"user@example.com",
+	"a:b",
+	"( ) [ ] @ # % ? + , ; = ~ '",
+	`quote"d`,
+	" leading and trailing ",
+	"a..b",
+	"...",
+	".hidden",
+	"xn--9n2bp8q.com",
+	"예시.com",
+	"a\u202eb", // a bidi override is a format character, not a control one; quoteName escapes it
+	strings.Repeat("a", maxNameLength),
+	strings.Repeat("가", maxNameLength/3), // 510 bytes of Hangul
+}
+
 func TestValidateNameAccepts(t *testing.T) {
-	for _, name := range []string{
-		"example.com",
-		"*.example.com",
-		"a-b_c.d",
-		"www.example.co.kr",
-		"EXAMPLE.COM",
-		"xn--9n2bp8q.com", // 예시.com in punycode
-		"cert_2025-01",
-		"a",
-		strings.Repeat("a", maxNameLength),
-		strings.Repeat("a.", maxNameLength/2) + "a", // 253 bytes with dots
-	} {
-		require.NoError(t, validateName(name), "%q (%d bytes)", truncateForMsg(name), len(name))
+	require.Equal(t, 512, maxNameLength)
+	for _, name := range validNames {
+		require.NoError(t, validateName(name), "%s (%d bytes)", quoteName(name), len(name))
 	}
-	require.Equal(t, 253, maxNameLength)
 }
 
 func TestValidateNameRejects(t *testing.T) {
@@ -46,34 +64,30 @@ func TestValidateNameRejects(t *testing.T) {
 		want string // substring of the error
 	}{
 		{"empty", "", "empty"},
-		{"slash", "/", "'/'"},
-		{"path", "a/b", "'/'"},
-		{"leading slash", "/etc/passwd", "'/'"},
-		{"dot dot", "..", `".."`},
-		{"dot dot inside", "a..b", `".."`},
-		{"traversal", "../config", `".."`},
-		{"encoded slash", "%2f", `"%"`},
-		{"encoded traversal", "%2e%2e", `"%"`},
-		{"NUL", "a\x00b", "control characters"},
-		{"newline", "example.com\n", "control characters"},
+		{"dot", ".", `not be "."`},
+		{"dot dot", "..", `not be ".."`},
+		{"slash", "/", `'/'`},
+		{"path", "a/b", `'/'`},
+		{"traversal", "../config", `'/'`},
+		{"leading slash", "/etc/passwd", `'/'`},
+		{"backslash", `a\b`, `'\\'`},
+		{"backslash traversal", `..\config`, `'\\'`},
+		{"NUL", "a\x00b", "control characters (U+0000 at offset 1)"},
+		{"newline", "example.com\n", "control characters (U+000A"},
 		{"carriage return", "a\rb", "control characters"},
 		{"tab", "a\tb", "control characters"},
-		{"escape", "a\x1b[31mred", "control characters"},
-		{"DEL", "a\x7fb", "control characters"},
-		{"space", "a b", `" "`},
-		{"question mark", "a?b=c", `"?"`},
-		{"hash", "a#b", `"#"`},
-		{"backslash", `a\b`, `"\\"`},
-		{"colon", "a:b", `":"`},
-		{"at", "user@example.com", `"@"`},
-		{"unicode", "예시.com", `"예"`},
-		{"unicode bidi override", "a\u202eb", "offset 1"},
-		{"invalid UTF-8", "a\xff\xfe", `\\xff`},
-		{"lone continuation byte", "\x80", `\\x80`},
-		{"254 bytes", strings.Repeat("a", maxNameLength+1), "254 bytes"},
+		{"escape", "a\x1b[31mred", `"a\x1b[31mred"`},
+		{"DEL", "a\x7fb", "U+007F"},
+		{"C1 NEL", "a\u0085b", "U+0085"},
+		{"invalid UTF-8", "a\xff\xfe", `"a\xff\xfe" is not valid UTF-8`},
+		{"lone continuation byte", "\x80", `\x80`},
+		{"513 bytes", strings.Repeat("a", maxNameLength+1), "513 bytes"},
 		{"10 KB", strings.Repeat("a", 10<<10), "10240 bytes"},
 		{"10 KB of control bytes", strings.Repeat("\x01", 10<<10), "10240 bytes"},
 		{"10 KB of invalid UTF-8", strings.Repeat("\xff", 10<<10), "10240 bytes"},
+		{"512 bytes of control bytes", strings.Repeat("\x01", maxNameLength), "control characters"},
+		{"512 bytes of invalid UTF-8", strings.Repeat("\xff", maxNameLength), "not valid UTF-8"},
+		{"long name with a slash at the end", strings.Repeat("웹", 150) + "/", "(451 bytes)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,17 +100,16 @@ func TestValidateNameRejects(t *testing.T) {
 	}
 }
 
-// TestValidateNameEveryByte: a single byte next to valid characters is
-// accepted exactly when it is a letter, a digit, '.', '-', '_' or '*', and
-// every refusal is printable.
+// TestValidateNameEveryByte: a single byte between letters is refused
+// exactly when it is '/', '\', a control character or not UTF-8 on its own
+// (0x80 and up), and every refusal is printable.
 func TestValidateNameEveryByte(t *testing.T) {
 	for b := range 256 {
 		c := byte(b)
-		allowed := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '.' || c == '-' || c == '_' || c == '*'
+		refused := c == '/' || c == '\\' || c < 0x20 || c == 0x7f || c >= 0x80
 		name := "x" + string([]byte{c}) + "y"
 		err := validateName(name)
-		if allowed {
+		if !refused {
 			require.NoError(t, err, "byte 0x%02x", c)
 			continue
 		}
@@ -105,9 +118,42 @@ func TestValidateNameEveryByte(t *testing.T) {
 	}
 }
 
-func truncateForMsg(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
+// TestPathNameIsOneSegment: every valid name goes to NHN as one path
+// segment that an HTTP server decodes back to the name, with '*' as it is.
+func TestPathNameIsOneSegment(t *testing.T) {
+	for _, name := range validNames {
+		seg := pathName(name)
+		require.NotContains(t, seg, "/", name)
+		require.NotContains(t, seg, " ", name)
+		require.NotContains(t, seg, "?", name)
+		require.NotContains(t, seg, "#", name)
+		require.Equal(t, strings.Count(name, "*"), strings.Count(seg, "*"), "'*' as it is: %s", seg)
+		back, err := url.PathUnescape(seg)
+		require.NoError(t, err, seg)
+		require.Equal(t, name, back)
+		u, err := url.Parse("https://nhn.invalid/certificates/" + seg + "/files")
+		require.NoError(t, err, seg)
+		require.Equal(t, "/certificates/"+name+"/files", u.Path, "one segment, decoded once")
 	}
-	return s
+	require.Equal(t, "*.example.com", pathName("*.example.com"))
+	require.Equal(t, "example.com%20%28new%29", pathName("example.com (new)"))
+	require.Equal(t, "100%25", pathName("100%"))
+	require.Equal(t, "%252f", pathName("%2f"))
+	require.Equal(t, "a%3Fb=c%23d", pathName("a?b=c#d"))
+	require.Equal(t, "%EC%9B%B9%20%EC%84%9C%EB%B2%84%20%EC%9D%B8%EC%A6%9D%EC%84%9C", pathName("웹 서버 인증서"))
+}
+
+func TestQuoteName(t *testing.T) {
+	require.Equal(t, `"example.com (new)"`, quoteName("example.com (new)"))
+	require.Equal(t, `"웹 서버 인증서"`, quoteName("웹 서버 인증서"))
+	require.Equal(t, `"a\u202eb"`, quoteName("a\u202eb"), "a bidi override cannot turn a log line around")
+	for _, in := range []string{
+		strings.Repeat("a", 10<<10), strings.Repeat("\x01", 600), strings.Repeat("\xff", 600),
+		strings.Repeat("웹", 300), strings.Repeat("\u202e", 300), strings.Repeat(`"`, 600),
+	} {
+		q := quoteName(in)
+		requirePrintableShort(t, q)
+		require.LessOrEqual(t, len(q), maxQuotedName+2+len("... (10240 bytes)"))
+		require.Contains(t, q, "bytes)")
+	}
 }

@@ -90,7 +90,7 @@ func pathCerts(b *backend) *framework.Path {
 func certRequestFields(own map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
 	own["name"] = &framework.FieldSchema{
 		Type:        framework.TypeString,
-		Description: "Certificate name as NHN Certificate Manager knows it; may contain '*' (e.g. *.example.com).",
+		Description: "Certificate name as NHN Certificate Manager knows it (e.g. *.example.com, \"example.com (new)\"); anything but empty, \".\", \"..\", '/', '\\', control characters or over 512 bytes.",
 		Required:    true,
 	}
 	own["refresh"] = &framework.FieldSchema{
@@ -113,6 +113,7 @@ var certResponseFields = map[string]*framework.FieldSchema{
 	"dns_names":        {Type: framework.TypeStringSlice, Description: "Leaf DNS subject alternative names."},
 	"not_before":       {Type: framework.TypeString, Description: "Start of validity, RFC 3339."},
 	"not_after":        {Type: framework.TypeString, Description: "End of validity, RFC 3339."},
+	"certificate_id":   {Type: framework.TypeInt64, Description: "NHN's certificateId (a number) from NHN's list; absent when no list has given one."},
 }
 
 func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -156,6 +157,9 @@ func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *fr
 		}
 	}
 	maps.Copy(data, b.rotationFields(c.sess.cfg, c.entry, b.now()))
+	if id, ok := b.listedInfo(c.entry).certificateID(); ok {
+		data["certificate_id"] = id
+	}
 	return &logical.Response{Data: data, Warnings: c.warnings}, nil
 }
 

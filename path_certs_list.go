@@ -59,7 +59,11 @@ var keyInfoFields = map[string]*framework.FieldSchema{
 	"file_creation_date":  {Type: framework.TypeString, Description: "When the file was uploaded, YYYY-MM-DD, as NHN gives it."},
 	"expiration_date":     {Type: framework.TypeString, Description: "YYYY-MM-DD, as NHN gives it."},
 	"expires_in_days":     {Type: framework.TypeInt, Description: "Whole days from today (UTC) to expiration_date; negative once expired. Absent when NHN gives no valid date."},
+	"certificate_id":      {Type: framework.TypeInt64, Description: "NHN's certificateId (a number), as NHN lists it; absent when NHN's answer has none."},
 }
+
+// maxWarnedNames bounds the unservable names one list warning spells out.
+const maxWarnedNames = 20
 
 func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	status := d.Get("status").(string)
@@ -109,14 +113,35 @@ func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *fr
 		if dated {
 			info["expires_in_days"] = days
 		}
+		if id, ok := c.certificateID(); ok {
+			info["certificate_id"] = id
+		}
 		keys = append(keys, c.Name)
 		keyInfo[c.Name] = info
 	}
 	resp := logical.ListResponseWithInfo(keys, keyInfo)
-	if unservable > 0 {
-		resp.AddWarning(fmt.Sprintf("%d certificate name(s) in NHN were left out: names must be at most %d characters of letters, digits, '.', '-', '_' and '*', without '..'", unservable, maxNameLength))
+	if len(unservable) > 0 {
+		resp.AddWarning(unservableWarning(unservable))
 	}
 	return resp, nil
+}
+
+// unservableWarning names the listed names this engine cannot serve, each
+// quoted and cut (they come from outside and may hold anything), at most
+// maxWarnedNames of them.
+func unservableWarning(names []string) string {
+	shown := names[:min(len(names), maxWarnedNames)]
+	quoted := make([]string, len(shown))
+	for i, n := range shown {
+		quoted[i] = quoteName(n)
+	}
+	more := ""
+	if len(names) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(names)-len(shown))
+	}
+	return fmt.Sprintf("%d certificate name(s) in NHN cannot be served and were left out: %s%s. "+
+		"A name must not be empty, \".\" or \"..\", hold '/', '\\' or control characters, or be longer than %d bytes; rename it in NHN's console to read it here",
+		len(names), strings.Join(quoted, ", "), more, maxNameLength)
 }
 
 // expiresInDays returns the whole days from today (UTC) to an NHN
@@ -136,7 +161,10 @@ const pathCertsListHelpDesc = `
 Lists every certificate name in the configured NHN project, across all of
 NHN's pages, sorted. key_info holds, per name, authority, domains (empty
 where the API version gives none), signature_algorithm, file_creation_date
-and expiration_date (YYYY-MM-DD, as NHN gives them).
+and expiration_date (YYYY-MM-DD, as NHN gives them), and certificate_id
+(NHN's certificateId) when NHN gives one. A name the engine cannot serve
+(empty, "." or "..", holding '/', '\' or control characters, over 512
+bytes) is left out and named in the response's warning.
 
 status=all|expired|unexpired (default unexpired) filters as NHN does.
 expiring_within=<duration> (e.g. 720h) keeps only certificates whose

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,7 @@ func TestListKeysAndKeyInfo(t *testing.T) {
 		"signature_algorithm": meta.SignatureAlgorithm,
 		"file_creation_date":  meta.FileCreationDate,
 		"expiration_date":     meta.ExpirationDate,
+		"certificate_id":      meta.ID,
 	}, wild)
 	require.Regexp(t, `^\d{4}-\d{2}-\d{2}$`, wild["expiration_date"])
 	require.Zero(t, h.emu.Stats().FileCalls, "listing downloads no certificate file")
@@ -80,12 +82,30 @@ func TestListLeavesOutUnservableNames(t *testing.T) {
 	h := newHarness(t)
 	h.configure(nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.emu.Put(emulator.Certificate{Name: "bad/name", ExpirationDate: "2999-01-01", FileCreationDate: "2024-01-01"})
+	h.putChain("example.com (new)", emulator.ChainOptions{}, emulator.FileOptions{})
+	for _, n := range []string{"bad/name", "..", `back\slash`, "bell\x07", strings.Repeat("long", 200)} {
+		h.emu.Put(emulator.Certificate{Name: n, ExpirationDate: "2999-01-01", FileCreationDate: "2024-01-01"})
+	}
 	resp, err := h.request(logical.ListOperation, "certs/", nil)
 	require.NoError(t, err)
-	require.Equal(t, []string{"example.com"}, resp.Data["keys"])
+	require.Equal(t, []string{"example.com", "example.com (new)"}, resp.Data["keys"])
 	require.Len(t, resp.Warnings, 1)
-	require.Contains(t, resp.Warnings[0], "1 certificate name(s) in NHN were left out")
+	w := resp.Warnings[0]
+	require.Contains(t, w, "5 certificate name(s) in NHN cannot be served and were left out: ")
+	require.Contains(t, w, `"..", "back\\slash", "bad/name", "bell\a", "longlonglong`, "each named, quoted, sorted")
+	require.Contains(t, w, "... (800 bytes)", "a long name is cut")
+	require.True(t, isPrintableText(w), w)
+	require.Less(t, len(w), 600)
+
+	// Many: at most maxWarnedNames are spelled out.
+	for i := range 30 {
+		h.emu.Put(emulator.Certificate{Name: fmt.Sprintf("x/%02d", i), ExpirationDate: "2999-01-01"})
+	}
+	resp, err = h.request(logical.ListOperation, "certs/", nil)
+	require.NoError(t, err)
+	require.Contains(t, resp.Warnings[0], "35 certificate name(s)")
+	require.Contains(t, resp.Warnings[0], " and 15 more.")
+	require.Equal(t, maxWarnedNames-5, strings.Count(resp.Warnings[0], `"x/`), "the first %d, sorted", maxWarnedNames)
 }
 
 func TestListUpstreamErrors(t *testing.T) {

@@ -76,9 +76,9 @@ func (b *backend) pathMetadataRead(ctx context.Context, req *logical.Request, d 
 	data["fingerprint_sha256"] = certutil.GetHexFormatted(sum[:], ":")
 	data["cached_at"] = e.fetchedAt.UTC().Format(time.RFC3339Nano)
 	data["cache_expires_at"] = e.fetchedAt.Add(sess.cfg.CacheTTL).UTC().Format(time.RFC3339Nano)
-	info := b.catalog.lookup(sess.cfg.Generation, e.name)
-	if info == nil {
-		info = e.listedAtDownload.Load()
+	info := b.listedInfo(e)
+	if id, ok := info.certificateID(); ok {
+		data["certificate_id"] = id
 	}
 	if info == nil {
 		info = &certInfo{}

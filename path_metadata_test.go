@@ -72,7 +72,7 @@ func TestMetadataWarmsTheKeyRead(t *testing.T) {
 func TestMetadataSameNameRulesAndErrors(t *testing.T) {
 	h := newHarness(t)
 	h.configure(nil)
-	for _, name := range []string{"a/b", "..", "%2f", "a b"} {
+	for _, name := range []string{"a/b", "..", `a\b`, "a\x01b"} {
 		resp, err := h.request(logical.ReadOperation, "metadata/"+name, nil)
 		require.NoError(t, err)
 		require.True(t, resp.IsError(), name)

@@ -1,7 +1,6 @@
 package nhncert
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -87,19 +86,6 @@ func fullChain(bn *Bundle) string {
 		certs = append(certs, pemString(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
 	}
 	return strings.Join(certs, "\n")
-}
-
-// isSelfSigned reports whether c is a root: issued by its own subject and
-// signed by its own key. A signature Go will not check (SHA-1, an
-// unsupported algorithm) counts, as in buildChain: old roots are signed so,
-// and a client never checks a root's own signature anyway.
-func isSelfSigned(c *x509.Certificate) bool {
-	if !bytes.Equal(c.RawSubject, c.RawIssuer) {
-		return false
-	}
-	err := c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature)
-	var insecure x509.InsecureAlgorithmError
-	return err == nil || errors.As(err, &insecure) || errors.Is(err, x509.ErrUnsupportedAlgorithm)
 }
 
 // pemString encodes a block without headers and without the trailing

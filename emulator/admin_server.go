@@ -69,6 +69,7 @@ type RotateResponse = AddCertResponse
 
 // AdminCert is one certificate as GET /_emulator/certs lists it.
 type AdminCert struct {
+	ID                 int64    `json:"certificate_id"` // NHN's certificateId (listed unless NoID)
 	Name               string   `json:"name"`
 	Authority          string   `json:"authority"`
 	Domains            []string `json:"domains"`
@@ -203,6 +204,7 @@ func (s *Server) adminCerts() []AdminCert {
 	for _, n := range names {
 		e := s.certs[n]
 		c := AdminCert{
+			ID:                 e.cert.ID,
 			Name:               n,
 			Authority:          e.cert.Authority,
 			Domains:            append([]string{}, e.cert.Domains...),

@@ -30,10 +30,17 @@
 // List and file answers follow NHN's published API documents (v1.3 public
 // English, v1.1 government Korean): the JSON header
 // {"resultCode","resultMessage","isSuccessful"}, the list body
-// {"totalCount","totalPage","currentPage","pageSize","data"}, "domains" only
-// in v1.3 list items, result codes 52000..52008 with the documented messages
-// (ResultMessages), and the file download as application/octet-stream with
-// Content-Disposition: attachment; filename="...".
+// {"totalCount","totalPage","currentPage","pageSize","data"}, "domains" and
+// "certificateId" (a number, kept when a file is replaced) only in v1.3 list
+// items, the v1.3 download by ID (GET .../certificates/{certificateId}/certificate-files,
+// 52009 "Certificate id does not exist." with HTTP 404 for an unknown ID),
+// result codes 52000..52009 with the documented messages (ResultMessages),
+// and the file download as application/octet-stream with
+// Content-Disposition: attachment; filename="..." (plus RFC 6266's
+// filename*, UTF-8 percent-encoded, for a name that is not ASCII). A name is
+// free text (spaces, Hangul, punctuation): the path is split on '/' as sent
+// and each segment percent-decoded once, as an HTTP server hands a path
+// parameter over, so "%2F" inside a name is part of the name.
 //
 // # Assumptions (not stated by NHN's documents)
 //

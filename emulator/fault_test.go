@@ -66,7 +66,11 @@ func TestFaultGeneralModes(t *testing.T) {
 	for code, msg := range ResultMessages {
 		e.s.SetFault(Fault{Mode: FaultResult, ResultCode: code})
 		r = e.v13(tok, "/f.example.com/files")
-		require.Equal(t, http.StatusOK, r.status)
+		want := http.StatusOK
+		if code == ResultIDNotExist {
+			want = http.StatusNotFound // as NHN's guide says of 52009
+		}
+		require.Equal(t, want, r.status, "resultCode %d", code)
 		require.Equal(t, "application/json", r.header.Get("Content-Type"))
 		require.Equal(t, resultHeader{ResultCode: code, ResultMessage: msg}, r.nhnHeader(t))
 		require.Contains(t, string(r.body), `"body":{}`)

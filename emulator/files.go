@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -31,7 +32,26 @@ func (s *Server) fileOf(name string) ([]byte, string, int) {
 	return e.cert.File, fn, 0 // stored files are never modified in place
 }
 
+// nameOfID resolves a download by ID to the certificate's name.
+func (s *Server) nameOfID(id string) (string, bool) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n <= 0 {
+		return "", false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byIDLocked(n)
+}
+
 func (s *Server) serveFile(w http.ResponseWriter, rt route) {
+	if rt.id != "" {
+		name, ok := s.nameOfID(rt.id)
+		if !ok {
+			writeResult(w, ResultIDNotExist)
+			return
+		}
+		rt.name = name
+	}
 	file, fileName, code := s.fileOf(rt.name)
 	if code != 0 {
 		writeResult(w, code)
@@ -54,13 +74,38 @@ func (s *Server) serveFile(w http.ResponseWriter, rt route) {
 		}
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+quoteEscaper.Replace(fileName)+`"`)
+	w.Header().Set("Content-Disposition", contentDisposition(fileName))
 	w.Header().Set("Content-Length", strconv.Itoa(len(file)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(file)
 }
 
 var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", "", "\n", "")
+
+// contentDisposition is the header NHN's guide shows (attachment;
+// filename="..."). A file name that is not plain ASCII (a Hangul
+// certificate name makes one) also goes as RFC 6266's filename*, UTF-8 and
+// percent-encoded, with '_' for each other character in the quoted fallback, so
+// that the header itself stays ASCII.
+func contentDisposition(fileName string) string {
+	ascii := true
+	for i := 0; i < len(fileName); i++ {
+		if fileName[i] < 0x20 || fileName[i] >= 0x7f {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return `attachment; filename="` + quoteEscaper.Replace(fileName) + `"`
+	}
+	fallback := strings.Map(func(r rune) rune {
+		if r < 0x20 || r >= 0x7f {
+			return '_'
+		}
+		return r
+	}, fileName)
+	return `attachment; filename="` + quoteEscaper.Replace(fallback) + `"; filename*=UTF-8''` + url.PathEscape(fileName)
+}
 
 // mismatched replaces the private key(s) of a file with an unrelated key of
 // the same type and encoding.

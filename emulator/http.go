@@ -26,8 +26,13 @@ type route struct {
 	version string // "v1.1" or "v1.3"
 	appKey  string
 	name    string
+	id      string // the certificateId segment of a download by ID, as sent
 }
 
+// parseRoute splits the path as sent (EscapedPath) on '/' and decodes each
+// segment on its own, as an HTTP server hands a path parameter to NHN's
+// code: "%2F" inside a name is part of the name, not a separator, and a
+// space, '%', '?' or '#' arrives percent-encoded and is decoded once.
 func parseRoute(r *http.Request) route {
 	p := r.URL.EscapedPath()
 	if p == TokenPath {
@@ -52,6 +57,14 @@ func parseRoute(r *http.Request) route {
 			return route{kind: kindOther}
 		}
 		rt.kind, rt.name = kindFiles, name
+	case len(segs) == 7 && segs[6] == "certificate-files" && rt.version == "v1.3":
+		// Download by certificateId (v1.3 only); an ID that is not a
+		// number is one that does not exist (52009).
+		id, err := url.PathUnescape(segs[5])
+		if err != nil {
+			return route{kind: kindOther}
+		}
+		rt.kind, rt.id = kindFiles, id
 	default:
 		return route{kind: kindOther}
 	}
@@ -73,7 +86,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.stats.ListCalls++
 	case kindFiles:
 		s.stats.FileCalls++
-		s.stats.FileCallsByName[rt.name]++
+		if rt.id != "" {
+			s.stats.FileCallsByID[rt.id]++
+		} else {
+			s.stats.FileCallsByName[rt.name]++
+		}
 	}
 	latency := s.latency
 	s.mu.Unlock()

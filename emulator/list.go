@@ -10,6 +10,7 @@ import (
 )
 
 type listItemV13 struct {
+	CertificateID      int64    `json:"certificateId,omitempty"` // NHN's list has it since 2025; NoID leaves it out
 	CertificateName    string   `json:"certificateName"`
 	Authority          string   `json:"authority"`
 	Domains            []string `json:"domains"`
@@ -117,7 +118,11 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rt route) {
 			if d == nil {
 				d = []string{}
 			}
-			items = append(items, listItemV13{c.Name, c.Authority, d, c.SignatureAlgorithm, c.FileCreationDate, c.ExpirationDate})
+			id := c.ID
+			if c.NoID {
+				id = 0
+			}
+			items = append(items, listItemV13{id, c.Name, c.Authority, d, c.SignatureAlgorithm, c.FileCreationDate, c.ExpirationDate})
 		}
 		body.Data = items
 	}

@@ -122,6 +122,7 @@ func TestListItemsByVersion(t *testing.T) {
 	require.Len(t, l13.Body.Data, 2)
 	item := l13.Body.Data[0]
 	require.Equal(t, map[string]any{
+		"certificateId":      float64(1),
 		"certificateName":    "*.example.com",
 		"authority":          CAOrganization,
 		"domains":            []any{"*.example.com", "example.com"},
@@ -130,6 +131,7 @@ func TestListItemsByVersion(t *testing.T) {
 		"expirationDate":     ch.Leaf.NotAfter.UTC().Format("2006-01-02"),
 	}, item)
 	require.Equal(t, map[string]any{
+		"certificateId":      float64(2),
 		"certificateName":    "nodomains.example.com",
 		"authority":          "Let's Encrypt",
 		"domains":            []any{},

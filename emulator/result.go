@@ -19,6 +19,7 @@ var ResultMessages = map[int]string{
 	52006: "The certificate has an invalid certificate authority name.",
 	52007: "The requested certificate file should be one.",
 	52008: "The maximum permitted size is {} bytes. However, the requested {} bytes.",
+	52009: "Certificate id does not exist.",
 }
 
 // Result codes used by the emulator.
@@ -26,6 +27,7 @@ const (
 	ResultSuccess             = 0
 	ResultNameNotExist        = 52000
 	ResultFileNotExist        = 52001
+	ResultIDNotExist          = 52009 // answered with HTTP 404, unlike the others
 	SuccessResultMessage      = "SUCCESS"
 	resultUnknownErrorMessage = "Unknown error."
 )
@@ -57,13 +59,19 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	}{resultHeader{ResultCode: status, ResultMessage: msg}})
 }
 
-// writeResult answers HTTP 200 with an NHN result code and body {}.
+// writeResult answers with an NHN result code and body {}: HTTP 200, as
+// NHN does for the name calls, except 52009 (unknown certificateId), which
+// NHN's v1.3 guide says comes with HTTP 404.
 func writeResult(w http.ResponseWriter, code int) {
+	status := http.StatusOK
+	if code == ResultIDNotExist {
+		status = http.StatusNotFound
+	}
 	msg, ok := ResultMessages[code]
 	if !ok {
 		msg = resultUnknownErrorMessage
 	}
-	writeJSON(w, http.StatusOK, struct {
+	writeJSON(w, status, struct {
 		Header resultHeader `json:"header"`
 		Body   struct{}     `json:"body"`
 	}{resultHeader{ResultCode: code, ResultMessage: msg}, struct{}{}})

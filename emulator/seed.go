@@ -123,6 +123,9 @@ func (s *Server) Seed(prefix string, n int) error {
 //   - api.example.com: RSA, PKCS#8 key, root included
 //   - ed25519.example.com: Ed25519
 //   - expired.example.com: EC, expired 10 days ago
+//   - example.com (new) and 웹 서버 인증서: EC, names that are not the CN
+//     (NHN allows that since its release of 2025-11-25), for
+//     www.example.com and example.com
 func (s *Server) SeedDemo() error {
 	ca, err := s.sharedCA(1)
 	if err != nil {
@@ -136,18 +139,25 @@ func (s *Server) SeedDemo() error {
 		dns    []string
 		fo     FileOptions
 		nb, na time.Time
+		cn     string // default name
 	}{
 		// A fixed seed whose first permutation of the 3 blocks is
 		// intermediate, key, leaf (later rotations continue the sequence).
-		{"example.com", RSA, nil, FileOptions{Shuffle: mrand.New(mrand.NewPCG(2, 2))}, nb, na},
-		{"*.example.com", EC, []string{"*.example.com", "example.com"}, FileOptions{}, nb, na},
-		{"api.example.com", RSAPKCS8, nil, FileOptions{IncludeRoot: true}, nb, na},
-		{"ed25519.example.com", Ed25519, nil, FileOptions{}, nb, na},
-		{"expired.example.com", EC, nil, FileOptions{}, now.Add(-100 * day), now.Add(-10 * day)},
+		{"example.com", RSA, nil, FileOptions{Shuffle: mrand.New(mrand.NewPCG(2, 2))}, nb, na, ""},
+		{"*.example.com", EC, []string{"*.example.com", "example.com"}, FileOptions{}, nb, na, ""},
+		{"api.example.com", RSAPKCS8, nil, FileOptions{IncludeRoot: true}, nb, na, ""},
+		{"ed25519.example.com", Ed25519, nil, FileOptions{}, nb, na, ""},
+		{"expired.example.com", EC, nil, FileOptions{}, now.Add(-100 * day), now.Add(-10 * day), ""},
+		{"example.com (new)", EC, []string{"example.com", "www.example.com"}, FileOptions{}, nb, na, "example.com"},
+		{"웹 서버 인증서", EC, []string{"www.example.com"}, FileOptions{IncludeRoot: true}, nb, na, "www.example.com"},
 	}
 	chains := make([]*Chain, len(specs))
 	for i, sp := range specs {
-		ch, err := GenerateChain(ChainOptions{CommonName: sp.name, DNSNames: sp.dns, KeyType: sp.kt, NotBefore: sp.nb, NotAfter: sp.na, CA: ca})
+		cn := sp.cn
+		if cn == "" {
+			cn = sp.name
+		}
+		ch, err := GenerateChain(ChainOptions{CommonName: cn, DNSNames: sp.dns, KeyType: sp.kt, NotBefore: sp.nb, NotAfter: sp.na, CA: ca})
 		if err != nil {
 			return fmt.Errorf("emulator: demo certificate %s: %w", sp.name, err)
 		}

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"encoding/json"
+	"net/url"
 	"testing"
 	"time"
 
@@ -67,7 +68,7 @@ func TestSeedDemo(t *testing.T) {
 	e := newEnv(t)
 	require.NoError(t, e.s.SeedDemo())
 	tok := e.token()
-	require.Equal(t, []string{"*.example.com", "api.example.com", "ed25519.example.com", "example.com"}, names(e.v13(tok, "").list(t)))
+	require.Equal(t, []string{"*.example.com", "api.example.com", "ed25519.example.com", "example.com", "example.com (new)", "웹 서버 인증서"}, names(e.v13(tok, "").list(t)))
 	require.Equal(t, []string{"expired.example.com"}, names(e.v13(tok, "?status=expired").list(t)))
 
 	ca, err := e.s.SharedCA(1)
@@ -75,9 +76,10 @@ func TestSeedDemo(t *testing.T) {
 	wantKey := map[string]string{
 		"example.com": "RSA PRIVATE KEY", "*.example.com": "EC PRIVATE KEY", "api.example.com": "PRIVATE KEY",
 		"ed25519.example.com": "PRIVATE KEY", "expired.example.com": "EC PRIVATE KEY",
+		"example.com (new)": "EC PRIVATE KEY", "웹 서버 인증서": "EC PRIVATE KEY",
 	}
 	for name, keyBlock := range wantKey {
-		body := e.v13(tok, "/"+name+"/files").body
+		body := e.v13(tok, "/"+url.PathEscape(name)+"/files").body
 		leaf, certs, key := splitFile(t, body)
 		testkit.RequireKeyPEMMatches(t, key, leaf)
 		require.Contains(t, string(key), "BEGIN "+keyBlock+"-----", name)
@@ -88,8 +90,14 @@ func TestSeedDemo(t *testing.T) {
 			require.Equal(t, "CERTIFICATE", blocks[0].Type)
 			require.NotEqual(t, leaf.Raw, blocks[0].Bytes, "shuffled: the leaf is not first")
 			require.Equal(t, "CERTIFICATE", blocks[2].Type, "shuffled: the key is not last")
-		case "api.example.com":
+		case "api.example.com", "웹 서버 인증서":
 			require.Len(t, certs, 3, "root included")
+			if name == "웹 서버 인증서" {
+				require.Equal(t, "www.example.com", leaf.Subject.CommonName, "the name is not the CN")
+			}
+		case "example.com (new)":
+			require.Equal(t, "example.com", leaf.Subject.CommonName, "the name is not the CN")
+			require.Len(t, certs, 2)
 		case "*.example.com":
 			require.Equal(t, []string{"*.example.com", "example.com"}, leaf.DNSNames)
 		case "expired.example.com":
@@ -101,5 +109,5 @@ func TestSeedDemo(t *testing.T) {
 	var m map[string]any
 	l := e.v13(tok, "?status=all&all=true")
 	require.NoError(t, json.Unmarshal(l.body, &m))
-	require.Equal(t, float64(5), m["body"].(map[string]any)["totalCount"])
+	require.Equal(t, float64(7), m["body"].(map[string]any)["totalCount"])
 }

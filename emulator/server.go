@@ -34,6 +34,7 @@ type Server struct {
 	mu        sync.Mutex
 	certs     map[string]*entry
 	sorted    []string // sorted names; nil when stale
+	lastID    int64    // the certificateId given last; IDs are never reused
 	tokens    map[string]*tokenInfo
 	fault     Fault
 	faultLeft int
@@ -63,7 +64,7 @@ func New(o Options) *Server {
 		opts:      o,
 		certs:     map[string]*entry{},
 		tokens:    map[string]*tokenInfo{},
-		stats:     Stats{FileCallsByName: map[string]int64{}},
+		stats:     Stats{FileCallsByName: map[string]int64{}, FileCallsByID: map[string]int64{}},
 		cas:       map[int]*CA{},
 		otherKeys: map[KeyType][]byte{},
 	}

@@ -6,7 +6,8 @@ type Stats struct {
 	TokenDenied     int64            `json:"token_denied"`       // bad credentials at the token service
 	ListCalls       int64            `json:"list_calls"`         // certmanager list requests that reached the handler (even when a fault answered)
 	FileCalls       int64            `json:"file_calls"`         // certmanager file requests that reached the handler (even when a fault answered)
-	FileCallsByName map[string]int64 `json:"file_calls_by_name"` // FileCalls per requested (decoded) name
+	FileCallsByName map[string]int64 `json:"file_calls_by_name"` // FileCalls by name, per requested (decoded) name
+	FileCallsByID   map[string]int64 `json:"file_calls_by_id"`   // FileCalls by certificateId, per requested ID segment
 	AuthRejected    int64            `json:"auth_rejected"`      // certmanager requests refused for auth (token, key headers, unknown appKey)
 }
 
@@ -19,6 +20,10 @@ func (s *Server) Stats() Stats {
 	for k, v := range s.stats.FileCallsByName {
 		st.FileCallsByName[k] = v
 	}
+	st.FileCallsByID = make(map[string]int64, len(s.stats.FileCallsByID))
+	for k, v := range s.stats.FileCallsByID {
+		st.FileCallsByID[k] = v
+	}
 	return st
 }
 
@@ -26,5 +31,5 @@ func (s *Server) Stats() Stats {
 func (s *Server) ResetStats() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stats = Stats{FileCallsByName: map[string]int64{}}
+	s.stats = Stats{FileCallsByName: map[string]int64{}, FileCallsByID: map[string]int64{}}
 }

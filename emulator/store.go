@@ -12,6 +12,12 @@ var ErrNotFound = errors.New("emulator: certificate not found")
 // Certificate is one certificate as Certificate Manager holds it: list
 // metadata and the downloadable file.
 type Certificate struct {
+	// ID is NHN's certificateId, listed in v1.3 and used by the download
+	// by ID. Put with 0 keeps the ID the name has, or gives a new one, as
+	// NHN keeps a certificate's ID when its file is replaced; NoID lists
+	// the certificate without one (an answer from before certificateId).
+	ID                 int64
+	NoID               bool
 	Name               string
 	Authority          string   // e.g. "NHN", "Let's Encrypt"
 	Domains            []string // listed in v1.3 ("domains"); v1.1 lists have no such field
@@ -41,10 +47,31 @@ func (s *Server) Put(c Certificate) {
 }
 
 func (s *Server) storeLocked(e *entry) {
-	if _, ok := s.certs[e.cert.Name]; !ok {
+	old, ok := s.certs[e.cert.Name]
+	if !ok {
 		s.sorted = nil
 	}
+	switch {
+	case e.cert.ID != 0:
+		s.lastID = max(s.lastID, e.cert.ID)
+	case ok && old.cert.ID != 0:
+		e.cert.ID = old.cert.ID
+	default:
+		s.lastID++
+		e.cert.ID = s.lastID
+	}
 	s.certs[e.cert.Name] = e
+}
+
+// byIDLocked returns the name of the certificate with NHN's certificateId
+// id; false when none has it.
+func (s *Server) byIDLocked(id int64) (string, bool) {
+	for n, e := range s.certs {
+		if e.cert.ID == id && !e.cert.NoID {
+			return n, true
+		}
+	}
+	return "", false
 }
 
 // PutChain puts a certificate whose file is ch.PEMFile(fo) and whose metadata

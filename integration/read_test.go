@@ -173,9 +173,10 @@ func TestRead(t *testing.T) {
 	t.Run("unsafe names never reach NHN", func(t *testing.T) {
 		require.NoError(t, e.emu.admin.ResetStats(ctx))
 		for _, p := range []string{
-			"a..b.example.com", "...", "example.com..", "..%2fconfig", "foo%2fbar", "foo%2Fexample.com",
-			"%2e%2e", "%2e%2e%2fconfig", "bad%00name", "bad%0aname", "bad%7fname", "bad%20name",
-			"bad%5cname", "bad%3fname", "bad%23name", "bad%25name", strings.Repeat("a", 254),
+			// Spaces, '?', '#', '%' and ".." inside a name are valid since
+			// NHN's names need not be the CN: TestNames reads them.
+			"..%2fconfig", "foo%2fbar", "foo%2Fexample.com", "%2e%2e", "%2e%2e%2fconfig",
+			"bad%00name", "bad%0aname", "bad%7fname", "bad%c2%85name", "bad%5cname", strings.Repeat("a", 513),
 		} {
 			r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+p, nil, nil)
 			assert.True(t, is4xx(r.status), "GET /v1/%s/certs/%s: %s, want 4xx", mount, p, r)
@@ -187,7 +188,7 @@ func TestRead(t *testing.T) {
 			r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+p, nil, nil)
 			assert.True(t, r.status == 307 || is4xx(r.status), "GET /v1/%s/certs/%s: %s, want a redirect away from the certificate path or a 4xx", mount, p, r)
 		}
-		for _, n := range []string{"a..b", "bad name", "foo%2fbar"} {
+		for _, n := range []string{"a/b", `bad\name`, "bad\tname"} {
 			c := v.cli(v.rootToken, "", "read", mount+"/certs/"+n)
 			assert.NotEqual(t, 0, c.code, "vault read %q: %s, want a 4xx", n, c)
 			assert.Contains(t, c.stderr, "Code: 4", "vault read %q: want a 4xx", n)

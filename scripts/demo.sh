@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Demo of the nhncert Vault plugin: a Vault dev server and the NHN emulator on
 # 127.0.0.1, the plugin registered by sha256 and mounted at nhncert/, then
-# `vault list nhncert/certs` and `vault read nhncert/certs/example.com`.
+# `vault list -detailed nhncert/certs` and `vault read nhncert/certs/example.com`
+# (and, against the emulator, `vault read "nhncert/certs/웹 서버 인증서"`: names
+# need not be the CN since NHN's release of 2025-11-25).
 # Both processes keep running in the background until `scripts/demo.sh --stop`.
 #
 #   scripts/demo.sh              Vault dev server + NHN EMULATOR (make demo)
@@ -32,7 +34,7 @@ die() {
   exit 1
 }
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # stop_all stops the processes listed in $PIDS ("name pid binary" lines),
 # checking that each PID still runs that binary before signalling it.
@@ -237,7 +239,7 @@ demo_failed() {
   if [ "$REAL" = 0 ]; then fail_with_log "$STATE/vault.log" "$*"; fi
   log "$* (see $STATE/vault.log)"
 }
-v list "$MOUNT/certs" || demo_failed "listing the certificates failed"
+v list -detailed "$MOUNT/certs" || demo_failed "listing the certificates failed"
 echo
 CERT=example.com
 if [ "$REAL" = 1 ]; then
@@ -245,6 +247,11 @@ if [ "$REAL" = 1 ]; then
 fi
 if [ -n "$CERT" ]; then
   v read "$MOUNT/certs/$CERT" || demo_failed "reading $CERT failed"
+  if [ "$REAL" = 0 ]; then
+    # A name with spaces and Hangul goes as it is, quoted for the shell.
+    echo
+    v read "$MOUNT/certs/웹 서버 인증서" || demo_failed "reading 웹 서버 인증서 failed"
+  fi
 else
   log "no certificate to read"
   CERT="<name>"
@@ -262,8 +269,9 @@ cat <<EOF
 
 Talk to it:
   export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=root
-  $VAULT list $MOUNT/certs
+  $VAULT list -detailed $MOUNT/certs
   $VAULT read $MOUNT/certs/$CERT
+  $VAULT read "$MOUNT/certs/example.com (new)"
   $VAULT read -field=certificate $MOUNT/certs/$CERT > cert.pem
   $VAULT path-help $MOUNT/certs/$CERT
 
