@@ -20,17 +20,22 @@ func (c *certCache) lookup(ctx context.Context, s logical.Storage, sess *session
 			return e, e.notes, nil
 		}
 	}
-	r, err := c.download(ctx, s, sess, name, refresh)
+	mode := fillRead
+	if refresh {
+		mode = fillRefresh
+	}
+	r, err := c.download(ctx, s, sess, name, mode)
 	if err != nil {
 		return nil, nil, err
 	}
 	return r.entry, r.warnings, nil
 }
 
-// refresh downloads name again now, sharing the download with concurrent
-// refresh=true reads. It fails when only a stale copy could be had.
+// refresh downloads name again now for the background refresh, sharing the
+// download with concurrent refresh=true reads. It fails when only a stale
+// copy could be had.
 func (c *certCache) refresh(ctx context.Context, s logical.Storage, sess *session, name string) error {
-	r, err := c.download(ctx, s, sess, name, true)
+	r, err := c.download(ctx, s, sess, name, fillBackground)
 	if err != nil {
 		return err
 	}
@@ -39,6 +44,15 @@ func (c *certCache) refresh(ctx context.Context, s logical.Storage, sess *sessio
 	}
 	return nil
 }
+
+// fillMode says why fill runs.
+type fillMode int
+
+const (
+	fillRead       fillMode = iota // a read: served from a fresh copy if any
+	fillRefresh                    // a refresh=true read: downloaded now
+	fillBackground                 // the background refresh: downloaded now, kept in memory only if it was there
+)
 
 type fillResult struct {
 	entry    *cacheEntry
@@ -51,13 +65,13 @@ type fillResult struct {
 // name, generation and kind (refresh or not). The download outlives a
 // caller that gives up, so that the others sharing it still get its
 // result; the client bounds it.
-func (c *certCache) download(ctx context.Context, s logical.Storage, sess *session, name string, refresh bool) (fillResult, error) {
+func (c *certCache) download(ctx context.Context, s logical.Storage, sess *session, name string, mode fillMode) (fillResult, error) {
 	key := sess.cfg.Generation + "\x00" + name
-	if refresh {
+	if mode != fillRead {
 		key += "\x00refresh"
 	}
 	ch := c.flight.DoChan(key, func() (any, error) {
-		return c.fill(context.WithoutCancel(ctx), s, sess, name, refresh)
+		return c.fill(context.WithoutCancel(ctx), s, sess, name, mode)
 	})
 	select {
 	case <-ctx.Done():
@@ -72,7 +86,8 @@ func (c *certCache) download(ctx context.Context, s logical.Storage, sess *sessi
 
 // fill serves name from storage when that copy is fresh (and refresh is
 // not asked), else downloads it; see lookup.
-func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, name string, refresh bool) (fillResult, error) {
+func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, name string, mode fillMode) (fillResult, error) {
+	refresh := mode != fillRead
 	gen, ttl := sess.cfg.Generation, sess.cfg.CacheTTL
 	now := time.Now()
 	old := c.get(name, gen)
@@ -99,7 +114,7 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 	}
 	if err == nil {
 		e.listedAtDownload.Store(listed)
-		if kept := c.keep(ctx, s, e); kept != e {
+		if kept := c.keep(ctx, s, e, mode != fillBackground); kept != e {
 			return fillResult{entry: kept, warnings: kept.warnings(time.Now())}, nil
 		}
 		if old != nil && !bytes.Equal(old.file, e.file) {
