@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -54,6 +55,9 @@ const (
 	fillBackground                 // the background refresh: downloaded now, kept in memory only if it was there
 )
 
+// errDownloadPanicked is a download that panicked (and was recovered).
+var errDownloadPanicked = errors.New("the download panicked")
+
 type fillResult struct {
 	entry    *cacheEntry
 	warnings []string
@@ -70,7 +74,16 @@ func (c *certCache) download(ctx context.Context, s logical.Storage, sess *sessi
 	if mode != fillRead {
 		key += "\x00refresh"
 	}
-	ch := c.flight.DoChan(key, func() (any, error) {
+	ch := c.flight.DoChan(key, func() (v any, err error) {
+		// singleflight re-panics a panic of fn in a goroutine of its own,
+		// where nothing can recover it: the plugin process (every mount
+		// on the node) would die. It is an error instead.
+		defer func() {
+			if p := recover(); p != nil {
+				c.logger.Error("a download panicked; recovered", "name", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				err = fmt.Errorf("%w: %v", errDownloadPanicked, p)
+			}
+		}()
 		return c.fill(context.WithoutCancel(ctx), s, sess, name, mode)
 	})
 	select {

@@ -29,16 +29,21 @@ import (
 // entry) and what NHN rotated (the list describes another file), and then
 // every copy falling due before the next run starts, each at its due time:
 // the downloads follow the work due and are spread over the interval, not
-// bunched at its start. They are bounded by a rate: at most every
-// certificate within one guard+window (the rate at which the schedule
-// could ask for them if all had been fetched at the same instant, 6.7 x
-// N/cache_ttl), at least one per second. In steady state the rate is
-// N/cache_ttl (2.8/s for 10,000 certificates at 1h); what the bound leaves
-// for later is counted as deferred and taken by the next run.
+// bunched at its start. They are bounded by a rate: twice what refreshes
+// every certificate within one guard+window (the schedule asks for that
+// rate if all copies were fetched at the same instant), 13 x N/cache_ttl,
+// at least one per second. In steady state the rate is N/cache_ttl (2.8/s
+// for 10,000 certificates at 1h, the bound 37/s); what the bound leaves for
+// later is counted as deferred and taken by the next run.
 
 const (
 	refreshGuardDivisor  = 20 // guard = cache_ttl / 20
 	refreshWindowDivisor = 10 // window = cache_ttl / 10
+	// refreshRateHeadroom: the bound is twice the rate that refreshes
+	// every certificate within guard+window, so that copies fetched over a
+	// few minutes (a warm-up, a restart) are still refreshed before they
+	// expire.
+	refreshRateHeadroom = 2
 	// minRefreshRate is the rate bound's floor, per second.
 	minRefreshRate = 1.0
 	// refreshParallel bounds concurrent background downloads: the
@@ -60,7 +65,7 @@ func refreshRate(active int, ttl time.Duration) float64 {
 	if span <= 0 {
 		return minRefreshRate
 	}
-	return max(minRefreshRate, float64(active)/span)
+	return max(minRefreshRate, refreshRateHeadroom*float64(active)/span)
 }
 
 // refreshCandidate is one cached certificate as the plan sees it.
@@ -202,6 +207,10 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, sess *sessi
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
+			case errors.Is(err, errDownloadPanicked):
+				stats.failed++
+				b.refresher.panics.Add(1)
+				panicked = err
 			case errors.Is(err, errCertNotFound):
 				stats.removed++
 				b.cache.index.remove(name) // even when storage had no copy left
