@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -38,6 +39,8 @@ type certCache struct {
 	index *cacheIndex
 	// jitter is the backend's (tests pin it).
 	jitter func() float64
+	// slowest is a decaying maximum of download times (nanoseconds).
+	slowest atomic.Int64
 }
 
 // cacheHooks is what the cache asks of the rest of the engine.

@@ -121,6 +121,7 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 	listed := c.hooks.listInfo(gen, name)
 	began := time.Now()
 	file, err := sess.client.DownloadFile(ctx, name)
+	c.noteDownloadTime(time.Since(began))
 	var e *cacheEntry
 	if err == nil {
 		e, err = newEntry(name, gen, file, began)
@@ -158,3 +159,18 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		name, old.fetchedAt.UTC().Format(time.RFC3339), err)
 	return fillResult{entry: old, warnings: append([]string{w}, old.warnings(time.Now())...), stale: true}, nil
 }
+
+// noteDownloadTime keeps a decaying maximum of how long downloads take
+// (each one takes 1/8 off the last maximum), which the background refresh
+// allows for before a copy expires.
+func (c *certCache) noteDownloadTime(d time.Duration) {
+	for {
+		old := c.slowest.Load()
+		next := max(int64(d), old-old/8)
+		if c.slowest.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+func (c *certCache) slowDownload() time.Duration { return time.Duration(c.slowest.Load()) }

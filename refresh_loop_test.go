@@ -154,7 +154,7 @@ func TestPlanRefreshKeepsTenThousandFresh(t *testing.T) {
 		for i := range cands {
 			cands[i].lastUsed = now // read regularly
 		}
-		p := planRefresh(now, now.Add(interval), ttl, cands, listed)
+		p := planRefresh(now, now.Add(interval), ttl, refreshGuard(ttl, time.Second), cands, listed)
 		require.Empty(t, p.missing)
 		require.Empty(t, p.rotated)
 		require.LessOrEqual(t, p.deferred, 10, "run at %s", now.Sub(t0)) // taken by the next run
@@ -182,9 +182,19 @@ func TestPlanRefreshKeepsTenThousandFresh(t *testing.T) {
 	// in one minute stay grouped for many cycles: each cycle moves a copy
 	// by a random share of the 6-minute window only. Reads spread over
 	// time spread the copies they fetch.)
-	bound := refreshRate(n, ttl)
+	bound := refreshRate(n, ttl, refreshGuard(ttl, time.Second))
 	for sec, c := range perSecond {
 		require.LessOrEqual(t, float64(c), math.Ceil(bound), "second %s", sec)
 	}
 	require.Len(t, perRun, 71)
+}
+
+func TestRefreshGuardAllowsForSlowDownloads(t *testing.T) {
+	require.Equal(t, 3*time.Minute, refreshGuard(time.Hour, time.Second), "cache_ttl/20")
+	require.Equal(t, 3*time.Second, refreshGuard(6*time.Second, time.Second), "three slowest downloads, at most half of cache_ttl")
+	require.Equal(t, 6*time.Second, refreshGuard(time.Minute, 2*time.Second), "three slowest downloads")
+	// dueAt: 1h - 3m - spread x 6m after the download.
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.Equal(t, t0.Add(57*time.Minute), dueAt(t0, time.Hour, 3*time.Minute, 0))
+	require.Equal(t, t0.Add(54*time.Minute), dueAt(t0, time.Hour, 3*time.Minute, 0.5))
 }

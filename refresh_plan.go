@@ -19,7 +19,7 @@ import (
 // window shortly before it expires, as certmagic and autocert renew
 // certificates: due = fetched + cache_ttl - guard - spread*window, with
 // guard = cache_ttl/20 (time left for the download, its retries and the next
-// run's list) and window = cache_ttl/10 (3 and 6 minutes at the default
+// run's list; more when NHN is slow against a short cache_ttl) and window = cache_ttl/10 (3 and 6 minutes at the default
 // 1h). spread in [0, 1) is drawn once per download (b.jitter), so copies
 // fetched together drift apart from one cycle to the next. A copy is then
 // downloaded about once per 0.9 cache_ttl: NHN sees ~1.1 downloads per
@@ -52,16 +52,23 @@ const (
 	refreshParallel = 32
 )
 
+// refreshGuard is the time before expiry by which a copy is downloaded
+// again: cache_ttl/20, or three times the slowest recent download when NHN
+// is that slow against a short cache_ttl, at most half of cache_ttl.
+func refreshGuard(ttl, slowest time.Duration) time.Duration {
+	return min(max(ttl/refreshGuardDivisor, 3*slowest), ttl/2)
+}
+
 // dueAt is when a copy fetched at fetchedAt is downloaded again.
-func dueAt(fetchedAt time.Time, ttl time.Duration, spread float64) time.Time {
-	guard, window := ttl/refreshGuardDivisor, ttl/refreshWindowDivisor
+func dueAt(fetchedAt time.Time, ttl, guard time.Duration, spread float64) time.Time {
+	window := ttl / refreshWindowDivisor
 	return fetchedAt.Add(ttl - guard - time.Duration(spread*float64(window)))
 }
 
 // refreshRate is the bound on paced downloads per second for active
 // certificates (see above).
-func refreshRate(active int, ttl time.Duration) float64 {
-	span := (ttl/refreshGuardDivisor + ttl/refreshWindowDivisor).Seconds()
+func refreshRate(active int, ttl, guard time.Duration) float64 {
+	span := (guard + ttl/refreshWindowDivisor).Seconds()
 	if span <= 0 {
 		return minRefreshRate
 	}
@@ -90,7 +97,7 @@ type refreshPlan struct {
 
 // planRefresh decides what a run started at now downloads before horizon
 // (the next run's start). listed is what the run's list says of a name.
-func planRefresh(now, horizon time.Time, ttl time.Duration, cands []refreshCandidate, listed func(string) *certInfo) refreshPlan {
+func planRefresh(now, horizon time.Time, ttl, guard time.Duration, cands []refreshCandidate, listed func(string) *certInfo) refreshPlan {
 	var p refreshPlan
 	var due []pacedDownload
 	active := 0
@@ -108,7 +115,7 @@ func planRefresh(now, horizon time.Time, ttl time.Duration, cands []refreshCandi
 			p.rotated = append(p.rotated, c.name)
 		default:
 			active++
-			if at := dueAt(c.fetchedAt, ttl, c.spread); at.Before(horizon) {
+			if at := dueAt(c.fetchedAt, ttl, guard, c.spread); at.Before(horizon) {
 				due = append(due, pacedDownload{name: c.name, at: at})
 			}
 		}
@@ -116,7 +123,7 @@ func planRefresh(now, horizon time.Time, ttl time.Duration, cands []refreshCandi
 	slices.SortFunc(due, func(a, b pacedDownload) int {
 		return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.name, b.name))
 	})
-	gap := time.Duration(float64(time.Second) / refreshRate(active, ttl))
+	gap := time.Duration(float64(time.Second) / refreshRate(active, ttl, guard))
 	next := now
 	for i, d := range due {
 		at := d.at
@@ -186,7 +193,8 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, sess *sessi
 	}
 	stats.listed = len(infos)
 	b.catalog.record(gen, infos, true)
-	plan := planRefresh(time.Now(), horizon, sess.cfg.CacheTTL, b.refreshCandidates(gen),
+	ttl := sess.cfg.CacheTTL
+	plan := planRefresh(time.Now(), horizon, ttl, refreshGuard(ttl, b.cache.slowDownload()), b.refreshCandidates(gen),
 		func(name string) *certInfo { return b.catalog.lookup(gen, name) })
 	stats.deferred = plan.deferred
 

@@ -348,11 +348,19 @@ func readAll(ctx context.Context, be logical.Backend, s logical.Storage, o *opti
 			}
 		}()
 	}
+feed:
 	for i := range o.n {
-		names <- certName(i)
+		select {
+		case <-ctx.Done():
+			break feed
+		case names <- certName(i):
+		}
 	}
 	close(names)
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case err := <-errc:
 		return err
