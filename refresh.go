@@ -207,9 +207,9 @@ func (b *backend) refreshLoop(ctx context.Context, s logical.Storage) {
 		}
 		began := time.Now()
 		// The next run is planned before this one starts: this run paces
-		// its downloads up to then.
+		// its downloads up to then, and says so (nextRunAt) once it has
+		// listed NHN; until then nextCheck is this run's.
 		next = began.Add(runSpacing(sess.cfg.RefreshInterval, 0, b.jitter()))
-		b.refresher.nextRunAt.Store(next.UnixNano())
 		rep := b.safeRun(ctx, s, sess, began, next)
 		b.refresher.ran.Add(1)
 		b.recordRun(rep)
@@ -221,6 +221,7 @@ func (b *backend) refreshLoop(ctx context.Context, s logical.Storage) {
 			failures = min(failures+1, maxRefreshFailures)
 			b.refresher.failures.Store(int64(failures))
 			next = began.Add(runSpacing(sess.cfg.RefreshInterval, failures, b.jitter()))
+			b.refresher.nextRunAt.Store(next.UnixNano())
 			b.Logger().Warn("background refresh failed; backing off", "mount", b.logMount(), "error", rep.err,
 				"failures", failures, "next_run", next.UTC().Format(time.RFC3339))
 			continue

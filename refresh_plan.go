@@ -178,7 +178,8 @@ type refreshStats struct {
 	listed, refreshed, removed, failed, deferred int
 }
 
-// refreshRun is one background run up to horizon (the next run's start):
+// refreshRun is one background run up to horizon (the next run's start,
+// moved by the time the list took):
 // list, download what was removed or rotated, then what falls due, paced.
 // woken reports that the config changed meanwhile (the rest was left).
 func (b *backend) refreshRun(ctx context.Context, s logical.Storage, sess *session, horizon time.Time) (stats refreshStats, woken bool, err error) {
@@ -193,6 +194,10 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, sess *sessi
 	}
 	stats.listed = len(infos)
 	b.catalog.record(gen, infos, true)
+	// A run covers one interval from when its list is in: a list slower
+	// than the interval (a short one, a slow NHN) moves the next run
+	// rather than leaving this one no time to download in.
+	horizon = time.Now().Add(horizon.Sub(began))
 	ttl := sess.cfg.CacheTTL
 	plan := planRefresh(time.Now(), horizon, ttl, refreshGuard(ttl, b.cache.slowDownload()), b.refreshCandidates(gen),
 		func(name string) *certInfo { return b.catalog.lookup(gen, name) })
@@ -240,6 +245,7 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, sess *sessi
 	}
 	_ = now.Wait()
 	b.refresher.lastRun.Store(int64(time.Since(began)))
+	b.refresher.nextRunAt.Store(horizon.UnixNano())
 
 	// What falls due before the next run, each at its time.
 	pace := b.refresher.pace

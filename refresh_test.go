@@ -325,3 +325,20 @@ func TestRefreshLoopStopsOnClean(t *testing.T) {
 		t.Fatal("Clean did not stop the refresh loop")
 	}
 }
+
+// A list slower than the interval (a short interval, a slow NHN) does not
+// leave the run without time to download what is due: the run covers one
+// interval from when its list is in.
+func TestRefreshDownloadsAfterASlowList(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "1s"})
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	h.read("example.com", nil)
+	h.run()
+	h.age("example.com", 55*time.Second)
+	h.b.refresher.pace = func(context.Context, <-chan struct{}, time.Duration) pauseResult { return paused }
+	h.emu.SetLatency(300 * time.Millisecond)
+	stats, _, err := h.b.refreshRun(context.Background(), h.storage, mustSession(h), time.Now().Add(100*time.Millisecond))
+	require.NoError(t, err)
+	require.Equal(t, refreshStats{listed: 1, refreshed: 1}, stats)
+}
