@@ -220,10 +220,10 @@ func run(ctx context.Context, o *options) error {
 		// waitedNHN counts reads served a copy downloaded after they
 		// began: what a read waiting on NHN means, whatever its latency.
 		waitedNHN atomic.Int64
-		samples  []int64 // file_calls each second
-		lists    int64
-		peakHeap uint64
-		peakRSS  int64
+		samples   []int64 // file_calls each second
+		lists     int64
+		peakHeap  uint64
+		peakRSS   int64
 	)
 	mctx, mcancel := context.WithTimeout(ctx, o.measure)
 	defer mcancel()
