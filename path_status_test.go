@@ -124,3 +124,20 @@ func TestStatusIsForwardedFromPerformanceStandbys(t *testing.T) {
 	require.Equal(t, false, resp.Data["refresher_running"])
 	require.Equal(t, "standby", resp.Data["state"])
 }
+
+func TestStatusHelpAndOpenAPI(t *testing.T) {
+	h := newHarness(t)
+	resp, err := h.request(logical.HelpOperation, "status", nil)
+	require.NoError(t, err)
+	help := resp.Data["help"].(string)
+	require.Contains(t, help, "tidy-status")
+	require.Contains(t, help, "jq -e")
+	resp, err = h.request(logical.HelpOperation, "", nil)
+	require.NoError(t, err)
+	raw, err := json.Marshal(resp.Data["openapi"])
+	require.NoError(t, err)
+	require.Contains(t, string(raw), `"operationId":"nhncert-read-status"`)
+	for f := range statusResponseFields {
+		require.Contains(t, string(raw), `"`+f+`"`, "the OpenAPI document declares %s", f)
+	}
+}
