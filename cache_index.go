@@ -19,7 +19,7 @@ import (
 // every stored file (about 10 KB each, through Vault's gRPC storage) every
 // refresh_interval, about 100 MB per run at 10,000 certificates, to learn a
 // few dates; and storage does not know when a certificate was last read.
-// The index costs under 500 bytes per certificate (5 MB at 10,000), is
+// The index costs about 250 bytes per certificate (2.5 MB at 10,000), is
 // filled from storage once when the refresh first runs on a node (after a
 // restart or a leader change), and is kept up to date by the cache, the only
 // writer of the entries on the active node.
