@@ -228,6 +228,10 @@ func (b *backend) refreshLoop(ctx context.Context, s logical.Storage) {
 		}
 		failures = 0
 		b.refresher.failures.Store(0)
+		// The run moved the next start by the time its list took.
+		if at := b.refresher.nextRunAt.Load(); at != 0 {
+			next = time.Unix(0, at)
+		}
 		b.Logger().Debug("background refresh done", "mount", b.logMount(), "listed", rep.stats.listed, "refreshed", rep.stats.refreshed,
 			"removed", rep.stats.removed, "failed", rep.stats.failed, "deferred", rep.stats.deferred)
 	}
