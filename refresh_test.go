@@ -332,6 +332,7 @@ func TestRefreshLoopStopsOnClean(t *testing.T) {
 func TestRefreshDownloadsAfterASlowList(t *testing.T) {
 	h := newHarness(t)
 	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "1s"})
+	h.b.jitter = func() float64 { return 0.5 } // due 1m - 3s - 3s after download: overdue at 55 s
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.read("example.com", nil)
 	h.run()
