@@ -87,6 +87,7 @@ func newBackend() *backend {
 	b := &backend{cache: newCertCache(maxMemoryEntries), now: time.Now, jitter: rand.Float64}
 	b.refresher.wake = make(chan struct{}, 1)
 	b.cache.hooks = b
+	b.cache.jitter = func() float64 { return b.jitter() }
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -99,6 +100,7 @@ func newBackend() *backend {
 			pathCertsList(b),
 			pathCerts(b),
 			pathMetadata(b),
+			pathStatus(b),
 		},
 		InitializeFunc: b.initialize,
 		Invalidate:     b.invalidate,

@@ -3,6 +3,8 @@ package nhncert
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -32,6 +34,13 @@ type certCache struct {
 	flight singleflight.Group
 	logger hclog.Logger
 	hooks  cacheHooks
+	// index knows every cached certificate, in memory or only in storage,
+	// for the background refresh (cache_index.go).
+	index *cacheIndex
+	// jitter is the backend's (tests pin it).
+	jitter func() float64
+	// slowest is a decaying maximum of download times (nanoseconds).
+	slowest atomic.Int64
 }
 
 // cacheHooks is what the cache asks of the rest of the engine.
@@ -50,17 +59,24 @@ func (noHooks) listInfo(string, string) *certInfo               { return nil }
 func (noHooks) certChanged(context.Context, changeKind, string) {}
 
 func newCertCache(max int) *certCache {
-	memory, err := lru.New[string, *cacheEntry](max)
-	if err != nil {
-		panic(err) // max <= 0: a programming error
-	}
-	return &certCache{
-		memory: memory,
+	c := &certCache{
 		max:    max,
 		locks:  locksutil.CreateLocks(),
 		logger: hclog.NewNullLogger(),
 		hooks:  noHooks{},
+		index:  newCacheIndex(),
+		jitter: rand.Float64,
 	}
+	// An entry leaving memory leaves its last read with the index, so
+	// that the background refresh still knows whether it is read.
+	memory, err := lru.NewWithEvict(max, func(name string, e *cacheEntry) {
+		c.index.used(name, e.generation, e.lastUsed.Load())
+	})
+	if err != nil {
+		panic(err) // max <= 0: a programming error
+	}
+	c.memory = memory
+	return c
 }
 
 // resize changes the memory bound (tests and benchmarks lower it).
@@ -99,15 +115,21 @@ func (c *certCache) putNewerLocked(e *cacheEntry) (*cacheEntry, bool) {
 
 // keep stores a downloaded entry, in memory and in storage, unless a copy
 // fetched later was stored meanwhile (an overlapping refresh); it returns
-// the copy to serve.
-func (c *certCache) keep(ctx context.Context, s logical.Storage, e *cacheEntry) *cacheEntry {
+// the copy to serve. With toMemory false (a background refresh) an entry
+// not in memory is written to storage only, so that refreshing the
+// certificates nobody read lately does not push the ones servers read out
+// of memory.
+func (c *certCache) keep(ctx context.Context, s logical.Storage, e *cacheEntry, toMemory bool) *cacheEntry {
 	l := locksutil.LockForKey(c.locks, e.name)
 	l.Lock()
 	defer l.Unlock()
-	cur, put := c.putNewerLocked(e)
-	if !put {
-		return cur
+	if _, inMemory := c.memory.Peek(e.name); inMemory || toMemory {
+		cur, put := c.putNewerLocked(e)
+		if !put {
+			return cur
+		}
 	}
+	c.index.note(e.name, e.generation, e.fetchedAt, e.listedAtDownload.Load(), e.lastUsed.Load(), c.jitter)
 	if err := c.store(ctx, s, e); err != nil && !errors.Is(err, logical.ErrReadOnly) {
 		c.logger.Warn("cannot write the cache entry to storage; serving it from memory", "name", e.name, "error", err)
 	}
@@ -169,6 +191,7 @@ func (c *certCache) load(ctx context.Context, s logical.Storage, name, generatio
 		return nil, nil
 	}
 	e.listedAtDownload.Store(se.Listed)
+	c.index.note(name, generation, se.FetchedAt, se.Listed, 0, c.jitter)
 	return e, nil
 }
 
@@ -183,6 +206,7 @@ func (c *certCache) store(ctx context.Context, s logical.Storage, e *cacheEntry)
 // drop removes a certificate NHN no longer has from the cache and says so.
 func (c *certCache) drop(ctx context.Context, s logical.Storage, name string) {
 	c.forgetMemory(name)
+	c.index.remove(name)
 	if err := deleteStoredEntry(ctx, s, name); err != nil && !errors.Is(err, logical.ErrReadOnly) {
 		c.logger.Warn("cannot remove the cache entry of a deleted certificate", "name", name, "error", err)
 	}
@@ -194,6 +218,7 @@ func (c *certCache) purge(ctx context.Context, s logical.Storage) error {
 	c.clearMemory()
 	keys, err := listStoredEntryKeys(ctx, s)
 	if err != nil {
+		c.index.clear(false)
 		return err
 	}
 	var errs []error
@@ -202,5 +227,13 @@ func (c *certCache) purge(ctx context.Context, s logical.Storage) error {
 			errs = append(errs, err)
 		}
 	}
+	// Complete (empty) unless a delete failed: then rebuilt from storage.
+	c.index.clear(len(errs) == 0)
 	return errors.Join(errs...)
+}
+
+// storedLen is how many certificates are cached in storage (for status).
+func (c *certCache) storedLen(ctx context.Context, s logical.Storage) (int, error) {
+	keys, err := listStoredEntryKeys(ctx, s)
+	return len(keys), err
 }

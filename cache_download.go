@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -20,17 +21,22 @@ func (c *certCache) lookup(ctx context.Context, s logical.Storage, sess *session
 			return e, e.notes, nil
 		}
 	}
-	r, err := c.download(ctx, s, sess, name, refresh)
+	mode := fillRead
+	if refresh {
+		mode = fillRefresh
+	}
+	r, err := c.download(ctx, s, sess, name, mode)
 	if err != nil {
 		return nil, nil, err
 	}
 	return r.entry, r.warnings, nil
 }
 
-// refresh downloads name again now, sharing the download with concurrent
-// refresh=true reads. It fails when only a stale copy could be had.
+// refresh downloads name again now for the background refresh, sharing the
+// download with concurrent refresh=true reads. It fails when only a stale
+// copy could be had.
 func (c *certCache) refresh(ctx context.Context, s logical.Storage, sess *session, name string) error {
-	r, err := c.download(ctx, s, sess, name, true)
+	r, err := c.download(ctx, s, sess, name, fillBackground)
 	if err != nil {
 		return err
 	}
@@ -39,6 +45,18 @@ func (c *certCache) refresh(ctx context.Context, s logical.Storage, sess *sessio
 	}
 	return nil
 }
+
+// fillMode says why fill runs.
+type fillMode int
+
+const (
+	fillRead       fillMode = iota // a read: served from a fresh copy if any
+	fillRefresh                    // a refresh=true read: downloaded now
+	fillBackground                 // the background refresh: downloaded now, kept in memory only if it was there
+)
+
+// errDownloadPanicked is a download that panicked (and was recovered).
+var errDownloadPanicked = errors.New("the download panicked")
 
 type fillResult struct {
 	entry    *cacheEntry
@@ -51,13 +69,22 @@ type fillResult struct {
 // name, generation and kind (refresh or not). The download outlives a
 // caller that gives up, so that the others sharing it still get its
 // result; the client bounds it.
-func (c *certCache) download(ctx context.Context, s logical.Storage, sess *session, name string, refresh bool) (fillResult, error) {
+func (c *certCache) download(ctx context.Context, s logical.Storage, sess *session, name string, mode fillMode) (fillResult, error) {
 	key := sess.cfg.Generation + "\x00" + name
-	if refresh {
+	if mode != fillRead {
 		key += "\x00refresh"
 	}
-	ch := c.flight.DoChan(key, func() (any, error) {
-		return c.fill(context.WithoutCancel(ctx), s, sess, name, refresh)
+	ch := c.flight.DoChan(key, func() (v any, err error) {
+		// singleflight re-panics a panic of fn in a goroutine of its own,
+		// where nothing can recover it: the plugin process (every mount
+		// on the node) would die. It is an error instead.
+		defer func() {
+			if p := recover(); p != nil {
+				c.logger.Error("a download panicked; recovered", "name", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				err = fmt.Errorf("%w: %v", errDownloadPanicked, p)
+			}
+		}()
+		return c.fill(context.WithoutCancel(ctx), s, sess, name, mode)
 	})
 	select {
 	case <-ctx.Done():
@@ -72,7 +99,8 @@ func (c *certCache) download(ctx context.Context, s logical.Storage, sess *sessi
 
 // fill serves name from storage when that copy is fresh (and refresh is
 // not asked), else downloads it; see lookup.
-func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, name string, refresh bool) (fillResult, error) {
+func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, name string, mode fillMode) (fillResult, error) {
+	refresh := mode != fillRead
 	gen, ttl := sess.cfg.Generation, sess.cfg.CacheTTL
 	now := time.Now()
 	old := c.get(name, gen)
@@ -93,13 +121,14 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 	listed := c.hooks.listInfo(gen, name)
 	began := time.Now()
 	file, err := sess.client.DownloadFile(ctx, name)
+	c.noteDownloadTime(time.Since(began))
 	var e *cacheEntry
 	if err == nil {
 		e, err = newEntry(name, gen, file, began)
 	}
 	if err == nil {
 		e.listedAtDownload.Store(listed)
-		if kept := c.keep(ctx, s, e); kept != e {
+		if kept := c.keep(ctx, s, e, mode != fillBackground); kept != e {
 			return fillResult{entry: kept, warnings: kept.warnings(time.Now())}, nil
 		}
 		if old != nil && !bytes.Equal(old.file, e.file) {
@@ -130,3 +159,18 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		name, old.fetchedAt.UTC().Format(time.RFC3339), err)
 	return fillResult{entry: old, warnings: append([]string{w}, old.warnings(time.Now())...), stale: true}, nil
 }
+
+// noteDownloadTime keeps a decaying maximum of how long downloads take
+// (each one takes 1/8 off the last maximum), which the background refresh
+// allows for before a copy expires.
+func (c *certCache) noteDownloadTime(d time.Duration) {
+	for {
+		old := c.slowest.Load()
+		next := max(int64(d), old-old/8)
+		if c.slowest.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+func (c *certCache) slowDownload() time.Duration { return time.Duration(c.slowest.Load()) }

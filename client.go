@@ -47,6 +47,9 @@ type nhnClient interface {
 	// close releases idle connections; the session that owns the client
 	// is being replaced.
 	close()
+	// tokenExpiresAt is when the v1.3 token held expires; zero when none
+	// is held (or v1.1, which has no token). For status: never the token.
+	tokenExpiresAt() time.Time
 }
 
 var _ nhnClient = (*client)(nil)
@@ -70,10 +73,11 @@ type client struct {
 	http   *http.Client
 	logger hclog.Logger
 
-	tokenMu     sync.Mutex
-	token       string
-	tokenExpiry time.Time
-	tokenFlight singleflight.Group
+	tokenMu      sync.Mutex
+	token        string
+	tokenExpiry  time.Time // when the token is renewed: shortly before it expires
+	tokenExpires time.Time // when NHN said it expires (for status)
+	tokenFlight  singleflight.Group
 
 	// sleep waits between attempts, jitter spreads the waits (a number in
 	// [0, 1)); tests replace both.

@@ -2,27 +2,35 @@ package nhncert
 
 import (
 	"context"
-	"errors"
-	"slices"
+	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
-	"golang.org/x/sync/errgroup"
 )
 
+// The background refresh: one loop per mount on the node that may write
+// (see backend.go). Each run lists NHN once, downloads at once what was
+// removed or rotated upstream, and then downloads every other certificate
+// at its own due time, spread over the time until the next run
+// (refresh_plan.go). A run that panics is recovered and counts as a
+// failure; failures back off. What the last run did is kept for the status
+// path (refresh_status.go).
+
 const (
-	// maxRefreshPerRun bounds the downloads of one background run; what is
-	// left waits for the next run (or is fetched by a read).
-	maxRefreshPerRun = 100
-	// refreshParallel bounds concurrent background downloads.
-	refreshParallel = 4
 	// maxRefreshBackoff caps the wait between runs while NHN keeps failing.
 	maxRefreshBackoff = time.Hour
+	// maxRefreshFailures caps the doubling of the wait (2^16 intervals is
+	// past maxRefreshBackoff for any interval of a second or more).
+	maxRefreshFailures = 16
 	// refreshIdle: an entry nobody read for this long is not refreshed in
 	// the background; a read fetches it again when it needs to.
 	refreshIdle = 24 * time.Hour
+	// unconfiguredWait is how often the loop looks again at a mount that
+	// has no config or has the refresh off.
+	unconfiguredWait = time.Minute
 )
 
 // refresher runs the background refresh on the active node.
@@ -34,22 +42,63 @@ type refresher struct {
 
 	// ticks counts loop wake-ups, ran the runs made; tests wait on them.
 	ticks, ran atomic.Int64
-	// lastRun is how long the last run took, in nanoseconds.
+	// lastRun is how long the last run took to list NHN and download what
+	// was rotated or removed upstream (nanoseconds): the part of a run
+	// after which a rotation is served. The downloads paced over the
+	// interval that follow are not in it.
 	lastRun atomic.Int64
 	// nextRunAt is when the loop's next run starts (unix nanoseconds), 0
 	// when none is scheduled on this node (standby, unconfigured, off).
 	nextRunAt atomic.Int64
+	// running is set while this node's loop runs; panics counts the runs
+	// that panicked.
+	running  atomic.Bool
+	panics   atomic.Int64
+	failures atomic.Int64 // consecutive failed runs
+
+	// pace waits d between paced downloads, or until ctx ends or the
+	// config changes; nil is sleepPause. Tests replace it to run the
+	// paced downloads without waiting.
+	pace func(ctx context.Context, wake <-chan struct{}, d time.Duration) pauseResult
+
+	mu   sync.Mutex
+	last runReport // the last finished run, for status
 }
 
 // nextCheck is when the next background run is expected to have listed
 // NHN, and so to have noticed any certificate rotated upstream: its start
-// plus what the last run took. Zero when no run is scheduled here.
+// plus what the last run took to list and download the rotated ones. Zero
+// when no run is scheduled here.
 func (r *refresher) nextCheck() time.Time {
 	at := r.nextRunAt.Load()
 	if at == 0 {
 		return time.Time{}
 	}
 	return time.Unix(0, at).Add(time.Duration(r.lastRun.Load()))
+}
+
+type pauseResult int
+
+const (
+	paused     pauseResult = iota // d passed
+	pauseEnd                      // ctx ended
+	pauseWoken                    // the config changed
+)
+
+func sleepPause(ctx context.Context, wake <-chan struct{}, d time.Duration) pauseResult {
+	if d <= 0 {
+		return paused
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return pauseEnd
+	case <-wake:
+		return pauseWoken
+	case <-t.C:
+		return paused
+	}
 }
 
 // initialize starts the background refresh. Vault calls it on the active
@@ -60,6 +109,7 @@ func (b *backend) initialize(_ context.Context, req *logical.InitializationReque
 		ctx, cancel := context.WithCancel(context.Background())
 		b.refresher.cancel = cancel
 		b.refresher.done = make(chan struct{})
+		b.refresher.running.Store(true)
 		go b.refreshLoop(ctx, req.Storage)
 	})
 	return nil
@@ -79,133 +129,142 @@ func (b *backend) wakeRefresher() {
 	}
 }
 
+// runSpacing is the time from one run's start to the next: the interval,
+// doubled per consecutive failure (capped), times a jitter in [0.9, 1.1) so
+// that the mounts of a node (which all start together) drift apart.
+func runSpacing(interval time.Duration, failures int, jitter float64) time.Duration {
+	d := interval
+	for i := 0; i < failures && d < maxRefreshBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, maxRefreshBackoff)
+	return time.Duration(float64(d) * (0.9 + 0.2*jitter))
+}
+
+// firstRunDelay is the wait before a loop's first run: between half and
+// all of the interval, so that mounts started together do not list NHN in
+// the same second.
+func firstRunDelay(interval time.Duration, jitter float64) time.Duration {
+	return time.Duration(float64(interval) * (0.5 + 0.5*jitter))
+}
+
+// refreshSession is the session the loop works with, nil when the mount has
+// no config (or it cannot be read) or the refresh is off.
+func (b *backend) refreshSession(ctx context.Context, s logical.Storage) *session {
+	sess, err := b.session(ctx, s)
+	if err != nil || sess == nil || sess.cfg.RefreshInterval <= 0 {
+		return nil
+	}
+	return sess
+}
+
 func (b *backend) refreshLoop(ctx context.Context, s logical.Storage) {
 	defer close(b.refresher.done)
+	defer b.refresher.running.Store(false)
 	failures := 0
+	var next time.Time // the next run's start; zero: not planned yet
 	for {
-		wait := time.Minute // unconfigured or off: look again later
-		scheduled := false
-		if sess, err := b.session(ctx, s); err == nil && sess != nil && sess.cfg.RefreshInterval > 0 {
-			wait = sess.cfg.RefreshInterval
-			for i := 0; i < failures && wait < maxRefreshBackoff; i++ {
-				wait *= 2
-			}
-			wait = min(wait, maxRefreshBackoff)
-			scheduled = b.WriteSafeReplicationState()
-		}
-		if scheduled {
-			b.refresher.nextRunAt.Store(time.Now().Add(wait).UnixNano())
-		} else {
+		sess := b.refreshSession(ctx, s)
+		var wait time.Duration
+		switch {
+		case sess == nil:
+			next = time.Time{}
+			wait = unconfiguredWait
 			b.refresher.nextRunAt.Store(0)
+		default:
+			if next.IsZero() {
+				next = time.Now().Add(firstRunDelay(sess.cfg.RefreshInterval, b.jitter()))
+			}
+			wait = time.Until(next)
+			// Never scheduled on a performance standby or secondary:
+			// their storage is read-only and the primary's active node
+			// does the work.
+			if b.WriteSafeReplicationState() {
+				b.refresher.nextRunAt.Store(next.UnixNano())
+			} else {
+				b.refresher.nextRunAt.Store(0)
+			}
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		switch sleepPause(ctx, b.refresher.wake, wait) {
+		case pauseEnd:
 			b.refresher.nextRunAt.Store(0)
 			return
-		case <-b.refresher.wake:
-			t.Stop()
-			failures = 0
+		case pauseWoken:
+			// The config changed: plan again with the new interval.
+			failures, next = 0, time.Time{}
 			continue
-		case <-t.C:
 		}
 		b.refresher.ticks.Add(1)
-		// Never on a performance standby or secondary: their storage is
-		// read-only and the primary's active node does the work.
-		if !b.WriteSafeReplicationState() {
+		if sess == nil || !b.WriteSafeReplicationState() {
+			next = time.Time{}
+			if sess != nil {
+				next = time.Now().Add(runSpacing(sess.cfg.RefreshInterval, 0, b.jitter()))
+			}
 			continue
 		}
-		sess, err := b.session(ctx, s)
-		if err != nil || sess == nil || sess.cfg.RefreshInterval == 0 {
+		if sess = b.refreshSession(ctx, s); sess == nil {
 			continue
 		}
 		began := time.Now()
-		stats, err := b.refreshRun(ctx, s, sess)
-		b.refresher.lastRun.Store(int64(time.Since(began)))
+		// The next run is planned before this one starts: this run paces
+		// its downloads up to then, and says so (nextRunAt) once it has
+		// listed NHN; until then nextCheck is this run's.
+		next = began.Add(runSpacing(sess.cfg.RefreshInterval, 0, b.jitter()))
+		rep := b.safeRun(ctx, s, sess, began, next)
 		b.refresher.ran.Add(1)
-		if err != nil {
-			failures = min(failures+1, 16)
-			b.Logger().Warn("background refresh failed; backing off", "error", err, "failures", failures)
+		b.recordRun(rep)
+		if rep.woken {
+			failures, next = 0, time.Time{}
+			continue
+		}
+		if rep.err != nil {
+			failures = min(failures+1, maxRefreshFailures)
+			b.refresher.failures.Store(int64(failures))
+			next = began.Add(runSpacing(sess.cfg.RefreshInterval, failures, b.jitter()))
+			b.refresher.nextRunAt.Store(next.UnixNano())
+			b.Logger().Warn("background refresh failed; backing off", "mount", b.logMount(), "error", rep.err,
+				"failures", failures, "next_run", next.UTC().Format(time.RFC3339))
 			continue
 		}
 		failures = 0
-		b.Logger().Debug("background refresh done", "listed", stats.listed, "refreshed", stats.refreshed,
-			"removed", stats.removed, "failed", stats.failed, "deferred", stats.deferred)
-	}
-}
-
-type refreshStats struct {
-	listed, refreshed, removed, failed, deferred int
-}
-
-// refreshRun lists every certificate, and downloads again the cached ones
-// missing from the list (dropped when NHN answers 52000), those NHN rotated
-// (a changed fileCreationDate or expirationDate) and those whose cache
-// entry would expire before the next run has finished (two intervals plus
-// twice the time the last run took), so that reads do not wait on NHN.
-func (b *backend) refreshRun(ctx context.Context, s logical.Storage, sess *session) (refreshStats, error) {
-	var stats refreshStats
-	infos, _, err := sess.client.ListCertificates(ctx, "ALL")
-	if err != nil {
-		return stats, err
-	}
-	stats.listed = len(infos)
-	b.catalog.record(sess.cfg.Generation, infos, true)
-
-	now := time.Now()
-	horizon := now.Add(2*sess.cfg.RefreshInterval + 2*time.Duration(b.refresher.lastRun.Load()))
-	var missing, rotated, due []string
-	for _, e := range b.cache.entriesOf(sess.cfg.Generation) {
-		info := b.catalog.lookup(sess.cfg.Generation, e.name)
-		switch {
-		case info == nil:
-			// Gone from the list. Only the file endpoint's 52000 drops
-			// the entry, so that a wrong list never empties the cache.
-			missing = append(missing, e.name)
-		case now.Sub(time.Unix(0, e.lastUsed.Load())) > refreshIdle:
-			// Not read lately: left to expire.
-		case e.listedAtDownload.Load() == nil:
-			// Downloaded before any list: adopt what NHN says now.
-			e.listedAtDownload.Store(info)
-			if e.fetchedAt.Add(sess.cfg.CacheTTL).Before(horizon) {
-				due = append(due, e.name)
-			}
-		case info.describesAnotherFile(e.listedAtDownload.Load()):
-			rotated = append(rotated, e.name)
-		case e.fetchedAt.Add(sess.cfg.CacheTTL).Before(horizon):
-			due = append(due, e.name)
+		b.refresher.failures.Store(0)
+		// The run moved the next start by the time its list took.
+		if at := b.refresher.nextRunAt.Load(); at != 0 {
+			next = time.Unix(0, at)
 		}
+		b.Logger().Debug("background refresh done", "mount", b.logMount(), "listed", rep.stats.listed, "refreshed", rep.stats.refreshed,
+			"removed", rep.stats.removed, "failed", rep.stats.failed, "deferred", rep.stats.deferred)
 	}
-	work := slices.Concat(missing, rotated, due)
-	if len(work) > maxRefreshPerRun {
-		stats.deferred = len(work) - maxRefreshPerRun
-		work = work[:maxRefreshPerRun]
-	}
+}
 
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(refreshParallel)
-	for _, name := range work {
-		g.Go(func() error {
-			err := b.cache.refresh(gctx, s, sess, name)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.Is(err, errCertNotFound):
-				stats.removed++
-			case err != nil:
-				stats.failed++
-				b.Logger().Debug("background download failed", "name", name, "error", err)
-			default:
-				stats.refreshed++
-			}
-			return nil
-		})
+// safeRun is one run; a panic in it is recovered, logged with the mount
+// and the stack, and reported as the run's error, so that one bad
+// certificate or bug never takes the plugin process (with ServeMultiplex:
+// every mount of the plugin on the node) down.
+func (b *backend) safeRun(ctx context.Context, s logical.Storage, sess *session, began, horizon time.Time) (rep runReport) {
+	rep.started = began
+	defer func() {
+		if p := recover(); p != nil {
+			rep.err = b.recovered(p)
+		}
+		rep.finished = time.Now()
+	}()
+	rep.stats, rep.woken, rep.err = b.refreshRun(ctx, s, sess, horizon)
+	return rep
+}
+
+// recovered logs a recovered panic and makes it an error.
+func (b *backend) recovered(p any) error {
+	b.refresher.panics.Add(1)
+	b.Logger().Error("background refresh panicked; recovered, the loop goes on", "mount", b.logMount(),
+		"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	return fmt.Errorf("the background refresh panicked: %v", p)
+}
+
+// logMount names the mount in logs: its path once a request told it.
+func (b *backend) logMount() string {
+	if p := b.eventMountPath(); p != "" {
+		return p
 	}
-	_ = g.Wait()
-	if stats.failed > 0 && stats.refreshed == 0 {
-		return stats, errors.New("every background download failed")
-	}
-	return stats, nil
+	return "(mount path not yet known: no request so far)"
 }

@@ -23,11 +23,65 @@ func (h *harness) relist(name, fileCreationDate string) {
 	h.emu.Put(c)
 }
 
+// run is one background run up to the next one (an interval away), its
+// paced downloads made without waiting.
 func (h *harness) run() refreshStats {
 	h.t.Helper()
-	stats, err := h.b.refreshRun(context.Background(), h.storage, mustSession(h))
+	stats, err := h.runErr()
 	require.NoError(h.t, err)
 	return stats
+}
+
+func (h *harness) runErr() (refreshStats, error) {
+	h.t.Helper()
+	h.b.refresher.pace = func(ctx context.Context, _ <-chan struct{}, _ time.Duration) pauseResult {
+		if ctx.Err() != nil {
+			return pauseEnd
+		}
+		return paused
+	}
+	sess := mustSession(h)
+	stats, _, err := h.b.refreshRun(context.Background(), h.storage, sess, time.Now().Add(sess.cfg.RefreshInterval))
+	return stats, err
+}
+
+// idle makes name look not read for two refreshIdle.
+func (h *harness) idle(name string) {
+	at := time.Now().Add(-2 * refreshIdle).UnixNano()
+	if e, ok := h.b.cache.memory.Peek(name); ok {
+		e.lastUsed.Store(at)
+	}
+	x := h.b.cache.index
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if r := x.records[name]; r != nil {
+		r.lastUsed = at
+	}
+}
+
+// age makes name's cached copy (in memory, in storage and in the index)
+// older by by, as if downloaded that much earlier.
+func (h *harness) age(name string, by time.Duration) {
+	h.t.Helper()
+	ctx := context.Background()
+	se, err := readStoredEntry(ctx, h.storage, name)
+	require.NoError(h.t, err)
+	require.NotNil(h.t, se, name)
+	se.FetchedAt = se.FetchedAt.Add(-by)
+	require.NoError(h.t, writeStoredEntry(ctx, h.storage, se))
+	x := h.b.cache.index
+	x.mu.Lock()
+	if r := x.records[name]; r != nil {
+		r.fetchedAt = se.FetchedAt
+	}
+	x.mu.Unlock()
+	if e, ok := h.b.cache.memory.Peek(name); ok {
+		ne, err := newEntry(name, e.generation, e.file, se.FetchedAt)
+		require.NoError(h.t, err)
+		ne.listedAtDownload.Store(e.listedAtDownload.Load())
+		ne.lastUsed.Store(e.lastUsed.Load())
+		h.b.cache.memory.Add(name, ne)
+	}
 }
 
 func TestRefreshNoticesRotationThroughTheList(t *testing.T) {
@@ -90,26 +144,19 @@ func TestRefreshDropsCertificatesGoneUpstream(t *testing.T) {
 
 func TestRefreshRenewsEntriesBeforeTheyExpire(t *testing.T) {
 	h := newHarness(t)
-	// Runs every minute: entries leaving the cache within two minutes are due.
 	h.configure(map[string]any{"cache_ttl": "3m", "refresh_interval": "1m"})
+	h.b.jitter = func() float64 { return 0.5 }
 	h.putChain("due.example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.putChain("fresh.example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.putChain("idle.example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	for _, n := range []string{"due.example.com", "fresh.example.com", "idle.example.com"} {
 		h.read(n, nil)
 	}
-	st := mustSession(h)
-	age := func(name string, by time.Duration, idle bool) {
-		e := h.b.cache.get(name, st.cfg.Generation)
-		ne, err := newEntry(name, e.generation, e.file, e.fetchedAt.Add(-by))
-		require.NoError(t, err)
-		h.b.cache.putMemory(ne)
-		if idle {
-			ne.lastUsed.Store(time.Now().Add(-2 * refreshIdle).UnixNano())
-		}
-	}
-	age("due.example.com", 90*time.Second, false)
-	age("idle.example.com", 90*time.Second, true)
+	// Due 3m - 9s - 0.5*18s = 2m42s after download: 2 minutes old, it is
+	// due before the next run (a minute away); the fresh one is not.
+	h.age("due.example.com", 2*time.Minute)
+	h.age("idle.example.com", 2*time.Minute)
+	h.idle("idle.example.com")
 
 	stats := h.run()
 	require.Equal(t, refreshStats{listed: 3, refreshed: 1}, stats)
@@ -119,18 +166,100 @@ func TestRefreshRenewsEntriesBeforeTheyExpire(t *testing.T) {
 	require.Empty(t, h.events.sent(), "same file downloaded again: no event")
 }
 
-func TestRefreshIsBoundedPerRun(t *testing.T) {
+// Not a fixed number per run: every certificate due before the next run is
+// downloaded in this one (the old engine stopped at 100 and deferred the
+// rest, so that reads waited on NHN again).
+func TestRefreshFollowsTheWorkDue(t *testing.T) {
 	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "1m"})
-	const n = maxRefreshPerRun + 20
+	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
+	const n = 250
 	require.NoError(t, h.emu.Seed("bulk", n))
 	for i := range n {
 		h.read(fmt.Sprintf("bulk%05d.example.com", i), nil)
 	}
+	h.run() // learns the list
+	for i := range n {
+		h.age(fmt.Sprintf("bulk%05d.example.com", i), 55*time.Second)
+	}
 	h.emu.ResetStats()
-	stats := h.run() // every entry expires within two intervals
-	require.Equal(t, refreshStats{listed: n, refreshed: maxRefreshPerRun, deferred: 20}, stats)
-	require.EqualValues(t, maxRefreshPerRun, h.emu.Stats().FileCalls)
+	stats := h.run()
+	require.Equal(t, refreshStats{listed: n, refreshed: n}, stats)
+	require.EqualValues(t, n, h.emu.Stats().FileCalls)
+}
+
+// The paced downloads keep to the rate bound: what it cannot fit before
+// the next run is deferred, not downloaded in a burst.
+func TestRefreshDefersPastTheRateBound(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"cache_ttl": "20s", "refresh_interval": "1s"})
+	const n = 10
+	require.NoError(t, h.emu.Seed("bulk", n))
+	for i := range n {
+		h.read(fmt.Sprintf("bulk%05d.example.com", i), nil)
+	}
+	h.run()
+	for i := range n {
+		h.age(fmt.Sprintf("bulk%05d.example.com", i), time.Minute) // all overdue
+	}
+	// 10 certificates, guard+window = 3 s: at most 2 x 10/3 s = 6.7 per
+	// second; the run spans 1 s, so 7 downloads (every 0.15 s), 3 deferred.
+	stats := h.run()
+	require.Equal(t, refreshStats{listed: n, refreshed: 7, deferred: 3}, stats)
+}
+
+// Certificates that fell out of memory (which holds maxMemoryEntries) but
+// are cached in storage are refreshed too, and refreshing them does not
+// push the certificates in memory out.
+func TestRefreshCoversCertificatesOnlyInStorage(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
+	h.b.cache.resize(2)
+	const n = 6
+	require.NoError(t, h.emu.Seed("bulk", n))
+	names := make([]string, n)
+	for i := range n {
+		names[i] = fmt.Sprintf("bulk%05d.example.com", i)
+		h.read(names[i], nil)
+	}
+	require.Equal(t, 2, h.b.cache.memoryLen())
+	inMemory := h.b.cache.memory.Keys()
+	h.run()
+	for _, name := range names {
+		h.age(name, 55*time.Second)
+	}
+	h.emu.ResetStats()
+	require.Equal(t, refreshStats{listed: n, refreshed: n}, h.run())
+	for _, name := range names {
+		require.EqualValues(t, 1, h.fileCalls(name), name)
+	}
+	require.ElementsMatch(t, inMemory, h.b.cache.memory.Keys(), "the refresh kept memory as the reads left it")
+
+	// The reads that follow are served from the refreshed copies.
+	for _, name := range names {
+		h.read(name, nil)
+	}
+	require.EqualValues(t, n, h.emu.Stats().FileCalls)
+}
+
+// After a restart (or a leader change) the refresh knows the certificates
+// cached in storage before any of them is read again.
+func TestRefreshCoversStorageAfterRestart(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
+	const n = 3
+	require.NoError(t, h.emu.Seed("bulk", n))
+	for i := range n {
+		h.read(fmt.Sprintf("bulk%05d.example.com", i), nil)
+	}
+	h.run()
+	for i := range n {
+		h.age(fmt.Sprintf("bulk%05d.example.com", i), 55*time.Second)
+	}
+	h.b = h.newBackend(h.storage) // restarted: nothing in memory
+	h.noRetryWait()
+	h.emu.ResetStats()
+	require.Equal(t, refreshStats{listed: n, refreshed: n}, h.run())
+	require.EqualValues(t, n, h.emu.Stats().FileCalls)
 }
 
 func TestRefreshFailsWhenNHNDoes(t *testing.T) {
@@ -140,12 +269,13 @@ func TestRefreshFailsWhenNHNDoes(t *testing.T) {
 	want := h.read("example.com", nil).Data
 
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})
-	_, err := h.b.refreshRun(context.Background(), h.storage, mustSession(h))
+	_, err := h.runErr()
 	require.ErrorContains(t, err, "unreachable")
 
 	// Files fail but the list answers: the run fails, the entry is kept.
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown, Target: "files"})
-	stats, err := h.b.refreshRun(context.Background(), h.storage, mustSession(h))
+	h.age("example.com", 55*time.Second)
+	stats, err := h.runErr()
 	require.Error(t, err)
 	require.Equal(t, 1, stats.failed)
 	h.emu.ClearFault()
@@ -199,4 +329,22 @@ func TestRefreshLoopStopsOnClean(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Clean did not stop the refresh loop")
 	}
+}
+
+// A list slower than the interval (a short interval, a slow NHN) does not
+// leave the run without time to download what is due: the run covers one
+// interval from when its list is in.
+func TestRefreshDownloadsAfterASlowList(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "1s"})
+	h.b.jitter = func() float64 { return 0.5 } // due 1m - 3s - 3s after download: overdue at 55 s
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	h.read("example.com", nil)
+	h.run()
+	h.age("example.com", 55*time.Second)
+	h.b.refresher.pace = func(context.Context, <-chan struct{}, time.Duration) pauseResult { return paused }
+	h.emu.SetLatency(300 * time.Millisecond)
+	stats, _, err := h.b.refreshRun(context.Background(), h.storage, mustSession(h), time.Now().Add(100*time.Millisecond))
+	require.NoError(t, err)
+	require.Equal(t, refreshStats{listed: 1, refreshed: 1}, stats)
 }

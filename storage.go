@@ -73,7 +73,12 @@ type storedEntry struct {
 // readStoredEntry returns name's stored entry, or nil when there is none.
 // A stored entry that cannot be decoded is reported as errBadStoredEntry.
 func readStoredEntry(ctx context.Context, s logical.Storage, name string) (*storedEntry, error) {
-	raw, err := s.Get(ctx, storageKey(name))
+	return readStoredEntryAt(ctx, s, storageKey(name))
+}
+
+// readStoredEntryAt is readStoredEntry by storage key (cacheIndex's scan).
+func readStoredEntryAt(ctx context.Context, s logical.Storage, key string) (*storedEntry, error) {
+	raw, err := s.Get(ctx, key)
 	if err != nil || raw == nil {
 		return nil, err
 	}

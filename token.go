@@ -100,8 +100,18 @@ func (c *client) issueToken(ctx context.Context) (string, error) {
 	margin := min(lifetime/10, time.Minute)
 	c.tokenMu.Lock()
 	c.token = a.AccessToken
-	c.tokenExpiry = time.Now().Add(lifetime - margin)
+	c.tokenExpires = time.Now().Add(lifetime)
+	c.tokenExpiry = c.tokenExpires.Add(-margin)
 	c.tokenMu.Unlock()
 	c.logger.Debug("issued a User Access Key token", "expires_in", lifetime.String())
 	return a.AccessToken, nil
+}
+
+func (c *client) tokenExpiresAt() time.Time {
+	c.tokenMu.Lock()
+	defer c.tokenMu.Unlock()
+	if c.token == "" {
+		return time.Time{}
+	}
+	return c.tokenExpires
 }

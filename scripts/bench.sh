@@ -7,7 +7,9 @@
 #      concurrent uncached reads, a cold LIST over 10,000 certificates, with
 #      a perf profile of both plugin processes and of Vault when perf works;
 #   2. the Go benchmarks of the root package (go test -bench, -benchmem) and
-#      bench/nullplugin's in-process comparison of the two read handlers.
+#      bench/nullplugin's in-process comparison of the two read handlers;
+#   3. bench/refresh: the background refresh at scale (the engine in
+#      process, the emulator over loopback, the time scale shrunk).
 # See BENCHMARKS.md.
 #
 # Every phase stops by itself and everything started here is stopped on exit.
@@ -20,6 +22,10 @@
 #   BENCH_GO=1           0 skips the Go benchmarks
 #   BENCH_BENCHTIME=2000x  -benchtime of the root package's Go benchmarks
 #   BENCH_PLUGIN_BENCHTIME=20000x  -benchtime of bench/nullplugin's in-process comparison
+#   BENCH_REFRESH=2000   sizes of the refresh benchmark, space-separated
+#                        (2000: cache_ttl 60s, ~3 min; 10000: cache_ttl 5m,
+#                        ~13 min); 0 skips it
+#   BENCH_REFRESH_LATENCY=200ms  emulator latency per request in it
 #   BENCH_DIR=.cache/bench where logs, profiles and results are kept
 set -euo pipefail
 
@@ -78,7 +84,7 @@ stop_all() {
 # profiles and perf's text reports stay.
 cleanup() {
   stop_all
-  rm -rf "$RUN/plugins" "$RUN/nhncert-emulator" "$RUN/nhncert-bench-load"
+  rm -rf "$RUN/plugins" "$RUN/nhncert-emulator" "$RUN/nhncert-bench-load" "$RUN/nhncert-bench-refresh"
 }
 trap 'cleanup' EXIT
 trap 'exit 130' INT TERM
@@ -109,12 +115,13 @@ log "building the plugin, the emulator, the null plugin and the load program"
 make -s build VERSION="$VERSION"
 "$GO" build -trimpath -o "bin/$NULL_PLUGIN" ./bench/nullplugin
 "$GO" build -trimpath -o bin/nhncert-bench-load ./bench/load
+"$GO" build -trimpath -o bin/nhncert-bench-refresh ./bench/refresh
 VAULT="$("$ROOT/scripts/vault.sh")" || die "no Vault binary (scripts/vault.sh failed)"
 
 # Copies, so that a concurrent `make build` cannot change a binary between
 # its checksum and its start.
 cp "bin/$PLUGIN" "bin/$NULL_PLUGIN" "$RUN/plugins/"
-cp bin/nhncert-emulator bin/nhncert-bench-load "$RUN/"
+cp bin/nhncert-emulator bin/nhncert-bench-load bin/nhncert-bench-refresh "$RUN/"
 chmod 755 "$RUN/plugins/"*
 
 # The emulator, on a free loopback port of its choosing.
@@ -210,12 +217,32 @@ if [ "${BENCH_GO:-1}" = 1 ]; then
   ROW4="$(printf '%-2s  %-44s  %-58s  %s' 4 "allocs per cache hit, 10 vs 10,000 cached" "${a10:-?} vs ${a10k:-?} allocs/op" "$verdict")"
 fi
 
+# The background refresh at scale: N certificates read regularly for two
+# cache_ttls after a warm-up; the time scale shrunk (cache_ttl 60s for up
+# to 2,000, 5m beyond, so that the downloads it asks of NHN stay at ~33/s).
+REFRESH_ROWS=()
+for n in ${BENCH_REFRESH:-2000}; do
+  [ "$n" = 0 ] && continue
+  if [ "$n" -le 2000 ]; then ttl=60s interval=5s; else ttl=300s interval=25s; fi
+  echo "== refresh at scale: bench/refresh -n $n -cache-ttl $ttl -refresh-interval $interval ==" | tee -a "$RESULTS"
+  if ! "${TIMEOUT[@]}" "$RUN/nhncert-bench-refresh" -emulator-bin "$RUN/nhncert-emulator" -n "$n" \
+    -cache-ttl "$ttl" -refresh-interval "$interval" -latency "${BENCH_REFRESH_LATENCY:-200ms}" 2>&1 |
+    tee "$RUN/refresh-$n.txt" | tee -a "$RESULTS"; then
+    status=1
+  fi
+  v="$(sed -n 's/^verdict: \([A-Z]*\).*/\1/p' "$RUN/refresh-$n.txt")"
+  w="$(sed -n 's/^reads: .*waited on NHN ([^)]*): \([0-9]* ([0-9.]*%)\).*/\1/p' "$RUN/refresh-$n.txt")"
+  d="$(sed -n 's/^NHN: .* = \([0-9.]*\) per certificate.*/\1/p' "$RUN/refresh-$n.txt")"
+  REFRESH_ROWS+=("$(printf '%-2s  %-44s  %-58s  %s' 5 "refresh at N=$n: reads waiting, downloads/ttl" "${w:-?} reads waited, ${d:-?} downloads/cert/ttl" "${v:-FAIL}")")
+done
+
 # The table again, all targets together.
 {
   echo
   echo "== make bench: summary =="
   sed -n '/^== summary/,$p' "$RUN/load.txt" | sed 1d
   [ -z "${ROW4:-}" ] || echo "$ROW4"
+  for r in "${REFRESH_ROWS[@]}"; do echo "$r"; done
 } | tee -a "$RESULTS"
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RESULTS"

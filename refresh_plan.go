@@ -1,0 +1,277 @@
+package nhncert
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/errgroup"
+)
+
+// What a background run downloads, and when.
+//
+// Every cached copy falls due once per cache_ttl, at a random point of a
+// window shortly before it expires, as certmagic and autocert renew
+// certificates: due = fetched + cache_ttl - guard - spread*window, with
+// guard = cache_ttl/20 (time left for the download, its retries and the next
+// run's list; more when NHN is slow against a short cache_ttl) and window = cache_ttl/10 (3 and 6 minutes at the default
+// 1h). spread in [0, 1) is drawn once per download (b.jitter), so copies
+// fetched together drift apart from one cycle to the next. A copy is then
+// downloaded about once per 0.9 cache_ttl: NHN sees ~1.1 downloads per
+// certificate per cache_ttl, and no read waits on NHN.
+//
+// A run downloads at once what NHN no longer lists (its 52000 drops the
+// entry) and what NHN rotated (the list describes another file), and then
+// every copy falling due before the next run starts, each at its due time:
+// the downloads follow the work due and are spread over the interval, not
+// bunched at its start. They are bounded by a rate: twice what refreshes
+// every certificate within one guard+window (the schedule asks for that
+// rate if all copies were fetched at the same instant), 13 x N/cache_ttl,
+// at least one per second. In steady state the rate is N/cache_ttl (2.8/s
+// for 10,000 certificates at 1h, the bound 37/s); what the bound leaves for
+// later is counted as deferred and taken by the next run.
+
+const (
+	refreshGuardDivisor  = 20 // guard = cache_ttl / 20
+	refreshWindowDivisor = 10 // window = cache_ttl / 10
+	// refreshRateHeadroom: the bound is twice the rate that refreshes
+	// every certificate within guard+window, so that copies fetched over a
+	// few minutes (a warm-up, a restart) are still refreshed before they
+	// expire.
+	refreshRateHeadroom = 2
+	// minRefreshRate is the rate bound's floor, per second.
+	minRefreshRate = 1.0
+	// refreshParallel bounds concurrent background downloads: the
+	// downloads in flight are the rate times a download's time, 19 at the
+	// bound for 10,000 certificates at 1h and 1 s per download.
+	refreshParallel = 32
+)
+
+// refreshGuard is the time before expiry by which a copy is downloaded
+// again: cache_ttl/20, or three times the slowest recent download when NHN
+// is that slow against a short cache_ttl, at most half of cache_ttl.
+func refreshGuard(ttl, slowest time.Duration) time.Duration {
+	return min(max(ttl/refreshGuardDivisor, 3*slowest), ttl/2)
+}
+
+// dueAt is when a copy fetched at fetchedAt is downloaded again.
+func dueAt(fetchedAt time.Time, ttl, guard time.Duration, spread float64) time.Time {
+	window := ttl / refreshWindowDivisor
+	return fetchedAt.Add(ttl - guard - time.Duration(spread*float64(window)))
+}
+
+// refreshRate is the bound on paced downloads per second for active
+// certificates (see above).
+func refreshRate(active int, ttl, guard time.Duration) float64 {
+	span := (guard + ttl/refreshWindowDivisor).Seconds()
+	if span <= 0 {
+		return minRefreshRate
+	}
+	return max(minRefreshRate, refreshRateHeadroom*float64(active)/span)
+}
+
+// refreshCandidate is one cached certificate as the plan sees it.
+type refreshCandidate struct {
+	name      string
+	fetchedAt time.Time
+	listed    *certInfo // what the list said at download; nil: unknown
+	lastUsed  time.Time
+	spread    float64
+}
+
+type pacedDownload struct {
+	name string
+	at   time.Time
+}
+
+type refreshPlan struct {
+	missing, rotated []string        // downloaded at once
+	paced            []pacedDownload // in order of at, all before the horizon
+	deferred         int             // due before the horizon, left by the rate bound
+}
+
+// planRefresh decides what a run started at now downloads before horizon
+// (the next run's start). listed is what the run's list says of a name.
+func planRefresh(now, horizon time.Time, ttl, guard time.Duration, cands []refreshCandidate, listed func(string) *certInfo) refreshPlan {
+	var p refreshPlan
+	var due []pacedDownload
+	active := 0
+	for _, c := range cands {
+		info := listed(c.name)
+		switch {
+		case info == nil:
+			// Gone from the list. Only the file endpoint's 52000 drops
+			// the entry, so that a wrong list never empties the cache.
+			p.missing = append(p.missing, c.name)
+		case now.Sub(c.lastUsed) > refreshIdle:
+			// Not read lately: left to expire.
+		case c.listed != nil && info.describesAnotherFile(c.listed):
+			active++
+			p.rotated = append(p.rotated, c.name)
+		default:
+			active++
+			if at := dueAt(c.fetchedAt, ttl, guard, c.spread); at.Before(horizon) {
+				due = append(due, pacedDownload{name: c.name, at: at})
+			}
+		}
+	}
+	slices.SortFunc(due, func(a, b pacedDownload) int {
+		return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.name, b.name))
+	})
+	gap := time.Duration(float64(time.Second) / refreshRate(active, ttl, guard))
+	next := now
+	for i, d := range due {
+		at := d.at
+		if at.Before(next) {
+			at = next
+		}
+		if !at.Before(horizon) {
+			p.deferred = len(due) - i
+			break
+		}
+		p.paced = append(p.paced, pacedDownload{name: d.name, at: at})
+		next = at.Add(gap)
+	}
+	return p
+}
+
+// refreshCandidates gathers every cached certificate of a generation: the
+// index's records (memory and storage alike) with the memory copy's last
+// read. A copy downloaded before any list adopts what the list says now.
+func (b *backend) refreshCandidates(generation string) []refreshCandidate {
+	inMemory := map[string]*cacheEntry{}
+	for _, e := range b.cache.entriesOf(generation) {
+		inMemory[e.name] = e
+		// Put in memory without the index knowing (tests do): index it.
+		b.cache.index.note(e.name, generation, e.fetchedAt, e.listedAtDownload.Load(), e.lastUsed.Load(), b.cache.jitter)
+	}
+	recs := b.cache.index.of(generation)
+	out := make([]refreshCandidate, 0, len(recs))
+	for name, r := range recs {
+		c := refreshCandidate{name: name, fetchedAt: r.fetchedAt, listed: r.listed, lastUsed: time.Unix(0, r.lastUsed), spread: r.spread}
+		if e := inMemory[name]; e != nil && e.fetchedAt.Equal(r.fetchedAt) {
+			c.lastUsed = time.Unix(0, max(r.lastUsed, e.lastUsed.Load()))
+			if l := e.listedAtDownload.Load(); l != nil {
+				c.listed = l
+			}
+		}
+		if c.listed == nil {
+			if info := b.catalog.lookup(generation, name); info != nil {
+				c.listed = info
+				b.cache.index.adopt(name, r.fetchedAt, info)
+				if e := inMemory[name]; e != nil {
+					e.listedAtDownload.CompareAndSwap(nil, info)
+				}
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+type refreshStats struct {
+	listed, refreshed, removed, failed, deferred int
+}
+
+// refreshRun is one background run up to horizon (the next run's start,
+// moved by the time the list took):
+// list, download what was removed or rotated, then what falls due, paced.
+// woken reports that the config changed meanwhile (the rest was left).
+func (b *backend) refreshRun(ctx context.Context, s logical.Storage, sess *session, horizon time.Time) (stats refreshStats, woken bool, err error) {
+	began := time.Now()
+	gen := sess.cfg.Generation
+	if err := b.cache.loadIndex(ctx, s, gen); err != nil {
+		return stats, false, fmt.Errorf("reading the cached certificates from storage: %w", err)
+	}
+	infos, _, err := sess.client.ListCertificates(ctx, "ALL")
+	if err != nil {
+		return stats, false, err
+	}
+	stats.listed = len(infos)
+	b.catalog.record(gen, infos, true)
+	// A run covers one interval from when its list is in: a list slower
+	// than the interval (a short one, a slow NHN) moves the next run
+	// rather than leaving this one no time to download in.
+	horizon = time.Now().Add(horizon.Sub(began))
+	ttl := sess.cfg.CacheTTL
+	plan := planRefresh(time.Now(), horizon, ttl, refreshGuard(ttl, b.cache.slowDownload()), b.refreshCandidates(gen),
+		func(name string) *certInfo { return b.catalog.lookup(gen, name) })
+	stats.deferred = plan.deferred
+
+	var mu sync.Mutex
+	var panicked error
+	download := func(g *errgroup.Group, name string) {
+		g.Go(func() error {
+			defer func() {
+				if p := recover(); p != nil {
+					perr := b.recovered(p)
+					mu.Lock()
+					defer mu.Unlock()
+					stats.failed++
+					panicked = perr
+				}
+			}()
+			err := b.cache.refresh(ctx, s, sess, name)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, errDownloadPanicked):
+				stats.failed++
+				b.refresher.panics.Add(1)
+				panicked = err
+			case errors.Is(err, errCertNotFound):
+				stats.removed++
+				b.cache.index.remove(name) // even when storage had no copy left
+			case err != nil:
+				stats.failed++
+				b.Logger().Debug("background download failed", "name", name, "error", err)
+			default:
+				stats.refreshed++
+			}
+			return nil
+		})
+	}
+
+	// What NHN changed, at once: after this a rotation is served.
+	var now errgroup.Group
+	now.SetLimit(refreshParallel)
+	for _, name := range slices.Concat(plan.missing, plan.rotated) {
+		download(&now, name)
+	}
+	_ = now.Wait()
+	b.refresher.lastRun.Store(int64(time.Since(began)))
+	b.refresher.nextRunAt.Store(horizon.UnixNano())
+
+	// What falls due before the next run, each at its time.
+	pace := b.refresher.pace
+	if pace == nil {
+		pace = sleepPause
+	}
+	var paced errgroup.Group
+	paced.SetLimit(refreshParallel)
+	for i, d := range plan.paced {
+		r := pace(ctx, b.refresher.wake, time.Until(d.at))
+		if r != paused {
+			mu.Lock()
+			stats.deferred += len(plan.paced) - i
+			mu.Unlock()
+			woken = r == pauseWoken
+			break
+		}
+		download(&paced, d.name)
+	}
+	_ = paced.Wait()
+
+	switch {
+	case panicked != nil:
+		return stats, woken, panicked
+	case stats.failed > 0 && stats.refreshed == 0:
+		return stats, woken, errors.New("every background download failed")
+	}
+	return stats, woken, nil
+}
