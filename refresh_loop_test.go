@@ -20,7 +20,7 @@ type panickyClient struct {
 	list, download bool
 }
 
-func (p panickyClient) ListCertificates(ctx context.Context, status string) ([]certInfo, int, error) {
+func (p panickyClient) ListCertificates(ctx context.Context, status string) ([]certInfo, []string, error) {
 	if p.list {
 		panic("injected: list")
 	}
