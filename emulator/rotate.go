@@ -9,7 +9,10 @@ import (
 // Rotate regenerates the named certificate with a new key and serial: same
 // common name, DNS names and key type, same CA if the emulator made it (else
 // the server's shared CA), a validity period of the same length starting an
-// hour ago, file creation date today, same file layout and file name.
+// hour ago and ending at least a day after the old one (a renewal outlives
+// what it replaces, so NHN's list shows another expirationDate even when
+// the old certificate was made today), file creation date today, same file
+// layout and file name.
 func (s *Server) Rotate(name string) (*Chain, error) {
 	s.mu.Lock()
 	e, ok := s.certs[name]
@@ -31,8 +34,12 @@ func (s *Server) Rotate(name string) (*Chain, error) {
 		}
 		o.CA = ca
 	}
+	replaced := o.NotAfter
 	o.NotBefore = s.now().Add(-time.Hour)
 	o.NotAfter = o.NotBefore.Add(validity)
+	if o.NotAfter.Before(replaced.Add(day)) {
+		o.NotAfter = replaced.Add(day)
+	}
 	ch, err := GenerateChain(o)
 	if err != nil {
 		return nil, err

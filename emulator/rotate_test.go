@@ -55,3 +55,21 @@ func TestRotate(t *testing.T) {
 	_, err = e.s.Rotate("nope")
 	require.True(t, errors.Is(err, ErrNotFound))
 }
+
+// A certificate made today and rotated today gets another expirationDate
+// in the list: a renewal outlives what it replaces, so NHN's list (dates
+// only) shows the rotation, as it does for a real renewal.
+func TestRotateSameDayChangesListedExpiry(t *testing.T) {
+	e := newEnv(t)
+	ch, err := GenerateChain(ChainOptions{CommonName: "today.example.com", CA: sharedTestCA(t),
+		NotBefore: e.clock.Now().Add(-time.Hour), NotAfter: e.clock.Now().Add(90 * day)})
+	require.NoError(t, err)
+	e.s.PutChain("today.example.com", ch, FileOptions{})
+	before, _ := e.s.Get("today.example.com")
+	nc, err := e.s.Rotate("today.example.com")
+	require.NoError(t, err)
+	after, _ := e.s.Get("today.example.com")
+	require.Equal(t, before.FileCreationDate, after.FileCreationDate, "same day")
+	require.NotEqual(t, before.ExpirationDate, after.ExpirationDate)
+	require.Equal(t, nc.Leaf.NotAfter.UTC().Format("2006-01-02"), after.ExpirationDate)
+}

@@ -31,16 +31,17 @@ const agentRotationBound = 20 * time.Second
 // non-leased secret that has rotation_period and an integer ttl, and uses
 // static_secret_render_interval only when the secret gives nothing.
 //
-// cache_ttl is 10s: NHN's list gives dates only, so a certificate
-// re-uploaded the same day (as the emulator's rotation is) is seen by a
-// background run only when the copy is due; with cache_ttl=10s each 5s
-// run downloads it again.
+// cache_ttl stays at its default (1h): the rotated certificate is noticed
+// by the next background run, whose list shows another expirationDate
+// (the emulator's renewal outlives what it replaces, as a real one does),
+// and downloaded in that run; Agent's next read, ttl+1 s after the last,
+// comes just after it.
 func TestAgentRereadsAtTTL(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	v := e.vault
 	ctx := ctxT(t)
-	require.NoError(t, e.configure(mount, "cache_ttl=10s", "refresh_interval=5s"))
+	require.NoError(t, e.configure(mount, "refresh_interval=5s"))
 	dir := t.TempDir()
 	const name = "example.com"
 
