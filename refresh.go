@@ -158,9 +158,45 @@ func (b *backend) refreshSession(ctx context.Context, s logical.Storage) *sessio
 	return sess
 }
 
+// refreshLoop keeps the loop going until ctx ends. A run's panic is
+// recovered inside the loop (safeRun); one anywhere else in the loop (a
+// bug in its bookkeeping) is recovered here, and the loop starts again
+// after a wait that doubles per restart, so that a loop that panics every
+// time neither dies nor spins.
 func (b *backend) refreshLoop(ctx context.Context, s logical.Storage) {
 	defer close(b.refresher.done)
 	defer b.refresher.running.Store(false)
+	for restarts := 0; ; restarts++ {
+		if b.loopUntilEnd(ctx, s) {
+			return
+		}
+		b.refresher.nextRunAt.Store(0)
+		wait := min(loopRestartWait<<min(restarts, 12), maxRefreshBackoff)
+		if sleepPause(ctx, nil, wait) == pauseEnd {
+			return
+		}
+	}
+}
+
+// loopRestartWait is the first wait before a loop that panicked starts
+// again.
+const loopRestartWait = time.Second
+
+// loopUntilEnd runs the loop; it reports true when ctx ended, false when
+// the loop panicked (recovered and logged).
+func (b *backend) loopUntilEnd(ctx context.Context, s logical.Storage) (ended bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			_ = b.recovered(p)
+			ended = false
+		}
+	}()
+	b.runLoop(ctx, s)
+	return true
+}
+
+// runLoop plans and starts the runs until ctx ends.
+func (b *backend) runLoop(ctx context.Context, s logical.Storage) {
 	failures := 0
 	var next time.Time // the next run's start; zero: not planned yet
 	for {

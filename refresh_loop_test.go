@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,6 +69,29 @@ func TestRefreshLoopSurvivesPanics(t *testing.T) {
 	h.b.wakeRefresher()
 	require.Eventually(t, func() bool { return h.b.lastRunReport().err == nil && h.b.refresher.failures.Load() == 0 },
 		30*time.Second, 20*time.Millisecond)
+}
+
+// A panic in the loop itself, outside a run (here: the jitter it plans the
+// first run with), is recovered too: the loop starts again after a wait
+// that doubles, and then runs.
+func TestRefreshLoopRestartsAfterAPanicOutsideARun(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"refresh_interval": "1s"})
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	h.read("example.com", nil)
+	var calls atomic.Int64
+	h.b.jitter = func() float64 {
+		if calls.Add(1) <= 2 {
+			panic("injected: jitter")
+		}
+		return 0
+	}
+	require.NoError(t, h.b.Initialize(context.Background(), &logical.InitializationRequest{Storage: h.storage}))
+	// Restarts after 1 s and 2 s, then the first run 0.5 s later.
+	require.Eventually(t, func() bool { return h.b.refresher.ran.Load() >= 1 }, 30*time.Second, 20*time.Millisecond)
+	require.EqualValues(t, 2, h.b.refresher.panics.Load())
+	require.Contains(t, h.logs.String(), "injected: jitter")
+	require.NoError(t, h.b.lastRunReport().err)
 }
 
 func TestRefreshRecoversAPanicInADownload(t *testing.T) {
