@@ -56,65 +56,19 @@ func TestAgentRereadsAtTTL(t *testing.T) {
 
 	// update: the keystore template sends its parameters as a write.
 	token := tokenWithPolicy(t, v, "agent-rotation", `path "`+mount+`/certs/`+name+`" { capabilities = ["read", "update"] }`+"\n")
-	tokenFile := filepath.Join(dir, "token")
-	require.NoError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
-	chainTpl, keyTpl := filepath.Join(dir, "chain.tpl"), filepath.Join(dir, "key.tpl")
 	chainPEM, keyPEM := filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "key.pem")
-	for p, field := range map[string]string{chainTpl: "full_chain", keyTpl: "private_key"} {
-		tpl := fmt.Sprintf("{{ with secret %q }}{{ .Data.%s }}{{ end }}\n", mount+"/certs/"+name, field)
-		require.NoError(t, os.WriteFile(p, []byte(tpl), 0o600))
-	}
 	// A PKCS#12 keystore for a Java server, written as binary.
-	p12Tpl, p12File := filepath.Join(dir, "p12.tpl"), filepath.Join(dir, "keystore.p12")
-	require.NoError(t, os.WriteFile(p12Tpl, []byte(fmt.Sprintf(`{{ with secret %q "format=pkcs12_bundle" }}{{ .Data.certificate | base64Decode }}{{ end }}`, mount+"/certs/"+name)), 0o600))
-	agentHCL := filepath.Join(dir, "agent.hcl")
-	cfg := fmt.Sprintf(`pid_file = %q
-log_level = "debug"
-
-vault {
-  address = %q
-}
-
-auto_auth {
-  method "token_file" {
-    config {
-      token_file_path = %q
-    }
-  }
-}
-
-template_config {
-  static_secret_render_interval = "10m"
-  exit_on_retry_failure         = true
-}
-
-template {
-  source      = %q
-  destination = %q
-  perms       = "0644"
-}
-
-template {
-  source      = %q
-  destination = %q
-  perms       = "0600"
-}
-
-template {
-  source      = %q
-  destination = %q
-  perms       = "0600"
-}
-`, filepath.Join(dir, "agent.pid"), v.addr, tokenFile, chainTpl, chainPEM, keyTpl, keyPEM, p12Tpl, p12File)
-	require.NoError(t, os.WriteFile(agentHCL, []byte(cfg), 0o600))
-	agentLog := filepath.Join(e.dir, "agent-rotation.log")
-	agent, err := startProc("vault agent", agentLog, baseEnv(v.home), bins.vault, "agent", "-config="+agentHCL)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("---- %s (tail) ----\n%s", agentLog, tail(agentLog, 80))
-		}
-		_ = agent.stop()
+	p12File := filepath.Join(dir, "keystore.p12")
+	agent, agentLog := startAgent(t, e, dir, agentRun{
+		token:          token,
+		renderInterval: "10m",
+		debug:          true,
+		templates: []agentTemplate{
+			{text: fieldTemplate(mount+"/certs/"+name, "full_chain"), dest: chainPEM, perms: "0644"},
+			{text: fieldTemplate(mount+"/certs/"+name, "private_key"), dest: keyPEM, perms: "0600"},
+			{text: fmt.Sprintf(`{{ with secret %q "format=pkcs12_bundle" }}{{ .Data.certificate | base64Decode }}{{ end }}`, mount+"/certs/"+name), dest: p12File, perms: "0600"},
+		},
+		logName: "agent-rotation.log",
 	})
 
 	// rendered returns the leaf serial of fullchain.pem once it and

@@ -33,56 +33,15 @@ func TestAgent(t *testing.T) {
 
 	// A token that may read only the one certificate.
 	token := tokenWithPolicy(t, v, "agent-example", `path "`+mount+`/certs/example.com" { capabilities = ["read"] }`+"\n")
-	tokenFile := filepath.Join(dir, "token")
-	require.NoError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
-
-	certTpl, keyTpl := filepath.Join(dir, "cert.tpl"), filepath.Join(dir, "key.tpl")
 	certPEM, keyPEM := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for p, field := range map[string]string{certTpl: "certificate", keyTpl: "private_key"} {
-		tpl := fmt.Sprintf("{{ with secret %q }}{{ .Data.%s }}{{ end }}\n", mount+"/certs/example.com", field)
-		require.NoError(t, os.WriteFile(p, []byte(tpl), 0o600))
-	}
-	agentHCL := filepath.Join(dir, "agent.hcl")
-	cfg := fmt.Sprintf(`pid_file = %q
-
-vault {
-  address = %q
-}
-
-auto_auth {
-  method "token_file" {
-    config {
-      token_file_path = %q
-    }
-  }
-}
-
-template_config {
-  static_secret_render_interval = "2s"
-  exit_on_retry_failure         = true
-}
-
-template {
-  source      = %q
-  destination = %q
-  perms       = "0644"
-}
-
-template {
-  source      = %q
-  destination = %q
-  perms       = "0600"
-}
-`, filepath.Join(dir, "agent.pid"), v.addr, tokenFile, certTpl, certPEM, keyTpl, keyPEM)
-	require.NoError(t, os.WriteFile(agentHCL, []byte(cfg), 0o600))
-	agentLog := filepath.Join(e.dir, "agent.log")
-	agent, err := startProc("vault agent", agentLog, baseEnv(v.home), bins.vault, "agent", "-config="+agentHCL)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("---- %s (tail) ----\n%s", agentLog, tail(agentLog, 80))
-		}
-		_ = agent.stop()
+	agent, _ := startAgent(t, e, dir, agentRun{
+		token:          token,
+		renderInterval: "2s",
+		templates: []agentTemplate{
+			{text: fieldTemplate(mount+"/certs/example.com", "certificate"), dest: certPEM, perms: "0644"},
+			{text: fieldTemplate(mount+"/certs/example.com", "private_key"), dest: keyPEM, perms: "0600"},
+		},
+		logName: "agent.log",
 	})
 
 	certs, err := e.emu.admin.Certs(ctx)
