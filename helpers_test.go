@@ -434,3 +434,16 @@ func withoutCopyTiming(d map[string]any) map[string]any {
 	delete(out, "last_vault_rotation")
 	return out
 }
+
+// seedRead puts n generated certificates into the emulator
+// (bulk00000.example.com, ...), reads each once and returns their names.
+func (h *harness) seedRead(n int) []string {
+	h.t.Helper()
+	require.NoError(h.t, h.emu.Seed("bulk", n))
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("bulk%05d.example.com", i)
+		h.read(names[i], nil)
+	}
+	return names
+}

@@ -2,7 +2,6 @@ package nhncert
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -173,13 +172,10 @@ func TestRefreshFollowsTheWorkDue(t *testing.T) {
 	h := newHarness(t)
 	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
 	const n = 250
-	require.NoError(t, h.emu.Seed("bulk", n))
-	for i := range n {
-		h.read(fmt.Sprintf("bulk%05d.example.com", i), nil)
-	}
+	names := h.seedRead(n)
 	h.run() // learns the list
-	for i := range n {
-		h.age(fmt.Sprintf("bulk%05d.example.com", i), 55*time.Second)
+	for _, name := range names {
+		h.age(name, 55*time.Second)
 	}
 	h.emu.ResetStats()
 	stats := h.run()
@@ -193,13 +189,10 @@ func TestRefreshDefersPastTheRateBound(t *testing.T) {
 	h := newHarness(t)
 	h.configure(map[string]any{"cache_ttl": "20s", "refresh_interval": "1s"})
 	const n = 10
-	require.NoError(t, h.emu.Seed("bulk", n))
-	for i := range n {
-		h.read(fmt.Sprintf("bulk%05d.example.com", i), nil)
-	}
+	names := h.seedRead(n)
 	h.run()
-	for i := range n {
-		h.age(fmt.Sprintf("bulk%05d.example.com", i), time.Minute) // all overdue
+	for _, name := range names {
+		h.age(name, time.Minute) // all overdue
 	}
 	// 10 certificates, guard+window = 3 s: at most 2 x 10/3 s = 6.7 per
 	// second; the run spans 1 s, so 7 downloads (every 0.15 s), 3 deferred.
@@ -215,12 +208,7 @@ func TestRefreshCoversCertificatesOnlyInStorage(t *testing.T) {
 	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
 	h.b.cache.resize(2)
 	const n = 6
-	require.NoError(t, h.emu.Seed("bulk", n))
-	names := make([]string, n)
-	for i := range n {
-		names[i] = fmt.Sprintf("bulk%05d.example.com", i)
-		h.read(names[i], nil)
-	}
+	names := h.seedRead(n)
 	require.Equal(t, 2, h.b.cache.memoryLen())
 	inMemory := h.b.cache.memory.Keys()
 	h.run()
@@ -247,13 +235,10 @@ func TestRefreshCoversStorageAfterRestart(t *testing.T) {
 	h := newHarness(t)
 	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
 	const n = 3
-	require.NoError(t, h.emu.Seed("bulk", n))
-	for i := range n {
-		h.read(fmt.Sprintf("bulk%05d.example.com", i), nil)
-	}
+	names := h.seedRead(n)
 	h.run()
-	for i := range n {
-		h.age(fmt.Sprintf("bulk%05d.example.com", i), 55*time.Second)
+	for _, name := range names {
+		h.age(name, 55*time.Second)
 	}
 	h.b = h.newBackend(h.storage) // restarted: nothing in memory
 	h.noRetryWait()
