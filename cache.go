@@ -131,7 +131,7 @@ func (c *certCache) keep(ctx context.Context, s logical.Storage, e *cacheEntry, 
 	}
 	c.index.note(e.name, e.generation, e.fetchedAt, e.listedAtDownload.Load(), e.lastUsed.Load(), c.jitter)
 	if err := c.store(ctx, s, e); err != nil && !errors.Is(err, logical.ErrReadOnly) {
-		c.logger.Warn("cannot write the cache entry to storage; serving it from memory", "name", e.name, "error", err)
+		c.logger.Warn("cannot write the cache entry to storage; serving it from memory", "name", logName(e.name), "error", err)
 	}
 	return e
 }
@@ -176,7 +176,7 @@ func (c *certCache) entriesOf(generation string) []*cacheEntry {
 func (c *certCache) load(ctx context.Context, s logical.Storage, name, generation string) (*cacheEntry, error) {
 	se, err := readStoredEntry(ctx, s, name)
 	if errors.Is(err, errBadStoredEntry) {
-		c.logger.Warn("ignoring an unreadable cache entry", "name", name, "error", err)
+		c.logger.Warn("ignoring an unreadable cache entry", "name", logName(name), "error", err)
 		return nil, nil
 	}
 	if err != nil || se == nil {
@@ -187,7 +187,7 @@ func (c *certCache) load(ctx context.Context, s logical.Storage, name, generatio
 	}
 	e, err := newEntry(name, generation, se.File, se.FetchedAt)
 	if err != nil {
-		c.logger.Warn("ignoring a cache entry that no longer parses", "name", name, "error", err)
+		c.logger.Warn("ignoring a cache entry that no longer parses", "name", logName(name), "error", err)
 		return nil, nil
 	}
 	e.listedAtDownload.Store(se.Listed)
@@ -208,7 +208,7 @@ func (c *certCache) drop(ctx context.Context, s logical.Storage, name string) {
 	c.forgetMemory(name)
 	c.index.remove(name)
 	if err := deleteStoredEntry(ctx, s, name); err != nil && !errors.Is(err, logical.ErrReadOnly) {
-		c.logger.Warn("cannot remove the cache entry of a deleted certificate", "name", name, "error", err)
+		c.logger.Warn("cannot remove the cache entry of a deleted certificate", "name", logName(name), "error", err)
 	}
 	c.hooks.certChanged(ctx, certRemoved, name)
 }

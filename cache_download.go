@@ -80,7 +80,7 @@ func (c *certCache) download(ctx context.Context, s logical.Storage, sess *sessi
 		// on the node) would die. It is an error instead.
 		defer func() {
 			if p := recover(); p != nil {
-				c.logger.Error("a download panicked; recovered", "name", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				c.logger.Error("a download panicked; recovered", "name", logName(name), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				err = fmt.Errorf("%w: %v", errDownloadPanicked, p)
 			}
 		}()
@@ -107,7 +107,7 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 	if old == nil {
 		var err error
 		if old, err = c.load(ctx, s, name, gen); err != nil {
-			c.logger.Warn("cannot read the cache entry from storage", "name", name, "error", err)
+			c.logger.Warn("cannot read the cache entry from storage", "name", logName(name), "error", err)
 		}
 	}
 	if old != nil && !refresh && old.fresh(now, ttl) {
@@ -143,7 +143,7 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		}
 		return fillResult{}, errCertNotFound
 	}
-	c.logger.Warn("download failed", "name", name, "error", err)
+	c.logger.Warn("download failed", "name", logName(name), "error", err)
 	// An overlapping download may have cached a newer copy meanwhile.
 	if cur := c.get(name, gen); cur != nil && (old == nil || cur.fetchedAt.After(old.fetchedAt)) && cur.fresh(time.Now(), ttl) {
 		return fillResult{entry: cur, warnings: cur.notes}, nil

@@ -42,7 +42,7 @@ func (b *backend) certChanged(ctx context.Context, kind changeKind, name string)
 		"name", name,
 	)
 	if err != nil && !errors.Is(err, framework.ErrNoEvents) {
-		b.Logger().Debug("cannot send event", "type", typ, "name", name, "error", err)
+		b.Logger().Debug("cannot send event", "type", typ, "name", logName(name), "error", err)
 	}
 }
 

@@ -74,6 +74,16 @@ func quoteName(name string) string {
 	return strconv.Quote(name[:cut]) + fmt.Sprintf("... (%d bytes)", len(name))
 }
 
+// logName is a name as a log field: quoteName's escapes and bound without
+// its quotes (hclog quotes a value itself when it needs to), so that a
+// name with a bidi override or of 500 bytes cannot garble or flood a log
+// line, and a plain one reads as it is.
+func logName(name string) string {
+	q := quoteName(name)
+	end := strings.LastIndex(q, `"`)
+	return q[1:end] + q[end+1:]
+}
+
 // pathName percent-encodes a valid name as exactly one URL path segment.
 // url.PathEscape escapes '*' too; NHN's console links wildcard names with
 // '*' as it is, and that is what NHN has always been sent, so '*' stays.

@@ -157,3 +157,15 @@ func TestQuoteName(t *testing.T) {
 		require.Contains(t, q, "bytes)")
 	}
 }
+
+// A name in a log field reads as it is when it is plain, and escaped and
+// bounded when it is not.
+func TestLogName(t *testing.T) {
+	require.Equal(t, "example.com (new)", logName("example.com (new)"))
+	require.Equal(t, "웹 서버 인증서", logName("웹 서버 인증서"))
+	require.Equal(t, `a\u202eb`, logName("a\u202eb"))
+	long := logName(strings.Repeat("\u202e", 300))
+	requirePrintableShort(t, long)
+	require.True(t, strings.HasSuffix(long, "... (900 bytes)"), long)
+	require.NotContains(t, long, `"`)
+}

@@ -229,7 +229,7 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, sess *sessi
 				b.cache.index.remove(name) // even when storage had no copy left
 			case err != nil:
 				stats.failed++
-				b.Logger().Debug("background download failed", "name", name, "error", err)
+				b.Logger().Debug("background download failed", "name", logName(name), "error", err)
 			default:
 				stats.refreshed++
 			}
