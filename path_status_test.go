@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/require"
 
@@ -103,20 +102,12 @@ func TestStatusIsForwardedFromPerformanceStandbys(t *testing.T) {
 	op := p.Operations[logical.ReadOperation]
 	require.True(t, op.Properties().ForwardPerformanceStandby)
 
-	conf := logical.TestBackendConfig()
-	conf.StorageView = h.storage
-	sys := logical.TestSystemView()
-	sys.ReplicationStateVal = consts.ReplicationPerformanceStandby
-	conf.System = sys
-	sb, err := Factory(context.Background(), conf)
-	require.NoError(t, err)
-	standby := sb.(*backend)
-	t.Cleanup(func() { standby.clean(context.Background()) })
+	standby := perfStandbyBackend(t, h.storage)
 	h.configure(nil)
 	require.NoError(t, standby.Initialize(context.Background(), &logical.InitializationRequest{Storage: h.storage}))
 	// The framework answers ErrReadOnly on a performance standby: Vault
 	// then forwards the request to the active node.
-	_, err = h.requestOn(standby, h.storage, logical.ReadOperation, "status", nil)
+	_, err := h.requestOn(standby, h.storage, logical.ReadOperation, "status", nil)
 	require.ErrorIs(t, err, logical.ErrReadOnly)
 	// Were it answered here, it would say this node does not run it.
 	resp, err := standby.pathStatusRead(context.Background(), &logical.Request{Storage: h.storage}, nil)

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/require"
 
@@ -289,15 +288,7 @@ func TestRefreshLoopRunsOnActiveNodeOnly(t *testing.T) {
 	// A performance standby: the loop wakes up but never calls NHN.
 	sh := newHarness(t)
 	sh.configure(map[string]any{"refresh_interval": "1s"})
-	conf := logical.TestBackendConfig()
-	conf.StorageView = sh.storage
-	sys := logical.TestSystemView()
-	sys.ReplicationStateVal = consts.ReplicationPerformanceStandby
-	conf.System = sys
-	sb, err := Factory(context.Background(), conf)
-	require.NoError(t, err)
-	standby := sb.(*backend)
-	t.Cleanup(func() { standby.clean(context.Background()) })
+	standby := perfStandbyBackend(t, sh.storage)
 	require.NoError(t, standby.Initialize(context.Background(), &logical.InitializationRequest{Storage: sh.storage}))
 	require.Eventually(t, func() bool { return standby.refresher.ticks.Load() >= 2 }, 30*time.Second, 20*time.Millisecond)
 	require.Zero(t, standby.refresher.ran.Load())

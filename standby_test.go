@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
 	"github.com/stretchr/testify/require"
@@ -104,4 +105,21 @@ func TestPerformanceStandby(t *testing.T) {
 	require.Equal(t, newSerial, resp.Data["serial_number"], "the active node's copy, from storage")
 	require.Equal(t, calls, h.fileCalls("shared.example.com"), "no download of the standby's own")
 	h.requireNoSecrets("logs", h.logs.String())
+}
+
+// perfStandbyBackend is a backend over s whose system view says it runs on
+// a performance standby (WriteSafeReplicationState is false), cleaned up
+// when the test ends.
+func perfStandbyBackend(t *testing.T, s logical.Storage) *backend {
+	t.Helper()
+	conf := logical.TestBackendConfig()
+	conf.StorageView = s
+	sys := logical.TestSystemView()
+	sys.ReplicationStateVal = consts.ReplicationPerformanceStandby
+	conf.System = sys
+	b, err := Factory(context.Background(), conf)
+	require.NoError(t, err)
+	standby := b.(*backend)
+	t.Cleanup(func() { standby.clean(context.Background()) })
+	return standby
 }
