@@ -155,8 +155,8 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		return fillResult{}, fmt.Errorf("%w; the cached copy expired at %s and is not served", err, old.bundle.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	old, _ = c.putNewer(old)
-	w := fmt.Sprintf("serving the copy of %q cached at %s, which may be stale: refreshing it failed: %v",
-		name, old.fetchedAt.UTC().Format(time.RFC3339), err)
+	w := fmt.Sprintf("serving the copy of %s cached at %s, which may be stale: refreshing it failed: %v",
+		quoteName(name), old.fetchedAt.UTC().Format(time.RFC3339), err)
 	return fillResult{entry: old, warnings: append([]string{w}, old.warnings(time.Now())...), stale: true}, nil
 }
 

@@ -137,6 +137,26 @@ func TestStaleServedWithWarningWhenNHNFails(t *testing.T) {
 	require.Empty(t, h.cacheKeys())
 }
 
+// TestStaleWarningBoundsTheName: the stale-copy warning quotes the name
+// escaped and cut as errors do, so a 500-byte name or a bidi override
+// cannot flood or turn around what the operator reads.
+func TestStaleWarningBoundsTheName(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"cache_ttl": "1s"})
+	name := "\u202e" + strings.Repeat("x", 400)
+	h.putChain(name, emulator.ChainOptions{CommonName: "long.example.com"}, emulator.FileOptions{})
+	h.read(name, nil)
+	expireCache(h, name)
+	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})
+	resp := h.read(name, nil)
+	require.Len(t, resp.Warnings, 1)
+	w := resp.Warnings[0]
+	require.Contains(t, w, "may be stale")
+	require.Contains(t, w, quoteName(name))
+	require.NotContains(t, w, "\u202e", "the bidi override is escaped")
+	require.NotContains(t, w, strings.Repeat("x", 100), "the name is cut")
+}
+
 func TestUncachedNameFailsWhenNHNDown(t *testing.T) {
 	h := newHarness(t)
 	h.configure(nil)

@@ -87,10 +87,13 @@ func logName(name string) string {
 // pathName percent-encodes a valid name as exactly one URL path segment.
 // url.PathEscape escapes '*' too; NHN's console links wildcard names with
 // '*' as it is, and that is what NHN has always been sent, so '*' stays.
+// url.PathEscape leaves '+' as it is, which some decoders (form decoding,
+// older proxies) read as a space: '+' goes as %2B, which every decoder
+// reads as '+'.
 func pathName(name string) string {
 	parts := strings.Split(name, "*")
 	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
+		parts[i] = strings.ReplaceAll(url.PathEscape(p), "+", "%2B")
 	}
 	return strings.Join(parts, "*")
 }

@@ -140,6 +140,8 @@ func TestPathNameIsOneSegment(t *testing.T) {
 	require.Equal(t, "100%25", pathName("100%"))
 	require.Equal(t, "%252f", pathName("%2f"))
 	require.Equal(t, "a%3Fb=c%23d", pathName("a?b=c#d"))
+	require.Equal(t, "a%2Bb", pathName("a+b"), "'+' goes as %2B, never raw (a form decoder reads a raw '+' as a space)")
+	require.Equal(t, "c%2B%2B*", pathName("c++*"))
 	require.Equal(t, "%EC%9B%B9%20%EC%84%9C%EB%B2%84%20%EC%9D%B8%EC%A6%9D%EC%84%9C", pathName("웹 서버 인증서"))
 }
 

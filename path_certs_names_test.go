@@ -16,7 +16,7 @@ import (
 // CN (release of 2025-11-25).
 var freeTextNames = []string{
 	"example.com (new)", "웹 서버 인증서", "100%", "%2f", "a?b=c", "a#b", "a..b",
-	"( ) [ ] @ # % ? + , ; = ~ '", "example.com-2026", "*.example.com",
+	"( ) [ ] @ # % ? + , ; = ~ '", "example.com-2026", "*.example.com", "a+b",
 }
 
 // TestFreeTextNamesListedAndRead: every such name is listed, read from
@@ -61,6 +61,7 @@ func TestFreeTextNamesListedAndRead(t *testing.T) {
 	require.Contains(t, uris, "/certificates/example.com%20%28new%29/files")
 	require.Contains(t, uris, "/certificates/100%25/files")
 	require.Contains(t, uris, "/certificates/%252f/files")
+	require.Contains(t, uris, "/certificates/a%2Bb/files", "'+' as %2B: a form decoder would read a raw '+' as a space")
 	require.Contains(t, uris, "/certificates/"+url.PathEscape("웹 서버 인증서")+"/files")
 	require.Len(t, h.cacheKeys(), len(freeTextNames))
 

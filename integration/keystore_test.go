@@ -216,6 +216,19 @@ func TestKeystoreConsumers(t *testing.T) {
 	bb, _ := os.ReadFile(b)
 	assert.Equal(t, ab, bb, "two reads gave different keystores")
 
+	// The README's recipe for a password: `vault write` sends it in the
+	// body (the same read, granted as update), and keytool opens the store.
+	w := e.vault.cli(e.vault.rootToken, "", "write", "-field=certificate", mount+"/certs/"+certs[0].name,
+		"format=jks_bundle", "jks_password=body-pw-s3cret", "jks_private_key_alias=tomcat")
+	require.Zero(t, w.code, "%s", w)
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(w.stdout))
+	require.NoError(t, err, "vault write -field=certificate is not base64")
+	jks := filepath.Join(t.TempDir(), "body.jks")
+	require.NoError(t, os.WriteFile(jks, raw, 0o600))
+	out, err := runTool(t, "", keytool, "-list", "-keystore", jks, "-storetype", "JKS", "-storepass", "body-pw-s3cret")
+	require.NoError(t, err, "keytool -list on the store `vault write` gave:\n%s", out)
+	assert.Regexp(t, regexp.MustCompile(`(?m)^tomcat, .*, PrivateKeyEntry,`), out)
+
 	// An unknown profile is a 400 that names the accepted ones, and no
 	// password shows up in it.
 	r := mustRaw(t, e.vault, e.vault.rootToken, "GET", mount+"/certs/"+certs[0].name,
@@ -225,6 +238,7 @@ func TestKeystoreConsumers(t *testing.T) {
 	assert.NotContains(t, string(r.body), "pw-never-echoed")
 	logs, _ := os.ReadFile(e.vault.logPath)
 	assert.NotContains(t, string(logs), "pw-never-echoed", "a password in Vault's log")
+	assert.NotContains(t, string(logs), "body-pw-s3cret", "a password in Vault's log")
 }
 
 // pemBlocksOf returns the PEM blocks of one type in text, each as text.
