@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 const (
@@ -155,11 +156,14 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		return nil, bundleErrorf("file holds no private key")
 	}
 
-	leaf := findLeaf(certs, key.signer.Public())
+	// "Valid" is as of the parse: every download, refresh and storage load
+	// parses again, so a copy held past an expiry is judged anew.
+	now := time.Now()
+	leaf := findLeaf(certs, key.signer.Public(), now)
 	if leaf == nil {
 		return nil, bundleErrorf("the private key does not match the leaf certificate (%s)", describeCert(guessLeaf(certs)))
 	}
-	chain, left := buildChain(leaf, certs)
+	chain, left := buildChain(leaf, certs, now)
 	return &Bundle{
 		Leaf:      leaf,
 		Chain:     chain,
@@ -252,23 +256,37 @@ func boolCmp(a, b bool) int {
 }
 
 // findLeaf returns the certificate whose public key is the private key's,
-// preferring one that is not a CA.
-func findLeaf(certs []*x509.Certificate, pub crypto.PublicKey) *x509.Certificate {
+// preferring one that is not a CA, then one within its validity at now (a
+// renewal that kept its key, next to the expired leaf it replaces), then
+// the first in file order.
+func findLeaf(certs []*x509.Certificate, pub crypto.PublicKey, now time.Time) *x509.Certificate {
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	var match *x509.Certificate
+	rank := func(c *x509.Certificate) int {
+		return 2*boolRank(!c.IsCA) + boolRank(validAt(c, now))
+	}
 	for _, c := range certs {
 		k, ok := c.PublicKey.(equaler)
 		if !ok || !k.Equal(pub) {
 			continue
 		}
-		if !c.IsCA {
-			return c
-		}
-		if match == nil {
+		if match == nil || rank(c) > rank(match) {
 			match = c
 		}
 	}
 	return match
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// validAt reports whether now is within c's validity.
+func validAt(c *x509.Certificate, now time.Time) bool {
+	return !now.Before(c.NotBefore) && !now.After(c.NotAfter)
 }
 
 // guessLeaf names the certificate that signs no other one in the file, for
@@ -310,10 +328,13 @@ const maxChainSteps = 4096
 // checked. Where the file holds more than one issuer for a certificate (a
 // cross-signed intermediate, once signed by an old root and once by a new
 // one), every path is tried and the chain kept is, as the contract says,
-// one that ends at a root the file holds (a self-signed certificate),
-// else the longest; of equal ones the first in file order. It also returns
-// the distinct certificates left out (neither the leaf nor in the chain).
-func buildChain(leaf *x509.Certificate, certs []*x509.Certificate) ([]*x509.Certificate, []*x509.Certificate) {
+// a valid one, every certificate in it within its validity at now (so an
+// expired old copy of an intermediate loses to the current one, whatever
+// the file order), then one that ends at a root the file holds (a
+// self-signed certificate), then the longest; of equal ones the first in
+// file order. It also returns the distinct certificates left out (neither
+// the leaf nor in the chain).
+func buildChain(leaf *x509.Certificate, certs []*x509.Certificate, now time.Time) ([]*x509.Certificate, []*x509.Certificate) {
 	var distinct []*x509.Certificate
 	for _, c := range certs {
 		if c.Equal(leaf) || slices.ContainsFunc(distinct, c.Equal) {
@@ -321,7 +342,7 @@ func buildChain(leaf *x509.Certificate, certs []*x509.Certificate) ([]*x509.Cert
 		}
 		distinct = append(distinct, c)
 	}
-	f := chainFinder{certs: distinct, used: make([]bool, len(distinct))}
+	f := chainFinder{certs: distinct, used: make([]bool, len(distinct)), now: now}
 	f.walk(leaf, nil)
 	var left []*x509.Certificate
 	for _, c := range distinct {
@@ -336,8 +357,10 @@ func buildChain(leaf *x509.Certificate, certs []*x509.Certificate) ([]*x509.Cert
 type chainFinder struct {
 	certs     []*x509.Certificate
 	used      []bool
+	now       time.Time
 	steps     int
 	best      []*x509.Certificate
+	bestValid bool
 	bestRoot  bool
 	bestFound bool
 }
@@ -356,13 +379,25 @@ func (f *chainFinder) walk(cur *x509.Certificate, path []*x509.Certificate) {
 	}
 }
 
-// consider keeps path if it beats the best so far: reaching a root the
-// file holds first, then length; a tie keeps the earlier one.
+// consider keeps path if it beats the best so far: valid now first, then
+// reaching a root the file holds, then length; a tie keeps the earlier one.
 func (f *chainFinder) consider(path []*x509.Certificate, root bool) {
-	if f.bestFound && (f.bestRoot && !root || f.bestRoot == root && len(path) <= len(f.best)) {
-		return
+	valid := !slices.ContainsFunc(path, func(c *x509.Certificate) bool { return !validAt(c, f.now) })
+	if f.bestFound {
+		switch {
+		case f.bestValid != valid:
+			if f.bestValid {
+				return
+			}
+		case f.bestRoot != root:
+			if f.bestRoot {
+				return
+			}
+		case len(path) <= len(f.best):
+			return
+		}
 	}
-	f.best, f.bestRoot, f.bestFound = slices.Clone(path), root, true
+	f.best, f.bestValid, f.bestRoot, f.bestFound = slices.Clone(path), valid, root, true
 }
 
 // issuersOf returns the unused certificates that signed cur, in file order.
