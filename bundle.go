@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -342,8 +343,9 @@ func buildChain(leaf *x509.Certificate, certs []*x509.Certificate, now time.Time
 		}
 		distinct = append(distinct, c)
 	}
-	f := chainFinder{certs: distinct, used: make([]bool, len(distinct)), now: now}
-	f.walk(leaf, nil)
+	f := chainFinder{certs: distinct, used: make([]bool, len(distinct)), now: now,
+		signed: make(map[[2]int]sigCheck, len(distinct)), roots: make(map[int]bool, len(distinct))}
+	f.walk(-1, leaf, nil)
 	var left []*x509.Certificate
 	for _, c := range distinct {
 		if !slices.Contains(f.best, c) {
@@ -353,36 +355,63 @@ func buildChain(leaf *x509.Certificate, certs []*x509.Certificate, now time.Time
 	return f.best, left
 }
 
-// chainFinder searches the paths from a leaf upwards, depth first.
+// chainFinder searches the paths from a leaf upwards, depth first. A
+// hostile file (a few dozen CA certificates with two names that certify
+// each other, and decoys with the same names) has very many paths; the
+// steps are bounded by maxChainSteps, and each signature is checked once
+// per pair of certificates (signed) and each root once (roots), so the
+// work is at most n² signature checks and maxChainSteps cheap steps.
 type chainFinder struct {
 	certs     []*x509.Certificate
 	used      []bool
 	now       time.Time
 	steps     int
+	signed    map[[2]int]sigCheck // by (child, issuer) index; the leaf is -1
+	roots     map[int]bool
 	best      []*x509.Certificate
 	bestValid bool
 	bestRoot  bool
 	bestFound bool
 }
 
-func (f *chainFinder) walk(cur *x509.Certificate, path []*x509.Certificate) {
+// sigCheck is the result of checking a child's signature against a
+// candidate issuer.
+type sigCheck uint8
+
+const (
+	sigBad       sigCheck = iota + 1 // another CA's, or not a signature
+	sigVerified                      // the issuer signed it
+	sigUnchecked                     // an algorithm this library will not check
+)
+
+func (f *chainFinder) walk(idx int, cur *x509.Certificate, path []int) {
 	f.steps++
-	issuers := f.issuersOf(cur)
+	issuers := f.issuersOf(idx, cur)
 	if bytes.Equal(cur.RawIssuer, cur.RawSubject) || len(issuers) == 0 || f.steps > maxChainSteps {
-		f.consider(path, len(path) > 0 && isSelfSigned(path[len(path)-1]))
+		f.consider(path, len(path) > 0 && f.isRoot(path[len(path)-1]))
 		return
 	}
 	for _, i := range issuers {
 		f.used[i] = true
-		f.walk(f.certs[i], append(path, f.certs[i]))
+		f.walk(i, f.certs[i], append(path, i))
 		f.used[i] = false
 	}
 }
 
+// isRoot is isSelfSigned, once per certificate.
+func (f *chainFinder) isRoot(i int) bool {
+	r, ok := f.roots[i]
+	if !ok {
+		r = isSelfSigned(f.certs[i])
+		f.roots[i] = r
+	}
+	return r
+}
+
 // consider keeps path if it beats the best so far: valid now first, then
 // reaching a root the file holds, then length; a tie keeps the earlier one.
-func (f *chainFinder) consider(path []*x509.Certificate, root bool) {
-	valid := !slices.ContainsFunc(path, func(c *x509.Certificate) bool { return !validAt(c, f.now) })
+func (f *chainFinder) consider(path []int, root bool) {
+	valid := !slices.ContainsFunc(path, func(i int) bool { return !validAt(f.certs[i], f.now) })
 	if f.bestFound {
 		switch {
 		case f.bestValid != valid:
@@ -397,25 +426,28 @@ func (f *chainFinder) consider(path []*x509.Certificate, root bool) {
 			return
 		}
 	}
-	f.best, f.bestValid, f.bestRoot, f.bestFound = slices.Clone(path), valid, root, true
+	f.best = f.best[:0]
+	for _, i := range path {
+		f.best = append(f.best, f.certs[i])
+	}
+	f.bestValid, f.bestRoot, f.bestFound = valid, root, true
 }
 
-// issuersOf returns the unused certificates that signed cur, in file order.
-// A certificate with cur's issuer name whose signature this library cannot
-// check (an algorithm it does not support or trust) counts only when none
-// checks; one whose signature does not verify is another CA's.
-func (f *chainFinder) issuersOf(cur *x509.Certificate) []int {
+// issuersOf returns the unused certificates that signed cur (index idx),
+// in file order. A certificate with cur's issuer name whose signature this
+// library cannot check (an algorithm it does not support or trust) counts
+// only when none checks; one whose signature does not verify is another
+// CA's.
+func (f *chainFinder) issuersOf(idx int, cur *x509.Certificate) []int {
 	var verified, unchecked []int
 	for i, c := range f.certs {
-		if f.used[i] || c.Equal(cur) || !bytes.Equal(c.RawSubject, cur.RawIssuer) {
+		if f.used[i] || i == idx || c.Equal(cur) || !bytes.Equal(c.RawSubject, cur.RawIssuer) {
 			continue
 		}
-		err := cur.CheckSignatureFrom(c)
-		var insecure x509.InsecureAlgorithmError
-		switch {
-		case err == nil:
+		switch f.check(idx, cur, i) {
+		case sigVerified:
 			verified = append(verified, i)
-		case errors.As(err, &insecure) || errors.Is(err, x509.ErrUnsupportedAlgorithm):
+		case sigUnchecked:
 			unchecked = append(unchecked, i)
 		}
 	}
@@ -423,6 +455,30 @@ func (f *chainFinder) issuersOf(cur *x509.Certificate) []int {
 		return verified
 	}
 	return unchecked[:min(len(unchecked), 1)]
+}
+
+// signatureChecks counts the signature checks of chain searches, for the
+// test that the work stays bounded.
+var signatureChecks atomic.Int64
+
+// check checks cur's signature against certificate i once.
+func (f *chainFinder) check(idx int, cur *x509.Certificate, i int) sigCheck {
+	k := [2]int{idx, i}
+	if r, ok := f.signed[k]; ok {
+		return r
+	}
+	signatureChecks.Add(1)
+	err := cur.CheckSignatureFrom(f.certs[i])
+	var insecure x509.InsecureAlgorithmError
+	r := sigBad
+	switch {
+	case err == nil:
+		r = sigVerified
+	case errors.As(err, &insecure) || errors.Is(err, x509.ErrUnsupportedAlgorithm):
+		r = sigUnchecked
+	}
+	f.signed[k] = r
+	return r
 }
 
 // isSelfSigned reports whether c is a root: issued by its own subject and

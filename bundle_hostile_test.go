@@ -1,0 +1,111 @@
+package nhncert
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// hostileFile is the worst file for the chain search that fits NHN's
+// limits: maxFileCertificates certificates, a leaf and CA certificates of
+// two names, "A" and "B", that certify each other, each name held by
+// `keys` keys (decoys with the same names), every A certified by every B
+// and the other way round. From the leaf up every step has `keys` verified
+// issuers and the paths alternate A, B, A... through all of them: very
+// many paths, each step costing a signature check per candidate unless
+// the search remembers them.
+func hostileFile(tb testing.TB, keygen func() crypto.Signer, keys int) []byte {
+	tb.Helper()
+	now := time.Now()
+	serial := int64(1000)
+	issue := func(cn string, pub crypto.PublicKey, issuerCN string, issuerKey crypto.Signer, ca bool) []byte {
+		serial++
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(30 * 24 * time.Hour),
+			BasicConstraintsValid: true, IsCA: ca, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		}
+		if !ca {
+			tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+			tmpl.DNSNames = []string{cn}
+		}
+		parent := &x509.Certificate{Subject: pkix.Name{CommonName: issuerCN}, PublicKey: issuerKey.Public()}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, issuerKey)
+		require.NoError(tb, err)
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	var a, b []crypto.Signer
+	for range keys {
+		a, b = append(a, keygen()), append(b, keygen())
+	}
+	leafKey := keygen()
+	parts := [][]byte{issue("hostile.example.com", leafKey.Public(), "A", a[0], false)}
+	for _, ka := range a {
+		for _, kb := range b {
+			if len(parts) < maxFileCertificates {
+				parts = append(parts, issue("A", ka.Public(), "B", kb, true))
+			}
+			if len(parts) < maxFileCertificates {
+				parts = append(parts, issue("B", kb.Public(), "A", ka, true))
+			}
+		}
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(leafKey)
+	require.NoError(tb, err)
+	return joinPEM(append(parts, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))...)
+}
+
+func ecKey(tb testing.TB) func() crypto.Signer {
+	return func() crypto.Signer {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		require.NoError(tb, err)
+		return k
+	}
+}
+
+// TestHostileFileBoundedWork: the worst file is answered with at most one
+// signature check per pair of its certificates (n², here 32² = 1024), not
+// one per candidate per step of the search (tens of thousands before), so
+// its cost cannot grow back to tens of seconds. The count is the measure;
+// the time bound is only a generous backstop for a loaded machine.
+func TestHostileFileBoundedWork(t *testing.T) {
+	file := hostileFile(t, ecKey(t), 4)
+	before := signatureChecks.Load()
+	start := time.Now()
+	b, err := ParseBundle(file)
+	took := time.Since(start)
+	checks := signatureChecks.Load() - before
+	t.Logf("hostile file (%d bytes): %d signature checks in %s", len(file), checks, took)
+	require.NoError(t, err, "a file of cross-certified CAs is served")
+	require.Equal(t, "hostile.example.com", b.Leaf.Subject.CommonName)
+	require.NotEmpty(t, b.Chain)
+	require.LessOrEqual(t, checks, int64(maxFileCertificates*maxFileCertificates), "signature checks")
+	require.Less(t, took, 20*time.Second)
+}
+
+// BenchmarkParseHostileFile is TestHostileFileBoundedWork's file with
+// RSA-4096 keys (whose checks cost most), for make bench: the target is
+// about a second per parse.
+func BenchmarkParseHostileFile(b *testing.B) {
+	file := hostileFile(b, func() crypto.Signer {
+		k, err := rsa.GenerateKey(rand.Reader, 4096)
+		require.NoError(b, err)
+		return k
+	}, 4)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := ParseBundle(file); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
