@@ -53,7 +53,8 @@ func (b *backend) rotationFields(cfg *nhnConfig, e *cacheEntry, now time.Time) m
 // that background run (it downloads a certificate NHN's list shows
 // rotated), or the entry's expiry (the first read after it downloads). On
 // a node with no run scheduled (refresh off, a performance standby) only
-// the expiry is known.
+// the expiry is known; a performance standby's readers still come back
+// within refresh_interval, to see what the active node's run stored.
 func rotationTiming(cfg *nhnConfig, fetchedAt, nextCheck, now time.Time, jitter float64) map[string]any {
 	period := cfg.RefreshInterval
 	if period <= 0 {
@@ -73,7 +74,15 @@ func rotationTiming(cfg *nhnConfig, fetchedAt, nextCheck, now time.Time, jitter 
 		cadence = min(cadence, cfg.CacheTTL)
 	}
 	spread := min(time.Duration(float64(cadence)*rotationJitterShare), maxRotationJitter)
-	ttl := max(next.Sub(now)+time.Duration(jitter*float64(spread)), minRotationTTL)
+	ttl := next.Sub(now) + time.Duration(jitter*float64(spread))
+	// A node with the refresh on but no run of its own (a performance
+	// standby) learns of a rotation only when the active node's download
+	// reaches its storage: its readers come back within refresh_interval,
+	// not at the copy's expiry (up to cache_ttl later).
+	if cfg.RefreshInterval > 0 && nextCheck.IsZero() {
+		ttl = min(ttl, cfg.RefreshInterval)
+	}
+	ttl = max(ttl, minRotationTTL)
 	return map[string]any{
 		"last_vault_rotation": fetchedAt.UTC().Format(time.RFC3339Nano),
 		// At least 1: VSO does not treat a secret with rotation_period 0

@@ -53,6 +53,12 @@ func TestPerformanceStandby(t *testing.T) {
 	require.Empty(t, h.cacheKeys(), "nothing was written")
 	require.Equal(t, 1, standby.cache.memoryLen())
 	require.NotContains(t, h.logs.String(), "cannot write the cache entry")
+	// No refresh runs here: readers come back within refresh_interval (to
+	// see what the active node's run stores), not at the copy's expiry.
+	cfg := st.cfg
+	require.Positive(t, cfg.RefreshInterval)
+	require.Less(t, cfg.RefreshInterval, cfg.CacheTTL, "the defaults: a check every refresh_interval, a copy kept for cache_ttl")
+	require.LessOrEqual(t, resp.Data["ttl"], int64(cfg.RefreshInterval/time.Second), "ttl on a performance standby")
 
 	// NHN down: the memory copy, with a warning.
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})
