@@ -58,7 +58,7 @@ func TestRotationFieldsEncodeAsVaultReadsThem(t *testing.T) {
 	got := rotationTiming(&nhnConfig{CacheTTL: time.Hour, RefreshInterval: time.Minute}, fetched, time.Time{}, fetched, 0)
 	raw, err := json.Marshal(got)
 	require.NoError(t, err)
-	require.JSONEq(t, `{"last_vault_rotation":"2026-12-01T00:59:58.123456789Z","rotation_period":60,"ttl":3600}`, string(raw))
+	require.JSONEq(t, `{"last_vault_rotation":"2026-12-01T00:59:58.123456789Z","rotation_period":60,"ttl":60}`, string(raw))
 	ts, err := time.Parse(time.RFC3339Nano, got["last_vault_rotation"].(string))
 	require.NoError(t, err)
 	require.True(t, ts.Equal(fetched))
