@@ -35,11 +35,7 @@ func retryKey(gen, name string) string { return gen + "\x00" + name }
 
 // retryCap is the longest window: rotation_period or 5 minutes.
 func retryCap(cfg *nhnConfig) time.Duration {
-	period := cfg.RefreshInterval
-	if period <= 0 {
-		period = cfg.CacheTTL
-	}
-	return max(period, minRetryCap)
+	return max(rotationPeriod(cfg), minRetryCap)
 }
 
 // failed opens or widens name's window after a failed download at now.

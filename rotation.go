@@ -43,9 +43,13 @@ var rotationResponseFields = map[string]*framework.FieldSchema{
 // at now. They are computed per read and never stored in the cached map.
 func (b *backend) rotationFields(cfg *nhnConfig, e *cacheEntry, now time.Time) map[string]any {
 	f := rotationTiming(cfg, e.fetchedAt, b.refresher.nextCheck(), now, b.jitter())
+	// A fresh copy (every cached hit) never takes the windows' lock.
+	if e.fresh(now, cfg.CacheTTL) {
+		return f
+	}
 	// A stale copy served while NHN fails: the next check is the retry
 	// window's next attempt (cache_retry.go), not a 3 s loop.
-	if r, ok := b.cache.retry.pending(cfg.Generation, e.name, now); ok && !e.fresh(now, cfg.CacheTTL) {
+	if r, ok := b.cache.retry.pending(cfg.Generation, e.name, now); ok {
 		f["ttl"] = ceilSeconds(max(r.next.Sub(now), minRotationTTL))
 	}
 	return f
@@ -62,10 +66,7 @@ func (b *backend) rotationFields(cfg *nhnConfig, e *cacheEntry, now time.Time) m
 // the expiry is known; a performance standby's readers still come back
 // within refresh_interval, to see what the active node's run stored.
 func rotationTiming(cfg *nhnConfig, fetchedAt, nextCheck, now time.Time, jitter float64) map[string]any {
-	period := cfg.RefreshInterval
-	if period <= 0 {
-		period = cfg.CacheTTL
-	}
+	period := rotationPeriod(cfg)
 	next := fetchedAt.Add(cfg.CacheTTL)
 	// A copy past its expiry is a stale one served while NHN fails: the
 	// background run is the next attempt, when there is one.
@@ -97,6 +98,15 @@ func rotationTiming(cfg *nhnConfig, fetchedAt, nextCheck, now time.Time, jitter 
 		"rotation_period": max(ceilSeconds(period), 1),
 		"ttl":             ceilSeconds(ttl),
 	}
+}
+
+// rotationPeriod is how often the engine checks NHN for a certificate:
+// refresh_interval, or cache_ttl when the background refresh is off.
+func rotationPeriod(cfg *nhnConfig) time.Duration {
+	if cfg.RefreshInterval > 0 {
+		return cfg.RefreshInterval
+	}
+	return cfg.CacheTTL
 }
 
 // ceilSeconds rounds d up to whole seconds: a reader that comes back after
