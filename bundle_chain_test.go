@@ -33,6 +33,47 @@ type crossSigned struct {
 	leafKey          crypto.Signer
 }
 
+// testCert issues a certificate of cn for pub, valid from..to, signed by
+// parentKey as parent (self-signed when parent is nil); a CA when ca, else
+// a TLS leaf for cn.
+func testCert(tb testing.TB, serial int64, cn string, pub crypto.PublicKey, parent *x509.Certificate, parentKey crypto.Signer, ca bool, from, to time.Time) *x509.Certificate {
+	tb.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(serial),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             from,
+		NotAfter:              to,
+		BasicConstraintsValid: true,
+		IsCA:                  ca,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+	}
+	if !ca {
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		tmpl.DNSNames = []string{cn}
+	}
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
+	require.NoError(tb, err)
+	c, err := x509.ParseCertificate(der)
+	require.NoError(tb, err)
+	return c
+}
+
+// testFile is a certificate file: certs in the order given, then key as
+// PKCS#8.
+func testFile(tb testing.TB, key crypto.Signer, certs ...*x509.Certificate) []byte {
+	tb.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(tb, err)
+	var parts [][]byte
+	for _, c := range certs {
+		parts = append(parts, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+	}
+	return joinPEM(append(parts, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))...)
+}
+
 func newCrossSigned(t *testing.T) *crossSigned {
 	t.Helper()
 	key := func() *ecdsa.PrivateKey {
@@ -44,27 +85,7 @@ func newCrossSigned(t *testing.T) *crossSigned {
 	now := time.Now()
 	issue := func(cn string, pub crypto.PublicKey, parent *x509.Certificate, parentKey crypto.Signer, ca bool) *x509.Certificate {
 		serial++
-		tmpl := &x509.Certificate{
-			SerialNumber:          big.NewInt(serial),
-			Subject:               pkix.Name{CommonName: cn},
-			NotBefore:             now.Add(-time.Hour),
-			NotAfter:              now.Add(30 * 24 * time.Hour),
-			BasicConstraintsValid: true,
-			IsCA:                  ca,
-			KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		}
-		if !ca {
-			tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-			tmpl.DNSNames = []string{cn}
-		}
-		if parent == nil {
-			parent = tmpl
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
-		require.NoError(t, err)
-		c, err := x509.ParseCertificate(der)
-		require.NoError(t, err)
-		return c
+		return testCert(t, serial, cn, pub, parent, parentKey, ca, now.Add(-time.Hour), now.Add(30*24*time.Hour))
 	}
 	oldKey, newKey, interKey, leafKey := key(), key(), key(), key()
 	p := &crossSigned{leafKey: leafKey}
@@ -78,14 +99,7 @@ func newCrossSigned(t *testing.T) *crossSigned {
 }
 
 func (p *crossSigned) file(t *testing.T, certs ...*x509.Certificate) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(p.leafKey)
-	require.NoError(t, err)
-	var parts [][]byte
-	for _, c := range certs {
-		parts = append(parts, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
-	}
-	return joinPEM(append(parts, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))...)
+	return testFile(t, p.leafKey, certs...)
 }
 
 func names(chain []*x509.Certificate) string {

@@ -6,9 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"testing"
 	"time"
 
@@ -38,23 +36,7 @@ func newExpiringPKI(t *testing.T) *expiringPKI {
 	serial := int64(100)
 	issue := func(cn string, pub crypto.PublicKey, parent *x509.Certificate, parentKey crypto.Signer, ca bool, from, to time.Time) *x509.Certificate {
 		serial++
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: from, NotAfter: to, BasicConstraintsValid: true, IsCA: ca,
-			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		}
-		if !ca {
-			tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-			tmpl.DNSNames = []string{cn}
-		}
-		if parent == nil {
-			parent = tmpl
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
-		require.NoError(t, err)
-		c, err := x509.ParseCertificate(der)
-		require.NoError(t, err)
-		return c
+		return testCert(t, serial, cn, pub, parent, parentKey, ca, from, to)
 	}
 	rootKey, interKey, leafKey := key(), key(), key()
 	day := 24 * time.Hour
@@ -68,14 +50,7 @@ func newExpiringPKI(t *testing.T) *expiringPKI {
 }
 
 func (p *expiringPKI) file(t *testing.T, certs ...*x509.Certificate) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(p.leafKey)
-	require.NoError(t, err)
-	var parts [][]byte
-	for _, c := range certs {
-		parts = append(parts, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
-	}
-	return joinPEM(append(parts, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))...)
+	return testFile(t, p.leafKey, certs...)
 }
 
 // TestParseBundlePrefersUnexpiredCandidates: where a file holds an expired

@@ -8,8 +8,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"testing"
 	"time"
 
@@ -28,41 +26,28 @@ func hostileFile(tb testing.TB, keygen func() crypto.Signer, keys int) []byte {
 	tb.Helper()
 	now := time.Now()
 	serial := int64(1000)
-	issue := func(cn string, pub crypto.PublicKey, issuerCN string, issuerKey crypto.Signer, ca bool) []byte {
+	issue := func(cn string, pub crypto.PublicKey, issuerCN string, issuerKey crypto.Signer, ca bool) *x509.Certificate {
 		serial++
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(30 * 24 * time.Hour),
-			BasicConstraintsValid: true, IsCA: ca, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		}
-		if !ca {
-			tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-			tmpl.DNSNames = []string{cn}
-		}
 		parent := &x509.Certificate{Subject: pkix.Name{CommonName: issuerCN}, PublicKey: issuerKey.Public()}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, issuerKey)
-		require.NoError(tb, err)
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+		return testCert(tb, serial, cn, pub, parent, issuerKey, ca, now.Add(-time.Hour), now.Add(30*24*time.Hour))
 	}
 	var a, b []crypto.Signer
 	for range keys {
 		a, b = append(a, keygen()), append(b, keygen())
 	}
 	leafKey := keygen()
-	parts := [][]byte{issue("hostile.example.com", leafKey.Public(), "A", a[0], false)}
+	certs := []*x509.Certificate{issue("hostile.example.com", leafKey.Public(), "A", a[0], false)}
 	for _, ka := range a {
 		for _, kb := range b {
-			if len(parts) < maxFileCertificates {
-				parts = append(parts, issue("A", ka.Public(), "B", kb, true))
+			if len(certs) < maxFileCertificates {
+				certs = append(certs, issue("A", ka.Public(), "B", kb, true))
 			}
-			if len(parts) < maxFileCertificates {
-				parts = append(parts, issue("B", kb.Public(), "A", ka, true))
+			if len(certs) < maxFileCertificates {
+				certs = append(certs, issue("B", kb.Public(), "A", ka, true))
 			}
 		}
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(leafKey)
-	require.NoError(tb, err)
-	return joinPEM(append(parts, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))...)
+	return testFile(tb, leafKey, certs...)
 }
 
 func ecKey(tb testing.TB) func() crypto.Signer {
