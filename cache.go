@@ -41,9 +41,6 @@ type certCache struct {
 	jitter func() float64
 	// slowest is a decaying maximum of download times (nanoseconds).
 	slowest atomic.Int64
-	// retry holds the retry windows of certificates NHN fails for
-	// (cache_retry.go).
-	retry retryWindows
 }
 
 // cacheHooks is what the cache asks of the rest of the engine.
@@ -219,7 +216,6 @@ func (c *certCache) drop(ctx context.Context, s logical.Storage, name string) {
 // purge drops every cached certificate, in memory and in storage.
 func (c *certCache) purge(ctx context.Context, s logical.Storage) error {
 	c.clearMemory()
-	c.retry.clear()
 	keys, err := listStoredEntryKeys(ctx, s)
 	if err != nil {
 		c.index.clear(false)

@@ -115,16 +115,6 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		return fillResult{entry: old, warnings: old.notes}, nil
 	}
 
-	// NHN failed for this certificate lately: until the window's next
-	// attempt the usable copy is served, and NHN is not asked. An
-	// operator's refresh=true asks anyway (it is what one runs to see
-	// whether NHN is back); Agent and VSO never send it.
-	if old != nil && old.usable(now) && mode != fillRefresh {
-		if r, ok := c.retry.pending(gen, name, now); ok {
-			return c.staleResult(name, old, r), nil
-		}
-	}
-
 	// What the list says now describes the file about to be downloaded.
 	// The entry is dated when the download began: a copy is never older
 	// than it says, and of two overlapping downloads the later one wins.
@@ -137,7 +127,6 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		e, err = newEntry(name, gen, file, began)
 	}
 	if err == nil {
-		c.retry.ended(gen, name)
 		e.listedAtDownload.Store(listed)
 		if kept := c.keep(ctx, s, e, mode != fillBackground); kept != e {
 			return fillResult{entry: kept, warnings: kept.warnings(time.Now())}, nil
@@ -149,7 +138,6 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 	}
 
 	if isNotFound(err) {
-		c.retry.ended(gen, name)
 		if old != nil {
 			c.drop(ctx, s, name)
 		}
@@ -167,16 +155,9 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		return fillResult{}, fmt.Errorf("%w; the cached copy expired at %s and is not served", err, old.bundle.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	old, _ = c.putNewer(old)
-	r := c.retry.failed(gen, name, time.Now(), retryCap(sess.cfg), err.Error())
-	return c.staleResult(name, old, r), nil
-}
-
-// staleResult serves old while NHN fails for it, with a warning that says
-// why and when NHN is asked again.
-func (c *certCache) staleResult(name string, old *cacheEntry, r retryWindow) fillResult {
-	w := fmt.Sprintf("serving the copy of %s cached at %s, which may be stale: refreshing it failed: %s; NHN is asked again at %s",
-		quoteName(name), old.fetchedAt.UTC().Format(time.RFC3339), r.cause, r.next.UTC().Format(time.RFC3339))
-	return fillResult{entry: old, warnings: append([]string{w}, old.warnings(time.Now())...), stale: true}
+	w := fmt.Sprintf("serving the copy of %s cached at %s, which may be stale: refreshing it failed: %v",
+		quoteName(name), old.fetchedAt.UTC().Format(time.RFC3339), err)
+	return fillResult{entry: old, warnings: append([]string{w}, old.warnings(time.Now())...), stale: true}, nil
 }
 
 // noteDownloadTime keeps a decaying maximum of how long downloads take

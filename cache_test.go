@@ -123,9 +123,6 @@ func TestStaleServedWithWarningWhenNHNFails(t *testing.T) {
 		{Mode: emulator.FaultBadPEM, Target: "files"},
 		{Mode: emulator.FaultResult, Target: "files", ResultCode: 52003},
 	} {
-		// Each fault is asked of NHN: its retry window (which
-		// TestOutageRetryWindow covers) is closed first.
-		h.b.cache.retry.clear()
 		h.emu.SetFault(f)
 		resp := h.read("example.com", nil)
 		require.Equal(t, withoutCopyTiming(want), withoutCopyTiming(resp.Data), f.Mode)
@@ -134,7 +131,6 @@ func TestStaleServedWithWarningWhenNHNFails(t *testing.T) {
 		h.requireNoSecrets("warning", resp.Warnings[0])
 	}
 	// 52000 is NHN saying the certificate is gone: not served, dropped.
-	h.b.cache.retry.clear()
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultResult, Target: "files", ResultCode: 52000})
 	_, err := h.request(logical.ReadOperation, "certs/example.com", nil)
 	require.ErrorContains(t, err, "not found")

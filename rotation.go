@@ -42,17 +42,7 @@ var rotationResponseFields = map[string]*framework.FieldSchema{
 // rotationFields are the rotation fields of a read of e, served under cfg
 // at now. They are computed per read and never stored in the cached map.
 func (b *backend) rotationFields(cfg *nhnConfig, e *cacheEntry, now time.Time) map[string]any {
-	f := rotationTiming(cfg, e.fetchedAt, b.refresher.nextCheck(), now, b.jitter())
-	// A fresh copy (every cached hit) never takes the windows' lock.
-	if e.fresh(now, cfg.CacheTTL) {
-		return f
-	}
-	// A stale copy served while NHN fails: the next check is the retry
-	// window's next attempt (cache_retry.go), not a 3 s loop.
-	if r, ok := b.cache.retry.pending(cfg.Generation, e.name, now); ok {
-		f["ttl"] = ceilSeconds(max(r.next.Sub(now), minRotationTTL))
-	}
-	return f
+	return rotationTiming(cfg, e.fetchedAt, b.refresher.nextCheck(), now, b.jitter())
 }
 
 // rotationTiming is rotationFields with its inputs spelt out. nextCheck is
