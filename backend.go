@@ -117,12 +117,25 @@ func (b *backend) listInfo(generation, name string) *certInfo {
 	return b.catalog.lookup(generation, name)
 }
 
+// recordList keeps what a list of NHN said, for the live generation only.
+func (b *backend) recordList(generation string, infos []certInfo, complete bool) {
+	if !b.cache.gate.admit(generation) {
+		return
+	}
+	defer b.cache.gate.release()
+	b.catalog.record(generation, infos, complete)
+}
+
 // invalidate is called on other nodes (standbys, performance standbys) when
 // a key this mount wrote changes.
 func (b *backend) invalidate(_ context.Context, key string) {
 	switch {
 	case key == configPath:
 		b.configMu.Lock()
+		// The new config may name another upstream: what this node has
+		// in flight under the old one is dropped (the next session makes
+		// its generation live again when it is the same).
+		b.cache.gate.retire()
 		b.reset()
 		b.configMu.Unlock()
 	case strings.HasPrefix(key, cacheStoragePrefix):
@@ -130,8 +143,12 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	}
 }
 
+// clean is Vault's Cleanup (unmount, reload, shutdown): the refresh stops,
+// downloads in flight are cancelled and waited for (up to cleanupWait), and
+// nothing is written after it returns.
 func (b *backend) clean(context.Context) {
 	b.stopRefresher()
+	b.cache.gate.close()
 	b.configMu.Lock()
 	b.reset()
 	b.configMu.Unlock()
@@ -164,6 +181,7 @@ func (b *backend) session(ctx context.Context, s logical.Storage) (*session, err
 		return nil, err
 	}
 	sess := &session{cfg: cfg, client: newClient(cfg.clientConfig(), b.Logger().Named("nhn"))}
+	b.cache.gate.setLive(cfg.Generation)
 	b.current.Store(sess)
 	return sess, nil
 }

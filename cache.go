@@ -1,10 +1,12 @@
 package nhncert
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -41,6 +43,9 @@ type certCache struct {
 	jitter func() float64
 	// slowest is a decaying maximum of download times (nanoseconds).
 	slowest atomic.Int64
+	// gate admits every write of the cache for the live config generation
+	// only (cache_gate.go).
+	gate *writeGate
 }
 
 // cacheHooks is what the cache asks of the rest of the engine.
@@ -66,6 +71,7 @@ func newCertCache(max int) *certCache {
 		hooks:  noHooks{},
 		index:  newCacheIndex(),
 		jitter: rand.Float64,
+		gate:   newWriteGate(),
 	}
 	// An entry leaving memory leaves its last read with the index, so
 	// that the background refresh still knows whether it is read.
@@ -96,15 +102,22 @@ func (c *certCache) get(name, generation string) *cacheEntry {
 }
 
 // putNewer puts e in memory unless a copy of the same generation fetched
-// later is there already; it returns the copy that is current.
-func (c *certCache) putNewer(e *cacheEntry) (current *cacheEntry, put bool) {
+// later is there already; it returns the copy that is current. It fails
+// with errConfigChanged when e's generation is no longer live.
+func (c *certCache) putNewer(e *cacheEntry) (*cacheEntry, error) {
 	l := locksutil.LockForKey(c.locks, e.name)
 	l.Lock()
 	defer l.Unlock()
-	return c.putNewerLocked(e)
+	if !c.gate.admit(e.generation) {
+		return nil, errConfigChanged
+	}
+	defer c.gate.release()
+	cur, _ := c.putNewerLocked(e)
+	return cur, nil
 }
 
-// putNewerLocked is putNewer for a caller holding e.name's lock.
+// putNewerLocked is putNewer for a caller holding e.name's lock and
+// admitted by the gate.
 func (c *certCache) putNewerLocked(e *cacheEntry) (*cacheEntry, bool) {
 	if cur, ok := c.memory.Peek(e.name); ok && cur.generation == e.generation && cur.fetchedAt.After(e.fetchedAt) {
 		return cur, false
@@ -115,25 +128,52 @@ func (c *certCache) putNewerLocked(e *cacheEntry) (*cacheEntry, bool) {
 
 // keep stores a downloaded entry, in memory and in storage, unless a copy
 // fetched later was stored meanwhile (an overlapping refresh); it returns
-// the copy to serve. With toMemory false (a background refresh) an entry
-// not in memory is written to storage only, so that refreshing the
+// the copy to serve, and whether e replaced a different file (changed:
+// for the change event). With toMemory false (a background refresh) an
+// entry not in memory is written to storage only, so that refreshing the
 // certificates nobody read lately does not push the ones servers read out
-// of memory.
-func (c *certCache) keep(ctx context.Context, s logical.Storage, e *cacheEntry, toMemory bool) *cacheEntry {
+// of memory. It fails with errConfigChanged, storing nothing, when e's
+// generation is no longer live.
+func (c *certCache) keep(ctx context.Context, s logical.Storage, e *cacheEntry, toMemory bool, old *cacheEntry) (*cacheEntry, error) {
 	l := locksutil.LockForKey(c.locks, e.name)
 	l.Lock()
 	defer l.Unlock()
+	if !c.gate.admit(e.generation) {
+		return nil, errConfigChanged
+	}
+	defer c.gate.release()
 	if _, inMemory := c.memory.Peek(e.name); inMemory || toMemory {
 		cur, put := c.putNewerLocked(e)
 		if !put {
-			return cur
+			return cur, nil
 		}
 	}
 	c.index.note(e.name, e.generation, e.fetchedAt, e.listedAtDownload.Load(), e.lastUsed.Load(), c.jitter)
 	if err := c.store(ctx, s, e); err != nil && !errors.Is(err, logical.ErrReadOnly) {
 		c.logger.Warn("cannot write the cache entry to storage; serving it from memory", "name", logName(e.name), "error", err)
 	}
-	return e
+	if old != nil && !bytes.Equal(old.file, e.file) {
+		c.hooks.certChanged(ctx, certUpdated, e.name)
+	}
+	return e, nil
+}
+
+// forgetIndex drops name's index record, for the live generation only.
+func (c *certCache) forgetIndex(name, generation string) {
+	if !c.gate.admit(generation) {
+		return
+	}
+	defer c.gate.release()
+	c.index.remove(name)
+}
+
+// noteIndex records a copy in the index, for the live generation only.
+func (c *certCache) noteIndex(name, generation string, fetchedAt time.Time, listed *certInfo, used int64) {
+	if !c.gate.admit(generation) {
+		return
+	}
+	defer c.gate.release()
+	c.index.note(name, generation, fetchedAt, listed, used, c.jitter)
 }
 
 // putMemory puts e in memory, dropping the least recently used entry when
@@ -191,7 +231,7 @@ func (c *certCache) load(ctx context.Context, s logical.Storage, name, generatio
 		return nil, nil
 	}
 	e.listedAtDownload.Store(se.Listed)
-	c.index.note(name, generation, se.FetchedAt, se.Listed, 0, c.jitter)
+	c.noteIndex(name, generation, se.FetchedAt, se.Listed, 0)
 	return e, nil
 }
 
@@ -203,8 +243,17 @@ func (c *certCache) store(ctx context.Context, s logical.Storage, e *cacheEntry)
 	})
 }
 
-// drop removes a certificate NHN no longer has from the cache and says so.
-func (c *certCache) drop(ctx context.Context, s logical.Storage, name string) {
+// drop removes a certificate NHN no longer has from the cache and says so,
+// when generation (the config NHN said it under) is still live: a late
+// answer of an old config never removes the new one's copy.
+func (c *certCache) drop(ctx context.Context, s logical.Storage, name, generation string) {
+	l := locksutil.LockForKey(c.locks, name)
+	l.Lock()
+	defer l.Unlock()
+	if !c.gate.admit(generation) {
+		return
+	}
+	defer c.gate.release()
 	c.forgetMemory(name)
 	c.index.remove(name)
 	if err := deleteStoredEntry(ctx, s, name); err != nil && !errors.Is(err, logical.ErrReadOnly) {
@@ -213,8 +262,12 @@ func (c *certCache) drop(ctx context.Context, s logical.Storage, name string) {
 	c.hooks.certChanged(ctx, certRemoved, name)
 }
 
-// purge drops every cached certificate, in memory and in storage.
+// purge drops every cached certificate, in memory and in storage. It
+// retires the live generation first (cache_gate.go): a download or run in
+// flight is cancelled, and whatever it still tries to write is refused, so
+// nothing of the old config is written after the purge.
 func (c *certCache) purge(ctx context.Context, s logical.Storage) error {
+	c.gate.retire()
 	c.clearMemory()
 	keys, err := listStoredEntryKeys(ctx, s)
 	if err != nil {

@@ -1,7 +1,6 @@
 package nhncert
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -75,6 +74,13 @@ func (c *certCache) download(ctx context.Context, s logical.Storage, sess *sessi
 		key += "\x00refresh"
 	}
 	ch := c.flight.DoChan(key, func() (v any, err error) {
+		// The download runs under its generation's context: retiring the
+		// config cancels it (cache_gate.go).
+		wctx, done, ok := c.gate.begin(context.WithoutCancel(ctx), sess.cfg.Generation)
+		if !ok {
+			return nil, errConfigChanged
+		}
+		defer done()
 		// singleflight re-panics a panic of fn in a goroutine of its own,
 		// where nothing can recover it: the plugin process (every mount
 		// on the node) would die. It is an error instead.
@@ -84,7 +90,7 @@ func (c *certCache) download(ctx context.Context, s logical.Storage, sess *sessi
 				err = fmt.Errorf("%w: %v", errDownloadPanicked, p)
 			}
 		}()
-		return c.fill(context.WithoutCancel(ctx), s, sess, name, mode)
+		return c.fill(wctx, s, sess, name, mode)
 	})
 	select {
 	case <-ctx.Done():
@@ -111,8 +117,11 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		}
 	}
 	if old != nil && !refresh && old.fresh(now, ttl) {
-		old, _ = c.putNewer(old)
-		return fillResult{entry: old, warnings: old.notes}, nil
+		cur, err := c.putNewer(old)
+		if err != nil {
+			return fillResult{}, err
+		}
+		return fillResult{entry: cur, warnings: cur.notes}, nil
 	}
 
 	// What the list says now describes the file about to be downloaded.
@@ -128,18 +137,19 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 	}
 	if err == nil {
 		e.listedAtDownload.Store(listed)
-		if kept := c.keep(ctx, s, e, mode != fillBackground); kept != e {
-			return fillResult{entry: kept, warnings: kept.warnings(time.Now())}, nil
+		kept, err := c.keep(ctx, s, e, mode != fillBackground, old)
+		if err != nil {
+			return fillResult{}, err
 		}
-		if old != nil && !bytes.Equal(old.file, e.file) {
-			c.hooks.certChanged(ctx, certUpdated, name)
-		}
-		return fillResult{entry: e, warnings: e.warnings(time.Now())}, nil
+		return fillResult{entry: kept, warnings: kept.warnings(time.Now())}, nil
 	}
-
+	if !c.gate.alive(gen) {
+		// Cancelled by a config change: not NHN's failure.
+		return fillResult{}, errConfigChanged
+	}
 	if isNotFound(err) {
 		if old != nil {
-			c.drop(ctx, s, name)
+			c.drop(ctx, s, name, gen)
 		}
 		return fillResult{}, errCertNotFound
 	}
@@ -154,7 +164,10 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 	if !old.usable(time.Now()) {
 		return fillResult{}, fmt.Errorf("%w; the cached copy expired at %s and is not served", err, old.bundle.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	old, _ = c.putNewer(old)
+	old, perr := c.putNewer(old)
+	if perr != nil {
+		return fillResult{}, perr
+	}
 	w := fmt.Sprintf("serving the copy of %s cached at %s, which may be stale: refreshing it failed: %v",
 		quoteName(name), old.fetchedAt.UTC().Format(time.RFC3339), err)
 	return fillResult{entry: old, warnings: append([]string{w}, old.warnings(time.Now())...), stale: true}, nil

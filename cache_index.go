@@ -145,8 +145,12 @@ func (c *certCache) loadIndex(ctx context.Context, s logical.Storage, generation
 		if err != nil {
 			return err
 		}
-		c.index.note(se.Name, se.Generation, se.FetchedAt, se.Listed, now, c.jitter)
+		c.noteIndex(se.Name, se.Generation, se.FetchedAt, se.Listed, now)
 	}
+	if !c.gate.admit(generation) {
+		return errConfigChanged
+	}
+	defer c.gate.release()
 	c.index.mu.Lock()
 	c.index.loaded = true
 	c.index.mu.Unlock()

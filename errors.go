@@ -102,6 +102,8 @@ func certError(err error) error {
 	switch {
 	case errors.Is(err, errCertNotFound):
 		return logical.CodedError(http.StatusNotFound, "certificate not found in NHN Certificate Manager")
+	case errors.Is(err, errConfigChanged):
+		return logical.CodedError(http.StatusServiceUnavailable, err.Error()+"; read again")
 	case errors.As(err, &ue), errors.As(err, &be):
 		return logical.CodedError(http.StatusBadGateway, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -2,6 +2,7 @@ package nhncert
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/http"
 	"strings"
@@ -187,19 +188,28 @@ func (b *backend) certificate(ctx context.Context, req *logical.Request, d *fram
 		return nil, logical.ErrorResponse(err.Error()), nil
 	}
 	b.rememberMountPath(req)
-	sess, err := b.session(ctx, req.Storage)
-	if err != nil {
-		return nil, nil, err
+	refresh := d.Get("refresh").(bool)
+	// A config write that changes the upstream (or a delete) drops the
+	// downloads in flight; the read then goes on once with the config now
+	// stored, so a reader sees at most one 503 per change, not a purge.
+	for attempt := 0; ; attempt++ {
+		sess, err := b.session(ctx, req.Storage)
+		if err != nil {
+			return nil, nil, err
+		}
+		if sess == nil {
+			resp, err := errNotConfigured()
+			return nil, resp, err
+		}
+		e, warnings, err := b.cache.lookup(ctx, req.Storage, sess, name, refresh)
+		if errors.Is(err, errConfigChanged) && attempt == 0 {
+			continue
+		}
+		if err != nil {
+			return nil, nil, certError(err)
+		}
+		return &servedCert{sess: sess, entry: e, warnings: warnings}, nil, nil
 	}
-	if sess == nil {
-		resp, err := errNotConfigured()
-		return nil, resp, err
-	}
-	e, warnings, err := b.cache.lookup(ctx, req.Storage, sess, name, d.Get("refresh").(bool))
-	if err != nil {
-		return nil, nil, certError(err)
-	}
-	return &servedCert{sess: sess, entry: e, warnings: warnings}, nil, nil
 }
 
 const pathCertsHelpSyn = `Read a certificate and its private key from NHN Certificate Manager.`

@@ -148,7 +148,7 @@ func (b *backend) refreshCandidates(generation string) []refreshCandidate {
 	for _, e := range b.cache.entriesOf(generation) {
 		inMemory[e.name] = e
 		// Put in memory without the index knowing (tests do): index it.
-		b.cache.index.note(e.name, generation, e.fetchedAt, e.listedAtDownload.Load(), e.lastUsed.Load(), b.cache.jitter)
+		b.cache.noteIndex(e.name, generation, e.fetchedAt, e.listedAtDownload.Load(), e.lastUsed.Load())
 	}
 	recs := b.cache.index.of(generation)
 	out := make([]refreshCandidate, 0, len(recs))
@@ -182,9 +182,22 @@ type refreshStats struct {
 // moved by the time the list took):
 // list, download what was removed or rotated, then what falls due, paced.
 // woken reports that the config changed meanwhile (the rest was left).
-func (b *backend) refreshRun(ctx context.Context, s logical.Storage, sess *session, horizon time.Time) (stats refreshStats, woken bool, err error) {
+func (b *backend) refreshRun(parent context.Context, s logical.Storage, sess *session, horizon time.Time) (stats refreshStats, woken bool, err error) {
 	began := time.Now()
 	gen := sess.cfg.Generation
+	// The run works under its generation's context: a config delete or
+	// identity change cancels it, and the gate refuses what it still
+	// writes; the loop then plans again (woken).
+	ctx, done, ok := b.cache.gate.begin(parent, gen)
+	if !ok {
+		return stats, true, nil
+	}
+	defer done()
+	defer func() {
+		if parent.Err() == nil && !b.cache.gate.alive(gen) {
+			woken, err = true, nil
+		}
+	}()
 	if err := b.cache.loadIndex(ctx, s, gen); err != nil {
 		return stats, false, fmt.Errorf("reading the cached certificates from storage: %w", err)
 	}
@@ -193,7 +206,7 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, sess *sessi
 		return stats, false, err
 	}
 	stats.listed = len(infos)
-	b.catalog.record(gen, infos, true)
+	b.recordList(gen, infos, true)
 	// A run covers one interval from when its list is in: a list slower
 	// than the interval (a short one, a slow NHN) moves the next run
 	// rather than leaving this one no time to download in.
@@ -226,7 +239,7 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, sess *sessi
 				panicked = err
 			case errors.Is(err, errCertNotFound):
 				stats.removed++
-				b.cache.index.remove(name) // even when storage had no copy left
+				b.cache.forgetIndex(name, gen) // even when storage had no copy left
 			case err != nil:
 				stats.failed++
 				b.Logger().Debug("background download failed", "name", logName(name), "error", err)
