@@ -34,6 +34,7 @@ type indexRecord struct {
 	generation string
 	fetchedAt  time.Time
 	listed     *certInfo
+	notAfter   time.Time // the copy's leaf's; zero when not known
 	// lastUsed is the last read (unix nanoseconds) while the entry was in
 	// memory; refreshCandidates also looks at the memory copy.
 	lastUsed int64
@@ -50,7 +51,7 @@ func newCacheIndex() *cacheIndex { return &cacheIndex{records: map[string]*index
 // download nobody read yet) keeps the last read recorded, or now for a
 // name not recorded: a background download never makes an idle
 // certificate look read.
-func (x *cacheIndex) note(name, generation string, fetchedAt time.Time, listed *certInfo, used int64, jitter func() float64) {
+func (x *cacheIndex) note(name, generation string, fetchedAt time.Time, listed *certInfo, used int64, notAfter time.Time, jitter func() float64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	r := x.records[name]
@@ -63,7 +64,7 @@ func (x *cacheIndex) note(name, generation string, fetchedAt time.Time, listed *
 	case used == 0:
 		used = time.Now().UnixNano()
 	}
-	x.records[name] = &indexRecord{generation: generation, fetchedAt: fetchedAt, listed: listed, lastUsed: used, spread: jitter()}
+	x.records[name] = &indexRecord{generation: generation, fetchedAt: fetchedAt, listed: listed, notAfter: notAfter, lastUsed: used, spread: jitter()}
 }
 
 // used keeps the last read of an entry leaving memory.
@@ -82,6 +83,29 @@ func (x *cacheIndex) adopt(name string, fetchedAt time.Time, info *certInfo) {
 	if r := x.records[name]; r != nil && r.fetchedAt.Equal(fetchedAt) && r.listed == nil {
 		r.listed = info
 	}
+}
+
+// fetched returns when name's recorded copy of generation was fetched.
+func (x *cacheIndex) fetched(name, generation string) (time.Time, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if r := x.records[name]; r != nil && r.generation == generation {
+		return r.fetchedAt, true
+	}
+	return time.Time{}, false
+}
+
+// cachedNames returns the names the index holds for generation.
+func cachedNames(x *cacheIndex, generation string) []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := make([]string, 0, len(x.records))
+	for name, r := range x.records {
+		if r.generation == generation {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func (x *cacheIndex) remove(name string) {
@@ -145,7 +169,7 @@ func (c *certCache) loadIndex(ctx context.Context, s logical.Storage, generation
 		if err != nil {
 			return err
 		}
-		c.noteIndex(se.Name, se.Generation, se.FetchedAt, se.Listed, now)
+		c.noteIndex(se.Name, se.Generation, se.FetchedAt, se.Listed, now, se.NotAfter)
 	}
 	if !c.gate.admit(generation) {
 		return errConfigChanged

@@ -61,6 +61,9 @@ type refresher struct {
 	// paced downloads without waiting.
 	pace func(ctx context.Context, wake <-chan struct{}, d time.Duration) pauseResult
 
+	// unlisted is since when the lists have left out each cached name.
+	unlisted unlistedNames
+
 	mu   sync.Mutex
 	last runReport // the last finished run, for status
 }

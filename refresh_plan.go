@@ -80,44 +80,75 @@ type refreshCandidate struct {
 	name      string
 	fetchedAt time.Time
 	listed    *certInfo // what the list said at download; nil: unknown
-	lastUsed  time.Time
-	spread    float64
+	// notAfter is the held copy's leaf's; zero when not known here.
+	notAfter time.Time
+	lastUsed time.Time
+	spread   float64
+	// unlistedSince is when NHN's lists began leaving the name out; zero
+	// while it is listed.
+	unlistedSince time.Time
 }
 
 type pacedDownload struct {
 	name string
 	at   time.Time
+	// fetchedAt is the copy's when planned: a download that landed since
+	// (a refresh=true read, a read after expiry) makes this one needless.
+	fetchedAt time.Time
 }
 
 type refreshPlan struct {
-	missing, rotated []string        // downloaded at once
-	paced            []pacedDownload // in order of at, all before the horizon
-	deferred         int             // due before the horizon, left by the rate bound
+	missing, rotated []string // the names the list leaves out, or shows changed
+	// paced is every download of the run, each at its time and all before
+	// the horizon, under one rate bound: first the urgent ones (rotated,
+	// and unlisted names not confirmed since they left the list), then
+	// those falling due, in order of at.
+	paced []pacedDownload
+	// urgent is how many of paced's first entries are urgent: once they
+	// are done, a rotation NHN's list shows is served.
+	urgent   int
+	deferred int // due before the horizon, left by the rate bound
 }
 
 // planRefresh decides what a run started at now downloads before horizon
 // (the next run's start). listed is what the run's list says of a name.
+//
+// A name the list leaves out is downloaded once to find out (only the file
+// endpoint's 52000 drops the entry, so that a wrong list never empties the
+// cache); a download that still gets the file confirms it, and from then
+// on the name is downloaded when it falls due, like any other: a list that
+// loses names costs one paced download per name, not one per name per run.
 func planRefresh(now, horizon time.Time, ttl, guard time.Duration, cands []refreshCandidate, listed func(string) *certInfo) refreshPlan {
 	var p refreshPlan
-	var due []pacedDownload
+	var urgent, due []pacedDownload
 	active := 0
 	for _, c := range cands {
 		info := listed(c.name)
+		idle := now.Sub(c.lastUsed) > refreshIdle
+		d := pacedDownload{name: c.name, at: now, fetchedAt: c.fetchedAt}
 		switch {
 		case info == nil:
-			// Gone from the list. Only the file endpoint's 52000 drops
-			// the entry, so that a wrong list never empties the cache.
 			p.missing = append(p.missing, c.name)
-		case now.Sub(c.lastUsed) > refreshIdle:
+			if c.unlistedSince.IsZero() || c.fetchedAt.Before(c.unlistedSince) {
+				active++
+				urgent = append(urgent, d)
+				continue
+			}
+		case idle:
 			// Not read lately: left to expire.
-		case c.listed != nil && info.describesAnotherFile(c.listed):
+		case rotatedUpstream(info, c):
 			active++
 			p.rotated = append(p.rotated, c.name)
-		default:
-			active++
-			if at := dueAt(c.fetchedAt, ttl, guard, c.spread); at.Before(horizon) {
-				due = append(due, pacedDownload{name: c.name, at: at})
-			}
+			urgent = append(urgent, d)
+			continue
+		}
+		if idle {
+			continue
+		}
+		active++
+		if at := dueAt(c.fetchedAt, ttl, guard, c.spread); at.Before(horizon) {
+			d.at = at
+			due = append(due, d)
 		}
 	}
 	slices.SortFunc(due, func(a, b pacedDownload) int {
@@ -125,46 +156,83 @@ func planRefresh(now, horizon time.Time, ttl, guard time.Duration, cands []refre
 	})
 	gap := time.Duration(float64(time.Second) / refreshRate(active, ttl, guard))
 	next := now
-	for i, d := range due {
-		at := d.at
-		if at.Before(next) {
-			at = next
+	all := slices.Concat(urgent, due)
+	for i, d := range all {
+		if d.at.Before(next) {
+			d.at = next
 		}
-		if !at.Before(horizon) {
-			p.deferred = len(due) - i
+		if !d.at.Before(horizon) {
+			p.deferred = len(all) - i
 			break
 		}
-		p.paced = append(p.paced, pacedDownload{name: d.name, at: at})
-		next = at.Add(gap)
+		p.paced = append(p.paced, d)
+		if i < len(urgent) {
+			p.urgent++
+		}
+		next = d.at.Add(gap)
 	}
 	return p
 }
 
+// rotatedUpstream reports whether the list describes a file other than the
+// copy held: compared with what the list said when the copy was
+// downloaded, or, for a copy downloaded before any list (after a config
+// write or a restart), with the copy's own expiry. A copy of which nothing
+// is known is downloaded once to learn it.
+func rotatedUpstream(info *certInfo, c refreshCandidate) bool {
+	switch {
+	case c.listed != nil:
+		return info.describesAnotherFile(c.listed)
+	case !c.notAfter.IsZero():
+		return !info.expiresOn(c.notAfter)
+	default:
+		return true
+	}
+}
+
+// kst is NHN's time zone (Korea Standard Time, UTC+9, no summer time).
+var kst = time.FixedZone("KST", 9*60*60)
+
+// expiresOn reports whether the list's expirationDate (a date) is the date
+// of notAfter, in UTC or in NHN's time zone; a list without a date says
+// nothing against it.
+func (c *certInfo) expiresOn(notAfter time.Time) bool {
+	if c.ExpirationDate == "" {
+		return true
+	}
+	return c.ExpirationDate == notAfter.UTC().Format(time.DateOnly) || c.ExpirationDate == notAfter.In(kst).Format(time.DateOnly)
+}
+
 // refreshCandidates gathers every cached certificate of a generation: the
 // index's records (memory and storage alike) with the memory copy's last
-// read. A copy downloaded before any list adopts what the list says now.
-func (b *backend) refreshCandidates(generation string) []refreshCandidate {
+// read. A copy downloaded before any list adopts what the list says now
+// when that describes the copy held (its expiry); else it stays unknown and
+// the plan downloads it (a renewal made before the first list).
+func (b *backend) refreshCandidates(generation string, unlisted map[string]time.Time) []refreshCandidate {
 	inMemory := map[string]*cacheEntry{}
 	for _, e := range b.cache.entriesOf(generation) {
 		inMemory[e.name] = e
 		// Put in memory without the index knowing (tests do): index it.
-		b.cache.noteIndex(e.name, generation, e.fetchedAt, e.listedAtDownload.Load(), e.lastUsed.Load())
+		b.cache.noteIndex(e.name, generation, e.fetchedAt, e.listedAtDownload.Load(), e.lastUsed.Load(), e.bundle.Leaf.NotAfter)
 	}
 	recs := b.cache.index.of(generation)
 	out := make([]refreshCandidate, 0, len(recs))
 	for name, r := range recs {
-		c := refreshCandidate{name: name, fetchedAt: r.fetchedAt, listed: r.listed, lastUsed: time.Unix(0, r.lastUsed), spread: r.spread}
-		if e := inMemory[name]; e != nil && e.fetchedAt.Equal(r.fetchedAt) {
+		c := refreshCandidate{name: name, fetchedAt: r.fetchedAt, listed: r.listed, notAfter: r.notAfter,
+			lastUsed: time.Unix(0, r.lastUsed), spread: r.spread, unlistedSince: unlisted[name]}
+		e := inMemory[name]
+		if e != nil && e.fetchedAt.Equal(r.fetchedAt) {
 			c.lastUsed = time.Unix(0, max(r.lastUsed, e.lastUsed.Load()))
+			c.notAfter = e.bundle.Leaf.NotAfter
 			if l := e.listedAtDownload.Load(); l != nil {
 				c.listed = l
 			}
 		}
-		if c.listed == nil {
-			if info := b.catalog.lookup(generation, name); info != nil {
+		if c.listed == nil && !c.notAfter.IsZero() {
+			if info := b.catalog.lookup(generation, name); info != nil && info.expiresOn(c.notAfter) {
 				c.listed = info
 				b.cache.index.adopt(name, r.fetchedAt, info)
-				if e := inMemory[name]; e != nil {
+				if e != nil {
 					e.listedAtDownload.CompareAndSwap(nil, info)
 				}
 			}
@@ -212,8 +280,9 @@ func (b *backend) refreshRun(parent context.Context, s logical.Storage, sess *se
 	// rather than leaving this one no time to download in.
 	horizon = time.Now().Add(horizon.Sub(began))
 	ttl := sess.cfg.CacheTTL
-	plan := planRefresh(time.Now(), horizon, ttl, refreshGuard(ttl, b.cache.slowDownload()), b.refreshCandidates(gen),
-		func(name string) *certInfo { return b.catalog.lookup(gen, name) })
+	listed := func(name string) *certInfo { return b.catalog.lookup(gen, name) }
+	cands := b.refreshCandidates(gen, b.refresher.unlisted.update(gen, time.Now(), cachedNames(b.cache.index, gen), listed))
+	plan := planRefresh(time.Now(), horizon, ttl, refreshGuard(ttl, b.cache.slowDownload()), cands, listed)
 	stats.deferred = plan.deferred
 
 	var mu sync.Mutex
@@ -250,24 +319,28 @@ func (b *backend) refreshRun(parent context.Context, s logical.Storage, sess *se
 		})
 	}
 
-	// What NHN changed, at once: after this a rotation is served.
-	var now errgroup.Group
-	now.SetLimit(refreshParallel)
-	for _, name := range slices.Concat(plan.missing, plan.rotated) {
-		download(&now, name)
-	}
-	_ = now.Wait()
-	b.refresher.lastRun.Store(int64(time.Since(began)))
-	b.refresher.nextRunAt.Store(horizon.UnixNano())
-
-	// What falls due before the next run, each at its time.
+	// Every download of the run, each at its time under one rate bound:
+	// the urgent ones first (after them a rotation is served), then what
+	// falls due before the next run.
 	pace := b.refresher.pace
 	if pace == nil {
 		pace = sleepPause
 	}
-	var paced errgroup.Group
-	paced.SetLimit(refreshParallel)
+	var g errgroup.Group
+	g.SetLimit(refreshParallel)
+	checked := false
+	check := func() {
+		if !checked {
+			_ = g.Wait()
+			b.refresher.lastRun.Store(int64(time.Since(began)))
+			b.refresher.nextRunAt.Store(horizon.UnixNano())
+			checked = true
+		}
+	}
 	for i, d := range plan.paced {
+		if i == plan.urgent {
+			check()
+		}
 		r := pace(ctx, b.refresher.wake, time.Until(d.at))
 		if r != paused {
 			mu.Lock()
@@ -276,9 +349,15 @@ func (b *backend) refreshRun(parent context.Context, s logical.Storage, sess *se
 			woken = r == pauseWoken
 			break
 		}
-		download(&paced, d.name)
+		// A copy downloaded since the plan (a refresh=true read, a read
+		// after expiry) is not downloaded again before it is due.
+		if at, ok := b.cache.index.fetched(d.name, gen); ok && at.After(d.fetchedAt) {
+			continue
+		}
+		download(&g, d.name)
 	}
-	_ = paced.Wait()
+	check()
+	_ = g.Wait()
 
 	switch {
 	case panicked != nil:

@@ -82,6 +82,9 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rt route) {
 	total := 0
 	s.mu.Lock()
 	for _, name := range s.sortedLocked() {
+		if s.unlisted[name] {
+			continue
+		}
 		c := &s.certs[name].cert
 		expired := c.ExpirationDate != "" && c.ExpirationDate < today
 		if (status == "EXPIRED" && !expired) || (status == "UNEXPIRED" && expired) {
@@ -142,4 +145,15 @@ func positiveParam(q url.Values, name string, def int) (int, error) {
 		return 0, fmt.Errorf("%s must be a positive integer", name)
 	}
 	return n, nil
+}
+
+// SetUnlisted makes every list leave out the given names while their files
+// still download, as a truncated or glitching list would; no names ends it.
+func (s *Server) SetUnlisted(names ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unlisted = make(map[string]bool, len(names))
+	for _, n := range names {
+		s.unlisted[n] = true
+	}
 }

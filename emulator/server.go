@@ -40,6 +40,9 @@ type Server struct {
 	faultLeft int
 	latency   time.Duration
 	stats     Stats
+	// unlisted names are left out of every list while their files still
+	// download (SetUnlisted): a truncated or glitching list.
+	unlisted map[string]bool
 
 	caMu       sync.Mutex // guards the lazily made shared material below
 	cas        map[int]*CA
