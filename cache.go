@@ -148,7 +148,7 @@ func (c *certCache) keep(ctx context.Context, s logical.Storage, e *cacheEntry, 
 			return cur, nil
 		}
 	}
-	c.index.note(e.name, e.generation, e.fetchedAt, e.listedAtDownload.Load(), e.lastUsed.Load(), e.bundle.Leaf.NotAfter, c.jitter)
+	c.index.note(e.name, e.generation, e.fetchedAt, e.listedAtDownload.Load(), e.lastUsed.Load(), c.jitter)
 	if err := c.store(ctx, s, e); err != nil && !errors.Is(err, logical.ErrReadOnly) {
 		c.logger.Warn("cannot write the cache entry to storage; serving it from memory", "name", logName(e.name), "error", err)
 	}
@@ -168,12 +168,12 @@ func (c *certCache) forgetIndex(name, generation string) {
 }
 
 // noteIndex records a copy in the index, for the live generation only.
-func (c *certCache) noteIndex(name, generation string, fetchedAt time.Time, listed *certInfo, used int64, notAfter time.Time) {
+func (c *certCache) noteIndex(name, generation string, fetchedAt time.Time, listed *certInfo, used int64) {
 	if !c.gate.admit(generation) {
 		return
 	}
 	defer c.gate.release()
-	c.index.note(name, generation, fetchedAt, listed, used, notAfter, c.jitter)
+	c.index.note(name, generation, fetchedAt, listed, used, c.jitter)
 }
 
 // putMemory puts e in memory, dropping the least recently used entry when
@@ -231,7 +231,7 @@ func (c *certCache) load(ctx context.Context, s logical.Storage, name, generatio
 		return nil, nil
 	}
 	e.listedAtDownload.Store(se.Listed)
-	c.noteIndex(name, generation, se.FetchedAt, se.Listed, 0, e.bundle.Leaf.NotAfter)
+	c.noteIndex(name, generation, se.FetchedAt, se.Listed, 0)
 	return e, nil
 }
 
@@ -240,7 +240,6 @@ func (c *certCache) load(ctx context.Context, s logical.Storage, name, generatio
 func (c *certCache) store(ctx context.Context, s logical.Storage, e *cacheEntry) error {
 	return writeStoredEntry(ctx, s, &storedEntry{
 		Name: e.name, Generation: e.generation, FetchedAt: e.fetchedAt, File: e.file, Listed: e.listedAtDownload.Load(),
-		NotAfter: e.bundle.Leaf.NotAfter,
 	})
 }
 

@@ -34,7 +34,6 @@ type indexRecord struct {
 	generation string
 	fetchedAt  time.Time
 	listed     *certInfo
-	notAfter   time.Time // the copy's leaf's; zero when not known
 	// lastUsed is the last read (unix nanoseconds) while the entry was in
 	// memory; refreshCandidates also looks at the memory copy.
 	lastUsed int64
@@ -51,7 +50,7 @@ func newCacheIndex() *cacheIndex { return &cacheIndex{records: map[string]*index
 // download nobody read yet) keeps the last read recorded, or now for a
 // name not recorded: a background download never makes an idle
 // certificate look read.
-func (x *cacheIndex) note(name, generation string, fetchedAt time.Time, listed *certInfo, used int64, notAfter time.Time, jitter func() float64) {
+func (x *cacheIndex) note(name, generation string, fetchedAt time.Time, listed *certInfo, used int64, jitter func() float64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	r := x.records[name]
@@ -64,7 +63,7 @@ func (x *cacheIndex) note(name, generation string, fetchedAt time.Time, listed *
 	case used == 0:
 		used = time.Now().UnixNano()
 	}
-	x.records[name] = &indexRecord{generation: generation, fetchedAt: fetchedAt, listed: listed, notAfter: notAfter, lastUsed: used, spread: jitter()}
+	x.records[name] = &indexRecord{generation: generation, fetchedAt: fetchedAt, listed: listed, lastUsed: used, spread: jitter()}
 }
 
 // used keeps the last read of an entry leaving memory.
@@ -73,15 +72,6 @@ func (x *cacheIndex) used(name, generation string, at int64) {
 	defer x.mu.Unlock()
 	if r := x.records[name]; r != nil && r.generation == generation {
 		r.lastUsed = max(r.lastUsed, at)
-	}
-}
-
-// adopt records what the list says of a copy downloaded before any list.
-func (x *cacheIndex) adopt(name string, fetchedAt time.Time, info *certInfo) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if r := x.records[name]; r != nil && r.fetchedAt.Equal(fetchedAt) && r.listed == nil {
-		r.listed = info
 	}
 }
 
@@ -169,7 +159,7 @@ func (c *certCache) loadIndex(ctx context.Context, s logical.Storage, generation
 		if err != nil {
 			return err
 		}
-		c.noteIndex(se.Name, se.Generation, se.FetchedAt, se.Listed, now, se.NotAfter)
+		c.noteIndex(se.Name, se.Generation, se.FetchedAt, se.Listed, now)
 	}
 	if !c.gate.admit(generation) {
 		return errConfigChanged

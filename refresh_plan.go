@@ -80,10 +80,8 @@ type refreshCandidate struct {
 	name      string
 	fetchedAt time.Time
 	listed    *certInfo // what the list said at download; nil: unknown
-	// notAfter is the held copy's leaf's; zero when not known here.
-	notAfter time.Time
-	lastUsed time.Time
-	spread   float64
+	lastUsed  time.Time
+	spread    float64
 	// unlistedSince is when NHN's lists began leaving the name out; zero
 	// while it is listed.
 	unlistedSince time.Time
@@ -175,66 +173,37 @@ func planRefresh(now, horizon time.Time, ttl, guard time.Duration, cands []refre
 }
 
 // rotatedUpstream reports whether the list describes a file other than the
-// copy held: compared with what the list said when the copy was
-// downloaded, or, for a copy downloaded before any list (after a config
-// write or a restart), with the copy's own expiry. A copy of which nothing
-// is known is downloaded once to learn it.
+// copy held, compared with what the list said when the copy was
+// downloaded. Of a copy downloaded before any list (after a config write or
+// a restart) nothing is known to compare (NHN's file answer carries neither
+// dates nor certificateId): it is downloaded once, under the run's rate
+// bound, and known from then on.
 func rotatedUpstream(info *certInfo, c refreshCandidate) bool {
-	switch {
-	case c.listed != nil:
-		return info.describesAnotherFile(c.listed)
-	case !c.notAfter.IsZero():
-		return !info.expiresOn(c.notAfter)
-	default:
+	if c.listed == nil {
 		return true
 	}
-}
-
-// kst is NHN's time zone (Korea Standard Time, UTC+9, no summer time).
-var kst = time.FixedZone("KST", 9*60*60)
-
-// expiresOn reports whether the list's expirationDate (a date) is the date
-// of notAfter, in UTC or in NHN's time zone; a list without a date says
-// nothing against it.
-func (c *certInfo) expiresOn(notAfter time.Time) bool {
-	if c.ExpirationDate == "" {
-		return true
-	}
-	return c.ExpirationDate == notAfter.UTC().Format(time.DateOnly) || c.ExpirationDate == notAfter.In(kst).Format(time.DateOnly)
+	return info.describesAnotherFile(c.listed)
 }
 
 // refreshCandidates gathers every cached certificate of a generation: the
 // index's records (memory and storage alike) with the memory copy's last
-// read. A copy downloaded before any list adopts what the list says now
-// when that describes the copy held (its expiry); else it stays unknown and
-// the plan downloads it (a renewal made before the first list).
+// read.
 func (b *backend) refreshCandidates(generation string, unlisted map[string]time.Time) []refreshCandidate {
 	inMemory := map[string]*cacheEntry{}
 	for _, e := range b.cache.entriesOf(generation) {
 		inMemory[e.name] = e
 		// Put in memory without the index knowing (tests do): index it.
-		b.cache.noteIndex(e.name, generation, e.fetchedAt, e.listedAtDownload.Load(), e.lastUsed.Load(), e.bundle.Leaf.NotAfter)
+		b.cache.noteIndex(e.name, generation, e.fetchedAt, e.listedAtDownload.Load(), e.lastUsed.Load())
 	}
 	recs := b.cache.index.of(generation)
 	out := make([]refreshCandidate, 0, len(recs))
 	for name, r := range recs {
-		c := refreshCandidate{name: name, fetchedAt: r.fetchedAt, listed: r.listed, notAfter: r.notAfter,
+		c := refreshCandidate{name: name, fetchedAt: r.fetchedAt, listed: r.listed,
 			lastUsed: time.Unix(0, r.lastUsed), spread: r.spread, unlistedSince: unlisted[name]}
-		e := inMemory[name]
-		if e != nil && e.fetchedAt.Equal(r.fetchedAt) {
+		if e := inMemory[name]; e != nil && e.fetchedAt.Equal(r.fetchedAt) {
 			c.lastUsed = time.Unix(0, max(r.lastUsed, e.lastUsed.Load()))
-			c.notAfter = e.bundle.Leaf.NotAfter
 			if l := e.listedAtDownload.Load(); l != nil {
 				c.listed = l
-			}
-		}
-		if c.listed == nil && !c.notAfter.IsZero() {
-			if info := b.catalog.lookup(generation, name); info != nil && info.expiresOn(c.notAfter) {
-				c.listed = info
-				b.cache.index.adopt(name, r.fetchedAt, info)
-				if e != nil {
-					e.listedAtDownload.CompareAndSwap(nil, info)
-				}
 			}
 		}
 		out = append(out, c)

@@ -68,9 +68,6 @@ type storedEntry struct {
 	// Listed is what NHN's list said of the certificate when the file was
 	// downloaded (see cacheEntry.listedAtDownload).
 	Listed *certInfo `json:"listed,omitempty"`
-	// NotAfter is the file's leaf's, so that the index learns it without
-	// parsing the file (absent in entries written before it was kept).
-	NotAfter time.Time `json:"not_after,omitzero"`
 }
 
 // readStoredEntry returns name's stored entry, or nil when there is none.
