@@ -14,7 +14,7 @@ FUZZTIME ?=
 # Where the pinned Vault build is cached, outside the repository.
 export NHNCERT_CACHE ?= $(HOME)/.cache/nhncert
 
-.PHONY: help build test unit fuzz integration vet lint fmt fmt-check vault demo dev clean bench
+.PHONY: help build test unit fuzz integration vet lint fmt fmt-check vault demo dev clean bench soak
 
 help:
 	@echo "make build        build bin/$(PLUGIN) and bin/nhncert-emulator"
@@ -22,6 +22,7 @@ help:
 	@echo "make demo         Vault dev server + NHN emulator + plugin, then list and read a certificate"
 	@echo "make dev          the same against real NHN (needs NHN_APP_KEY, NHN_ACCESS_KEY_ID, NHN_SECRET_ACCESS_KEY)"
 	@echo "make bench        load benchmark through a real Vault (nhncert vs null plugin vs KV) + Go benchmarks"
+	@echo "make soak         the randomized model test (model_test.go) for SOAK_TIME (default 20m) of seeded histories, with the race detector"
 	@echo "make vault        build or find the pinned Vault (cached in $(NHNCERT_CACHE))"
 
 build:
@@ -87,6 +88,12 @@ dev: build
 # plugin vs KV), then the Go benchmarks; prints a table. See BENCHMARKS.md.
 bench:
 	@scripts/bench.sh
+
+# Many more seeded histories of the model test than `make test` runs (24),
+# for SOAK_TIME; a failing one prints its seed (NHNCERT_MODEL_SEED replays).
+SOAK_TIME ?= 20m
+soak:
+	NHNCERT_MODEL_DURATION=$(SOAK_TIME) $(GO) test -race -count=1 -timeout 0 -run '^TestModel$$' -v . | grep -E 'model:|I[1-7]:|seed=.*FAIL|replay|^(ok|FAIL|---)'
 
 clean:
 	rm -rf bin

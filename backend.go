@@ -60,6 +60,9 @@ type backend struct {
 	// jitter returns a random number in [0, 1); it spreads the background
 	// refresh and the ttl of a read. Tests pin it.
 	jitter func() float64
+	// onNewClient, when set, is given each NHN client the backend builds,
+	// before any request uses it (tests make retries wait no time).
+	onNewClient func(*client)
 	// mountPath is where Vault mounted this backend ("nhncert/"), learnt
 	// from requests, for the paths in events (events.go).
 	mountPath atomic.Pointer[string]
@@ -180,7 +183,11 @@ func (b *backend) session(ctx context.Context, s logical.Storage) (*session, err
 	if err != nil || cfg == nil {
 		return nil, err
 	}
-	sess := &session{cfg: cfg, client: newClient(cfg.clientConfig(), b.Logger().Named("nhn"))}
+	c := newClient(cfg.clientConfig(), b.Logger().Named("nhn"))
+	if b.onNewClient != nil {
+		b.onNewClient(c)
+	}
+	sess := &session{cfg: cfg, client: c}
 	b.cache.gate.setLive(cfg.Generation)
 	b.current.Store(sess)
 	return sess, nil

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -83,6 +84,8 @@ type client struct {
 	// [0, 1)); tests replace both.
 	sleep  func(ctx context.Context, d time.Duration) error
 	jitter func() float64
+	// closed is set by close.
+	closed atomic.Bool
 }
 
 type resultHeader struct {
@@ -122,7 +125,20 @@ func newClient(cfg clientConfig, logger hclog.Logger) *client {
 	}
 }
 
-func (c *client) close() { c.http.CloseIdleConnections() }
+// close drops the client's connections: the idle ones now, and each one a
+// request in flight gives back, when it does (the session was replaced or
+// the backend cleaned up: nothing may linger until IdleConnTimeout).
+func (c *client) close() {
+	c.closed.Store(true)
+	c.http.CloseIdleConnections()
+}
+
+// afterRequest closes a connection a request gave back to a closed client.
+func (c *client) afterRequest() {
+	if c.closed.Load() {
+		c.http.CloseIdleConnections()
+	}
+}
 
 func (c *client) certsURL() string {
 	return strings.TrimRight(c.cfg.Endpoint, "/") + "/certmanager/" + c.cfg.APIVersion +

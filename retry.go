@@ -51,6 +51,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 func (c *client) do(ctx context.Context, op string, authenticate bool, limit int64, build func(context.Context) (*http.Request, error)) ([]byte, http.Header, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout*maxAttempts)
 	defer cancel()
+	defer c.afterRequest()
 
 	var (
 		lastErr    *upstreamError

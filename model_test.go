@@ -1,0 +1,518 @@
+package nhncert
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"go.uber.org/goleak"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
+)
+
+// TestModel drives random histories of the engine, in process, against two
+// emulated NHN projects (A and B, the same names holding different
+// certificates), and holds every answer and the storage to these
+// invariants:
+//
+//	I1 A served certificate and key belong together.
+//	I2 A served certificate is a file NHN held under that name, in the
+//	   project configured during the read (either one, for a read that
+//	   overlapped a config change), and its leaf has not expired.
+//	I3 Once a config delete or a switch to the other project (a new
+//	   upstream identity) returned, and the reads and runs in flight with
+//	   it have returned, nothing of the old config is in storage or in
+//	   memory: after a delete, storage holds no certificate; after a
+//	   switch, every stored and in-memory copy is of the new generation.
+//	I4 After a background run with NHN up and its list complete, every
+//	   copy in storage is the file NHN holds now under its name, and no
+//	   name NHN no longer has is stored: a renewal or re-registration NHN
+//	   lists is served after the next run.
+//	I5 Such a run lists once (twice only when NHN rejected the token and a
+//	   new one was issued) and downloads each cached certificate at most
+//	   once.
+//	I6 A read served while NHN is down of a copy past cache_ttl says it
+//	   may be stale.
+//	I7 No goroutine of the engine survives Cleanup.
+//
+// A history is a sequence of steps drawn from a seed: concurrent reads
+// (some with refresh=true), config writes (same identity, the other
+// project), config deletes and writes back, renewals, deletes and
+// re-registrations (a new certificateId) in NHN, outages starting and
+// ending, slow downloads, lists that lose names, copies coming due, a
+// restart (a new backend on the same storage), background runs alone or
+// concurrent with reads and config changes, and Cleanup at the end.
+//
+// NHNCERT_MODEL_SEED=<n> replays one history; NHNCERT_MODEL_HISTORIES and
+// NHNCERT_MODEL_STEPS set how many and how long (make test: 24 x 40;
+// make soak: NHNCERT_MODEL_DURATION bounds a run of many more). A failing
+// history prints its seed. Seeds that found a bug stay in
+// modelRegressionSeeds.
+func TestModel(t *testing.T) {
+	histories := int(envInt(t, "NHNCERT_MODEL_HISTORIES", 24))
+	steps := int(envInt(t, "NHNCERT_MODEL_STEPS", 40))
+	var seeds []uint64
+	if s := os.Getenv("NHNCERT_MODEL_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("NHNCERT_MODEL_SEED=%q: %v", s, err)
+		}
+		seeds = []uint64{n}
+	} else {
+		seeds = append(seeds, modelRegressionSeeds...)
+		base := uint64(time.Now().UnixNano())
+		for i := 0; i < histories; i++ {
+			seeds = append(seeds, base+uint64(i))
+		}
+	}
+	var deadline time.Time
+	if d, err := time.ParseDuration(os.Getenv("NHNCERT_MODEL_DURATION")); err == nil && d > 0 {
+		deadline = time.Now().Add(d)
+	}
+	ran := 0
+	for i := 0; ; i++ {
+		var seed uint64
+		switch {
+		case i < len(seeds):
+			seed = seeds[i]
+		case !deadline.IsZero() && time.Now().Before(deadline):
+			seed = seeds[len(seeds)-1] + uint64(i)
+		default:
+			t.Logf("model: %d histories of %d steps, invariants I1-I7 held", ran, steps)
+			return
+		}
+		ran++
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("replay with: NHNCERT_MODEL_SEED=%d go test -run 'TestModel$' .", seed)
+				}
+			})
+			runModel(t, seed, steps)
+		})
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// modelRegressionSeeds are histories that found a bug; each replays first.
+var modelRegressionSeeds = []uint64{
+	// I3 on 0f2b75b: a config delete with reads and a run in flight left
+	// 3 certificates in storage (fixed by the write gate, cache_gate.go).
+	1796288364848438489,
+}
+
+var modelNames = []string{"a.example", "b.example", "c.example", "d.example"}
+
+// project is one emulated NHN project and what the model knows of it.
+type project struct {
+	id       string
+	emu      *emulator.Server
+	url      string
+	held     map[string]map[string]bool // name -> every serial held so far
+	down     bool
+	unlisted bool // the list leaves names out (SetUnlisted)
+}
+
+func (p *project) current(name string) (string, bool) {
+	ch, ok := p.emu.Chain(name)
+	if !ok {
+		return "", false
+	}
+	return emulator.FormatSerial(ch.Leaf.SerialNumber), true
+}
+
+func (p *project) put(t *testing.T, name string) {
+	ch, err := emulator.GenerateChain(emulator.ChainOptions{CommonName: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.emu.PutChain(name, ch, emulator.FileOptions{})
+	p.note(name, ch)
+}
+
+func (p *project) note(name string, ch *emulator.Chain) {
+	if p.held[name] == nil {
+		p.held[name] = map[string]bool{}
+	}
+	p.held[name][emulator.FormatSerial(ch.Leaf.SerialNumber)] = true
+}
+
+type modelRun struct {
+	t        *testing.T
+	rnd      *rand.Rand
+	h        *harness
+	projects [2]*project
+	active   int  // index of the configured project
+	deleted  bool // the config is deleted
+	log      []string
+}
+
+func runModel(t *testing.T, seed uint64, steps int) {
+	m := &modelRun{t: t, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	m.h = newHarness(t)
+	eo := emulator.Options{AppKey: testAppKey, AccessKeyID: testKeyID, SecretAccessKey: testSecret}
+	emuB := emulator.New(eo)
+	srvB := testkit.NewRecorder(t, emuB)
+	m.projects[0] = &project{id: "A", emu: m.h.emu, url: m.h.srv.URL, held: map[string]map[string]bool{}}
+	m.projects[1] = &project{id: "B", emu: emuB, url: srvB.URL, held: map[string]map[string]bool{}}
+	for _, p := range m.projects {
+		for _, n := range modelNames {
+			p.put(t, n)
+		}
+	}
+	leaks := goleak.IgnoreCurrent()
+	m.noRetryWait()
+	m.configure(0)
+	defer func() {
+		if t.Failed() {
+			t.Logf("history:\n  %s", strings.Join(m.log, "\n  "))
+		}
+	}()
+	for i := 0; i < steps && !t.Failed(); i++ {
+		m.step()
+	}
+	// I7: Cleanup leaves nothing running.
+	m.h.b.clean(context.Background())
+	m.h.srv.CloseClientConnections()
+	srvB.CloseClientConnections()
+	if err := goleak.Find(leaks, goleak.IgnoreTopFunction("net/http.(*conn).serve")); err != nil {
+		t.Errorf("I7: goroutines survived Cleanup: %v", err)
+	}
+}
+
+func (m *modelRun) logf(format string, args ...any) {
+	m.log = append(m.log, fmt.Sprintf(format, args...))
+}
+
+func (m *modelRun) cfgData(p int) map[string]any {
+	return map[string]any{
+		"app_key": testAppKey, "access_key_id": testKeyID, "secret_access_key": testSecret,
+		"endpoint": m.projects[p].url, "auth_endpoint": m.projects[p].url,
+		"request_timeout": "5s", "refresh_interval": "10s",
+	}
+}
+
+func (m *modelRun) configure(p int) {
+	resp, err := m.h.b.HandleRequest(context.Background(), &logical.Request{
+		Operation: logical.UpdateOperation, Path: "config", Data: m.cfgData(p), Storage: m.h.storage, MountPoint: "nhncert/"})
+	if err != nil || (resp != nil && resp.IsError()) {
+		m.t.Fatalf("config write: %v %v", err, resp)
+	}
+	m.active, m.deleted = p, false
+}
+
+// noRetryWait makes every client of the current backend retry without
+// sleeping, from its first request on.
+func (m *modelRun) noRetryWait() {
+	m.h.b.onNewClient = func(c *client) {
+		c.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	}
+}
+
+// readResult is one read's answer, with the projects it may come from.
+type readResult struct {
+	name, serial string
+	err          error
+	warnings     []string
+	certPEM, key string
+}
+
+func (m *modelRun) read(name string, refresh bool) readResult {
+	data := map[string]any{}
+	if refresh {
+		data["refresh"] = true
+	}
+	resp, err := m.h.b.HandleRequest(context.Background(), &logical.Request{
+		Operation: logical.ReadOperation, Path: "certs/" + name, Data: data, Storage: m.h.storage, MountPoint: "nhncert/"})
+	r := readResult{name: name, err: err}
+	if err == nil && resp != nil && resp.IsError() {
+		r.err = resp.Error()
+	}
+	if r.err == nil && resp != nil {
+		r.serial, _ = resp.Data["serial_number"].(string)
+		r.certPEM, _ = resp.Data["certificate"].(string)
+		r.key, _ = resp.Data["private_key"].(string)
+		r.warnings = resp.Warnings
+	}
+	return r
+}
+
+// checkRead holds a successful read to I1 and I2; allowed are the
+// projects the read may have been served from.
+func (m *modelRun) checkRead(r readResult, allowed ...int) {
+	if r.err != nil {
+		return
+	}
+	if _, err := tls.X509KeyPair([]byte(r.certPEM), []byte(r.key)); err != nil {
+		m.t.Errorf("I1: %s served a certificate and key that do not belong together: %v", r.name, err)
+	}
+	for _, p := range allowed {
+		if m.projects[p].held[r.name][r.serial] {
+			return
+		}
+	}
+	m.t.Errorf("I2: %s served serial %s, never held under that name by project(s) %v", r.name, r.serial, allowed)
+}
+
+func (m *modelRun) step() {
+	t := m.t
+	p := m.projects[m.active]
+	name := modelNames[m.rnd.IntN(len(modelNames))]
+	switch op := m.rnd.IntN(16); op {
+	case 0, 1, 2, 3: // concurrent reads
+		if m.deleted {
+			m.configure(m.active)
+			m.logf("config written back (project %s)", p.id)
+			return
+		}
+		k := 1 + m.rnd.IntN(4)
+		refresh := m.rnd.IntN(5) == 0
+		m.logf("%d concurrent reads (refresh=%v)", k, refresh)
+		names := make([]string, k)
+		for i := range names {
+			names[i] = modelNames[m.rnd.IntN(len(modelNames))]
+		}
+		rs := m.concurrently(k, func(i int) readResult { return m.read(names[i], refresh && i == 0) })
+		for _, r := range rs {
+			m.checkRead(r, m.active)
+			if r.err == nil && p.down && m.isAged(r.name) {
+				m.checkStale(r)
+			}
+		}
+	case 4: // renewal in NHN
+		q := m.projects[m.rnd.IntN(2)]
+		if _, ok := q.emu.Chain(name); !ok {
+			return
+		}
+		ch, err := q.emu.Rotate(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.note(name, ch)
+		m.logf("renewed %s in %s", name, q.id)
+	case 5: // delete in NHN, or re-register (a new certificateId)
+		q := m.projects[m.rnd.IntN(2)]
+		if _, ok := q.emu.Chain(name); ok && m.rnd.IntN(2) == 0 {
+			q.emu.Remove(name)
+			m.logf("removed %s from %s", name, q.id)
+		} else {
+			q.emu.Remove(name)
+			q.put(t, name)
+			m.logf("re-registered %s in %s", name, q.id)
+		}
+	case 6: // outage starts or ends
+		p.down = !p.down
+		if p.down {
+			p.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})
+		} else {
+			p.emu.ClearFault()
+		}
+		m.logf("project %s down=%v", p.id, p.down)
+	case 7: // slow downloads
+		d := time.Duration(m.rnd.IntN(3)) * 15 * time.Millisecond
+		p.emu.SetLatency(d)
+		m.logf("project %s latency %s", p.id, d)
+	case 8: // a list that loses names
+		var lost []string
+		for _, n := range modelNames {
+			if m.rnd.IntN(3) == 0 {
+				lost = append(lost, n)
+			}
+		}
+		p.emu.SetUnlisted(lost...)
+		p.unlisted = len(lost) > 0
+		m.logf("project %s list loses %v", p.id, lost)
+	case 9: // copies come due
+		for _, n := range modelNames {
+			if se, _ := readStoredEntry(context.Background(), m.h.storage, n); se != nil {
+				m.h.age(n, 2*time.Hour)
+			}
+		}
+		m.logf("every copy aged past cache_ttl")
+	case 10: // config write, same identity
+		if !m.deleted {
+			m.configure(m.active)
+			m.logf("config rewritten, same identity")
+		}
+	case 11, 12: // a config change with reads and a run in flight
+		m.changeConfigDuringWork()
+	case 13: // restart: a new backend on the same storage
+		m.h.b.clean(context.Background())
+		m.h.b = m.h.newBackend(m.h.storage)
+		m.noRetryWait()
+		m.logf("restart")
+	default: // a background run alone
+		m.run()
+	}
+}
+
+// concurrently runs k copies of f and returns their results.
+func (m *modelRun) concurrently(k int, f func(i int) readResult) []readResult {
+	out := make([]readResult, k)
+	var wg sync.WaitGroup
+	for i := 0; i < k; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); out[i] = f(i) }()
+	}
+	wg.Wait()
+	return out
+}
+
+// run is a background run alone; with NHN up and its list complete it is
+// held to I4 and I5.
+func (m *modelRun) run() {
+	if m.deleted {
+		return
+	}
+	p := m.projects[m.active]
+	sess := mustSession(m.h)
+	m.h.b.refresher.pace = func(ctx context.Context, _ <-chan struct{}, _ time.Duration) pauseResult {
+		if ctx.Err() != nil {
+			return pauseEnd
+		}
+		return paused
+	}
+	clean := !p.down && p.emu.Latency() == 0
+	unlistedBefore := p.unlisted
+	cached := len(m.h.cacheKeys())
+	before := p.emu.Stats()
+	stats, _, err := m.h.b.refreshRun(context.Background(), m.h.storage, sess, time.Now().Add(sess.cfg.RefreshInterval))
+	after := p.emu.Stats()
+	m.logf("run: %+v err=%v", stats, err)
+	if !clean || unlistedBefore {
+		return
+	}
+	// I5.
+	// One list; twice when NHN rejected the token held and a new one was
+	// issued (v1.3 tries once more after a 401).
+	if n := after.ListCalls - before.ListCalls; n < 1 || n > 2 || (n == 2 && after.TokenIssued == before.TokenIssued) {
+		m.t.Errorf("I5: the run listed %d times (tokens issued meanwhile: %d)", n, after.TokenIssued-before.TokenIssued)
+	}
+	if n := after.FileCalls - before.FileCalls; n > int64(cached) {
+		m.t.Errorf("I5: the run downloaded %d times for %d cached certificates", n, cached)
+	}
+	// I4.
+	for _, n := range modelNames {
+		se, _ := readStoredEntry(context.Background(), m.h.storage, n)
+		cur, held := p.current(n)
+		switch {
+		case se == nil:
+		case !held:
+			m.t.Errorf("I4: %s is stored after a run although project %s no longer has it", n, p.id)
+		default:
+			b, err := ParseBundle(se.File)
+			if err != nil {
+				m.t.Fatalf("stored %s does not parse: %v", n, err)
+			}
+			if got := emulator.FormatSerial(b.Leaf.SerialNumber); got != cur {
+				m.t.Errorf("I4: after a run, %s is stored with serial %s; project %s lists %s", n, got, p.id, cur)
+			}
+		}
+	}
+}
+
+// changeConfigDuringWork deletes the config or switches to the other
+// project while reads and a background run are in flight, then holds the
+// storage and memory to I3.
+func (m *modelRun) changeConfigDuringWork() {
+	if m.deleted {
+		m.configure(m.active)
+		m.logf("config written back (project %s)", m.projects[m.active].id)
+		return
+	}
+	from := m.active
+	del := m.rnd.IntN(2) == 0
+	sess := mustSession(m.h)
+	m.h.b.refresher.pace = func(ctx context.Context, _ <-chan struct{}, _ time.Duration) pauseResult {
+		if ctx.Err() != nil {
+			return pauseEnd
+		}
+		return paused
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, _, _ = m.h.b.refreshRun(context.Background(), m.h.storage, sess, time.Now().Add(sess.cfg.RefreshInterval))
+	}()
+	k := 1 + m.rnd.IntN(4)
+	results := make(chan readResult, k)
+	for i := 0; i < k; i++ {
+		wg.Add(1)
+		name := modelNames[m.rnd.IntN(len(modelNames))]
+		go func() { defer wg.Done(); results <- m.read(name, false) }()
+	}
+	if del {
+		_, err := m.h.request(logical.DeleteOperation, "config", nil)
+		if err != nil {
+			m.t.Fatalf("config delete: %v", err)
+		}
+		m.deleted = true
+		m.logf("config deleted with %d reads and a run in flight", k)
+	} else {
+		m.configure(1 - from)
+		m.logf("switched to project %s with %d reads and a run in flight", m.projects[m.active].id, k)
+	}
+	wg.Wait()
+	close(results)
+	for r := range results {
+		m.checkRead(r, from, m.active)
+	}
+	m.checkGeneration()
+}
+
+// checkGeneration is I3.
+func (m *modelRun) checkGeneration() {
+	keys := m.h.cacheKeys()
+	if m.deleted {
+		if len(keys) != 0 {
+			m.t.Errorf("I3: %d certificates in storage after the config was deleted", len(keys))
+		}
+		if n := m.h.b.cache.memoryLen(); n != 0 {
+			m.t.Errorf("I3: %d certificates in memory after the config was deleted", n)
+		}
+		return
+	}
+	gen := mustSession(m.h).cfg.Generation
+	for _, k := range keys {
+		se, err := readStoredEntryAt(context.Background(), m.h.storage, cacheStoragePrefix+k)
+		if err != nil || se == nil {
+			continue
+		}
+		if se.Generation != gen {
+			m.t.Errorf("I3: %s is stored under an old config's generation after the switch", se.Name)
+		}
+	}
+	for _, e := range m.h.b.cache.memory.Values() {
+		if e.generation != gen {
+			m.t.Errorf("I3: %s is in memory under an old config's generation after the switch", e.name)
+		}
+	}
+}
+
+// isAged reports whether name's stored copy is past cache_ttl.
+func (m *modelRun) isAged(name string) bool {
+	se, _ := readStoredEntry(context.Background(), m.h.storage, name)
+	return se != nil && time.Since(se.FetchedAt) > time.Hour
+}
+
+// checkStale is I6.
+func (m *modelRun) checkStale(r readResult) {
+	for _, w := range r.warnings {
+		if strings.Contains(w, "may be stale") {
+			return
+		}
+	}
+	m.t.Errorf("I6: %s was served past cache_ttl while NHN is down without the stale warning (warnings %q)", r.name, r.warnings)
+}
