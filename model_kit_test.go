@@ -91,4 +91,3 @@ func (m *modelRun) checkRead(r readResult, allowed ...int) {
 	}
 	m.t.Errorf("I2: %s served serial %s, never held under that name by project(s) %v", r.name, r.serial, allowed)
 }
-
