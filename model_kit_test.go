@@ -21,6 +21,10 @@ type project struct {
 	held     map[string]map[string]bool // name -> every serial held so far
 	down     bool
 	unlisted bool // the list leaves names out (SetUnlisted)
+	// sameDay names were reissued with the same expiry on the same day
+	// (same certificateId): the list cannot show it, so a run need not
+	// notice (the copy is downloaded again when it falls due).
+	sameDay map[string]bool
 }
 
 func (p *project) current(name string) (string, bool) {
