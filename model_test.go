@@ -48,8 +48,7 @@ import (
 // project), config deletes and writes back, renewals, deletes and
 // re-registrations (a new certificateId) and same-expiry reissues in NHN
 // (which the list cannot show: I4 then allows the copy held), outages
-// starting and
-// ending, slow downloads, lists that lose names, copies coming due, a
+// starting and ending, slow downloads, lists that lose names, copies coming due, a
 // restart (a new backend on the same storage), background runs alone or
 // concurrent with reads and config changes, and Cleanup at the end.
 //
