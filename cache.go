@@ -41,6 +41,9 @@ type certCache struct {
 	jitter func() float64
 	// slowest is a decaying maximum of download times (nanoseconds).
 	slowest atomic.Int64
+	// retry holds the retry windows of certificates NHN fails for
+	// (retry_window.go).
+	retry retryWindows
 }
 
 // cacheHooks is what the cache asks of the rest of the engine.
@@ -155,7 +158,12 @@ func (c *certCache) forgetKey(key string) {
 	}
 }
 
-func (c *certCache) clearMemory() { c.memory.Purge() }
+// clearMemory drops the parsed copies and the retry windows: what follows
+// (a new config, a restart) starts clean.
+func (c *certCache) clearMemory() {
+	c.memory.Purge()
+	c.retry.clear()
+}
 
 func (c *certCache) memoryLen() int { return c.memory.Len() }
 

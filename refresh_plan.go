@@ -224,6 +224,10 @@ func (b *backend) refreshRun(ctx context.Context, s logical.Storage, sess *sessi
 				stats.failed++
 				b.refresher.panics.Add(1)
 				panicked = err
+			case errors.Is(err, errInRetryWindow):
+				// NHN failed for it lately: a later run asks, after
+				// its retry window (retry_window.go).
+				stats.deferred++
 			case errors.Is(err, errCertNotFound):
 				stats.removed++
 				b.cache.index.remove(name) // even when storage had no copy left
