@@ -21,6 +21,8 @@ import (
 // every Agent and VSO back to make three more.
 
 const (
+	// firstRetryWindow is the window after the first failure.
+	firstRetryWindow = 10 * time.Second
 	// minRetryCap is the longest window when rotation_period is shorter.
 	minRetryCap = 5 * time.Minute
 	// maxRetryWindows bounds the windows kept; past it the one whose next
@@ -28,9 +30,6 @@ const (
 	maxRetryWindows = 16384
 )
 
-// firstRetryWindow is the window after the first failure. A variable, so
-// that tests can wait out a window without waiting 10 s.
-var firstRetryWindow = 10 * time.Second
 
 // errInRetryWindow is the background refresh's error for a name whose
 // window is open: the run counts it as deferred, not failed.
@@ -41,7 +40,8 @@ var errInRetryWindow = errors.New("NHN failed for this certificate lately; its r
 type retryWindows struct {
 	mu   sync.Mutex
 	open map[string]retryWindow
-	max  int // the bound; 0 means maxRetryWindows
+	max  int           // the bound; 0 means maxRetryWindows
+	base time.Duration // the first window; 0 means firstRetryWindow (tests shorten it)
 }
 
 type retryWindow struct {
@@ -57,10 +57,13 @@ func retryCap(cfg *nhnConfig) time.Duration {
 	return max(rotationPeriod(cfg), minRetryCap)
 }
 
-// windowWidth is the window after failure k (1-based): firstRetryWindow
+// width is the window after failure k (1-based): the first window
 // doubled k-1 times, at most limit.
-func windowWidth(k int, limit time.Duration) time.Duration {
-	d := firstRetryWindow
+func (w *retryWindows) width(k int, limit time.Duration) time.Duration {
+	d := w.base
+	if d <= 0 {
+		d = firstRetryWindow
+	}
 	for i := 1; i < k && d < limit; i++ {
 		d *= 2
 	}
@@ -92,7 +95,7 @@ func (w *retryWindows) failed(gen, name string, now time.Time, limit time.Durati
 		w.makeRoom()
 	}
 	r.failures++
-	r.next, r.cause = now.Add(windowWidth(r.failures, limit)), cause
+	r.next, r.cause = now.Add(w.width(r.failures, limit)), cause
 	w.open[k] = r
 	return r
 }
