@@ -30,7 +30,6 @@ const (
 	maxRetryWindows = 16384
 )
 
-
 // errInRetryWindow is the background refresh's error for a name whose
 // window is open: the run counts it as deferred, not failed.
 var errInRetryWindow = errors.New("NHN failed for this certificate lately; its retry window is open")
