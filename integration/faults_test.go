@@ -289,8 +289,14 @@ func runFaultCase(t *testing.T, e *env, c faultCase) string {
 		if c.unreachable {
 			assert.Contains(t, oc.says, "NHN is asked again at", msg)
 		}
-		// A copy is held: one download attempt, no retries.
-		assert.LessOrEqual(t, oc.downloads, int64(1), "%s: cached name: %s; want at most one download attempt (a copy is held)", c.id, oc)
+		// A copy is held: one download attempt, no retries. Go's
+		// transport itself sends a GET again once when a reused
+		// connection is closed before the answer (the reset fault).
+		oneAttempt := int64(1)
+		if c.fault.Mode == emulator.FaultReset {
+			oneAttempt = 2
+		}
+		assert.LessOrEqual(t, oc.downloads, oneAttempt, "%s: cached name: %s; want at most one download attempt (a copy is held)", c.id, oc)
 		msg = fmt.Sprintf("%s: uncached name: %s; want HTTP 502 saying %q", c.id, ou, c.want)
 		assert.Equal(t, 502, ou.status, msg)
 		assert.Contains(t, ou.says, c.want, msg)
