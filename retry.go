@@ -63,9 +63,9 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // do sends a request built by build, with authentication, retrying 5xx,
 // 429 and transport errors up to attemptsFor(ctx) times (maxAttempts, or
 // one) with backoff and jitter inside an overall bound of Timeout x
-// attempts; each attempt is bounded by Timeout. On v1.3 a 401 makes it drop the token, get a new one and try
-// once more. It returns the body and header of a 2xx answer, the body read
-// up to limit bytes.
+// attempts; each attempt is bounded by Timeout. On v1.3 a 401 makes it
+// drop the token, get a new one and try once more. It returns the body
+// and header of a 2xx answer, the body read up to limit bytes.
 func (c *client) do(ctx context.Context, op string, authenticate bool, limit int64, build func(context.Context) (*http.Request, error)) ([]byte, http.Header, error) {
 	attempts := attemptsFor(ctx)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout*time.Duration(attempts))
