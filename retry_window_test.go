@@ -1,6 +1,7 @@
 package nhncert
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -292,4 +293,20 @@ func TestRetryWindowsStartCleanOnANewConfig(t *testing.T) {
 	require.Equal(t, 0, h.b.cache.retry.size())
 	resp := h.read("example.com", nil)
 	require.Empty(t, resp.Warnings)
+}
+
+// TestClientOneAttempt: a context marked withOneAttempt tries NHN once,
+// and says it is unreachable as after every attempt.
+func TestClientOneAttempt(t *testing.T) {
+	ch := newClientHarness(t, apiV11)
+	ch.put("example.com")
+	ch.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown, Target: "files"})
+	_, err := ch.c.DownloadFile(withOneAttempt(context.Background()), "example.com")
+	var ue *upstreamError
+	require.True(t, errors.As(err, &ue))
+	require.True(t, ue.Unreachable)
+	require.True(t, isOutage(err))
+	require.EqualValues(t, 1, ch.emu.Stats().FileCalls)
+	require.Empty(t, ch.waits)
+	require.Equal(t, maxAttempts, attemptsFor(context.Background()))
 }
