@@ -46,6 +46,9 @@ type certCache struct {
 	// gate admits every write of the cache for the live config generation
 	// only (cache_gate.go).
 	gate *writeGate
+	// retry holds the retry windows of certificates NHN fails for
+	// (retry_window.go).
+	retry retryWindows
 }
 
 // cacheHooks is what the cache asks of the rest of the engine.
@@ -195,7 +198,12 @@ func (c *certCache) forgetKey(key string) {
 	}
 }
 
-func (c *certCache) clearMemory() { c.memory.Purge() }
+// clearMemory drops the parsed copies and the retry windows: what follows
+// (a new config, a restart) starts clean.
+func (c *certCache) clearMemory() {
+	c.memory.Purge()
+	c.retry.clear()
+}
 
 func (c *certCache) memoryLen() int { return c.memory.Len() }
 

@@ -124,6 +124,36 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		return fillResult{entry: cur, warnings: cur.notes}, nil
 	}
 
+	// NHN failed for this certificate lately: until the window's next
+	// attempt NHN is not asked (retry_window.go). An operator's
+	// refresh=true asks anyway: it is what one runs to see whether NHN is
+	// back; Agent and VSO never send it.
+	if mode != fillRefresh {
+		if w, ok := c.retry.pending(gen, name, now); ok {
+			switch {
+			case mode == fillBackground:
+				return fillResult{}, errInRetryWindow
+			case old != nil && old.usable(now):
+				cur, err := c.putNewer(old)
+				if err != nil {
+					return fillResult{}, err
+				}
+				return c.staleResult(name, cur, w.cause, w.next), nil
+			}
+			err := error(&retryWindowError{name: name, next: w.next, cause: w.cause})
+			if old != nil {
+				err = fmt.Errorf("%w; the cached copy expired at %s and is not served", err, old.bundle.Leaf.NotAfter.UTC().Format(time.RFC3339))
+			}
+			return fillResult{}, err
+		}
+	}
+	// With a copy to fall back on, or after NHN failed for the name, one
+	// attempt: each retry would be one more request to a failing NHN
+	// (the window paces the next one). A first download keeps its retries.
+	if _, failing := c.retry.lookup(gen, name); failing || (old != nil && old.usable(now)) {
+		ctx = withOneAttempt(ctx)
+	}
+
 	// What the list says now describes the file about to be downloaded.
 	// The entry is dated when the download began: a copy is never older
 	// than it says, and of two overlapping downloads the later one wins.
@@ -136,6 +166,7 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		e, err = newEntry(name, gen, file, began)
 	}
 	if err == nil {
+		c.retry.ended(gen, name)
 		e.listedAtDownload.Store(listed)
 		kept, err := c.keep(ctx, s, e, mode != fillBackground, old)
 		if err != nil {
@@ -148,12 +179,17 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		return fillResult{}, errConfigChanged
 	}
 	if isNotFound(err) {
+		c.retry.ended(gen, name)
 		if old != nil {
 			c.drop(ctx, s, name, gen)
 		}
 		return fillResult{}, errCertNotFound
 	}
 	c.logger.Warn("download failed", "name", logName(name), "error", err)
+	var next time.Time
+	if isOutage(err) {
+		next = c.retry.failed(gen, name, time.Now(), retryCap(sess.cfg), err).next
+	}
 	// An overlapping download may have cached a newer copy meanwhile.
 	if cur := c.get(name, gen); cur != nil && (old == nil || cur.fetchedAt.After(old.fetchedAt)) && cur.fresh(time.Now(), ttl) {
 		return fillResult{entry: cur, warnings: cur.notes}, nil
@@ -168,9 +204,14 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 	if perr != nil {
 		return fillResult{}, perr
 	}
-	w := fmt.Sprintf("serving the copy of %s cached at %s, which may be stale: refreshing it failed: %v",
-		quoteName(name), old.fetchedAt.UTC().Format(time.RFC3339), err)
-	return fillResult{entry: old, warnings: append([]string{w}, old.warnings(time.Now())...), stale: true}, nil
+	return c.staleResult(name, old, err, next), nil
+}
+
+// staleResult serves old while NHN fails for it, with a warning that says
+// why and, when a window is open, when NHN is asked again.
+func (c *certCache) staleResult(name string, old *cacheEntry, cause error, next time.Time) fillResult {
+	w := staleWarning(name, old, cause, next)
+	return fillResult{entry: old, warnings: append([]string{w}, old.warnings(time.Now())...), stale: true}
 }
 
 // noteDownloadTime keeps a decaying maximum of how long downloads take

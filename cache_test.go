@@ -114,8 +114,11 @@ func TestStaleServedWithWarningWhenNHNFails(t *testing.T) {
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	want := h.read("example.com", nil).Data
 
-	// Past cache_ttl with NHN down: the cached copy, with a warning.
+	// Past cache_ttl with NHN down: the cached copy, with a warning. An
+	// outage opens a retry window (TestOutageReadsAskNHNOncePerWindow),
+	// short here: each fault is asked of NHN once it has passed.
 	expireCache(h, "example.com")
+	h.shortWindows(20 * time.Millisecond)
 	for _, f := range []emulator.Fault{
 		{Mode: emulator.FaultDown},
 		{Mode: emulator.FaultReset},
@@ -123,6 +126,7 @@ func TestStaleServedWithWarningWhenNHNFails(t *testing.T) {
 		{Mode: emulator.FaultBadPEM, Target: "files"},
 		{Mode: emulator.FaultResult, Target: "files", ResultCode: 52003},
 	} {
+		h.waitWindow("example.com")
 		h.emu.SetFault(f)
 		resp := h.read("example.com", nil)
 		require.Equal(t, withoutCopyTiming(want), withoutCopyTiming(resp.Data), f.Mode)
@@ -131,6 +135,7 @@ func TestStaleServedWithWarningWhenNHNFails(t *testing.T) {
 		h.requireNoSecrets("warning", resp.Warnings[0])
 	}
 	// 52000 is NHN saying the certificate is gone: not served, dropped.
+	h.waitWindow("example.com")
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultResult, Target: "files", ResultCode: 52000})
 	_, err := h.request(logical.ReadOperation, "certs/example.com", nil)
 	require.ErrorContains(t, err, "not found")
@@ -191,14 +196,30 @@ func TestExpiredCachedCertificateIsNotServedAsCurrent(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond)
 
 	// NHN down: the expired copy is refused, even though cache_ttl has not passed.
+	h.shortWindows(20 * time.Millisecond)
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})
 	resp, err := h.request(logical.ReadOperation, "certs/short.example.com", nil)
 	require.Nil(t, resp)
 	require.ErrorContains(t, err, "expired")
 	require.ErrorContains(t, err, "not served")
+	// Within the retry window: the same refusal, without asking NHN.
+	before := h.fileCalls("short.example.com")
+	h.shortWindows(time.Minute)
+	h.elapse("short.example.com")
+	_, err = h.request(logical.ReadOperation, "certs/short.example.com", nil) // opens a minute's window
+	require.Error(t, err)
+	_, err = h.request(logical.ReadOperation, "certs/short.example.com", nil)
+	require.ErrorContains(t, err, "expired")
+	require.ErrorContains(t, err, "not served")
+	require.ErrorContains(t, err, "it is asked again at")
+	require.EqualValues(t, 1, h.fileCalls("short.example.com")-before, "one attempt after the first window, none within the second")
+	h.shortWindows(20 * time.Millisecond)
+	h.elapse("short.example.com")
 
-	// NHN up but still holding the expired file: served, flagged expired.
+	// NHN up but still holding the expired file: served, flagged expired,
+	// once the retry window the outage opened has passed.
 	h.emu.ClearFault()
+	h.waitWindow("short.example.com")
 	r := h.read("short.example.com", nil)
 	require.Len(t, r.Warnings, 1)
 	require.Contains(t, r.Warnings[0], "certificate expired at")

@@ -275,6 +275,10 @@ func (b *backend) refreshRun(parent context.Context, s logical.Storage, sess *se
 				stats.failed++
 				b.refresher.panics.Add(1)
 				panicked = err
+			case errors.Is(err, errInRetryWindow):
+				// NHN failed for it lately: a later run asks, after
+				// its retry window (retry_window.go).
+				stats.deferred++
 			case errors.Is(err, errCertNotFound):
 				stats.removed++
 				b.cache.forgetIndex(name, gen) // even when storage had no copy left

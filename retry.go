@@ -28,6 +28,24 @@ const (
 	maxRetryWait = 10 * time.Second
 )
 
+// oneAttemptKey marks a context whose upstream calls are tried once.
+type oneAttemptKey struct{}
+
+// withOneAttempt makes the calls made with ctx try once, not maxAttempts
+// times: the caller has something to serve if NHN fails, or NHN failed
+// for it lately, and a retry would be one more request to a failing NHN.
+func withOneAttempt(ctx context.Context) context.Context {
+	return context.WithValue(ctx, oneAttemptKey{}, true)
+}
+
+// attemptsFor is how often a call made with ctx is tried.
+func attemptsFor(ctx context.Context) int {
+	if one, _ := ctx.Value(oneAttemptKey{}).(bool); one {
+		return 1
+	}
+	return maxAttempts
+}
+
 // noRedirect keeps credentials headers from following a redirect elsewhere.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
@@ -43,13 +61,14 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // do sends a request built by build, with authentication, retrying 5xx,
-// 429 and transport errors up to maxAttempts times with backoff and jitter
-// inside an overall bound of Timeout x maxAttempts; each attempt is bounded
-// by Timeout. On v1.3 a 401 makes it drop the token, get a new one and try
-// once more. It returns the body and header of a 2xx answer, the body read
-// up to limit bytes.
+// 429 and transport errors up to attemptsFor(ctx) times (maxAttempts, or
+// one) with backoff and jitter inside an overall bound of Timeout x
+// attempts; each attempt is bounded by Timeout. On v1.3 a 401 makes it
+// drop the token, get a new one and try once more. It returns the body
+// and header of a 2xx answer, the body read up to limit bytes.
 func (c *client) do(ctx context.Context, op string, authenticate bool, limit int64, build func(context.Context) (*http.Request, error)) ([]byte, http.Header, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout*maxAttempts)
+	attempts := attemptsFor(ctx)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout*time.Duration(attempts))
 	defer cancel()
 	defer c.afterRequest()
 
@@ -58,7 +77,7 @@ func (c *client) do(ctx context.Context, op string, authenticate bool, limit int
 		retryAfter time.Duration
 		reissued   bool
 	)
-	for attempt := 1; attempt <= maxAttempts; attempt++ {
+	for attempt := 1; attempt <= attempts; attempt++ {
 		if lastErr != nil && attempt > 1 {
 			wait := max(backoff(attempt-1, c.jitter()), retryAfter)
 			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {

@@ -42,12 +42,21 @@ var rotationResponseFields = map[string]*framework.FieldSchema{
 // rotationFields are the rotation fields of a read of e, served under cfg
 // at now. They are computed per read and never stored in the cached map.
 func (b *backend) rotationFields(cfg *nhnConfig, e *cacheEntry, now time.Time) map[string]any {
-	return rotationTiming(cfg, e.fetchedAt, b.refresher.nextCheck(), now, b.jitter())
+	var retryAt time.Time
+	// A fresh copy (every cached hit) never takes the windows' lock.
+	if !e.fresh(now, cfg.CacheTTL) {
+		if w, ok := b.cache.retry.pending(cfg.Generation, e.name, now); ok {
+			retryAt = w.next
+		}
+	}
+	return rotationTiming(cfg, e.fetchedAt, b.refresher.nextCheck(), retryAt, now, b.jitter())
 }
 
 // rotationTiming is rotationFields with its inputs spelt out. nextCheck is
 // when the next background run will have listed NHN (zero when no run is
-// scheduled on this node); jitter is in [0, 1).
+// scheduled on this node); retryAt, when not zero, is the next attempt of
+// the retry window of a stale copy served while NHN fails for it (neither
+// reads nor the background run ask NHN before it); jitter is in [0, 1).
 //
 // The served copy is next checked against NHN by whichever comes first:
 // that background run (it downloads a certificate NHN's list shows
@@ -55,12 +64,16 @@ func (b *backend) rotationFields(cfg *nhnConfig, e *cacheEntry, now time.Time) m
 // a node with no run scheduled (refresh off, a performance standby) only
 // the expiry is known; a performance standby's readers still come back
 // within refresh_interval, to see what the active node's run stored.
-func rotationTiming(cfg *nhnConfig, fetchedAt, nextCheck, now time.Time, jitter float64) map[string]any {
+func rotationTiming(cfg *nhnConfig, fetchedAt, nextCheck, retryAt, now time.Time, jitter float64) map[string]any {
 	period := rotationPeriod(cfg)
 	next := fetchedAt.Add(cfg.CacheTTL)
 	// A copy past its expiry is a stale one served while NHN fails: the
-	// background run is the next attempt, when there is one.
-	if cfg.RefreshInterval > 0 && !nextCheck.IsZero() && (nextCheck.Before(next) || !now.Before(next)) {
+	// retry window's next attempt, or else the background run, when there
+	// is one, is when NHN is asked again.
+	switch {
+	case !retryAt.IsZero():
+		next = retryAt
+	case cfg.RefreshInterval > 0 && !nextCheck.IsZero() && (nextCheck.Before(next) || !now.Before(next)):
 		next = nextCheck
 	}
 	// The spread is a share of how often the copy is checked: the period,

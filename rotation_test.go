@@ -40,7 +40,7 @@ func TestRotationTiming(t *testing.T) {
 		{"cache_ttl 0, refresh off: every read downloads", cfg(0, 0), now, time.Time{}, 0.9, 1, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := rotationTiming(tc.cfg, tc.fetched, tc.nextCheck, now, tc.jitter)
+			got := rotationTiming(tc.cfg, tc.fetched, tc.nextCheck, time.Time{}, now, tc.jitter)
 			require.Equal(t, map[string]any{
 				"last_vault_rotation": tc.fetched.UTC().Format(time.RFC3339Nano),
 				"rotation_period":     tc.period,
@@ -55,7 +55,7 @@ func TestRotationTiming(t *testing.T) {
 // back to the download's instant.
 func TestRotationFieldsEncodeAsVaultReadsThem(t *testing.T) {
 	fetched := time.Date(2026, 12, 1, 9, 59, 58, 123456789, time.FixedZone("KST", 9*3600))
-	got := rotationTiming(&nhnConfig{CacheTTL: time.Hour, RefreshInterval: time.Minute}, fetched, time.Time{}, fetched, 0)
+	got := rotationTiming(&nhnConfig{CacheTTL: time.Hour, RefreshInterval: time.Minute}, fetched, time.Time{}, time.Time{}, fetched, 0)
 	raw, err := json.Marshal(got)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"last_vault_rotation":"2026-12-01T00:59:58.123456789Z","rotation_period":60,"ttl":60}`, string(raw))
