@@ -42,6 +42,8 @@ import (
 //	I6 A read served while NHN is down of a copy past cache_ttl says it
 //	   may be stale.
 //	I7 No goroutine of the engine survives Cleanup.
+//	I8 While NHN fails for a certificate, reads (without refresh=true) do
+//	   not ask NHN for it before its retry window's next attempt.
 //
 // A history is a sequence of steps drawn from a seed: concurrent reads
 // (some with refresh=true), config writes (same identity, the other
@@ -204,7 +206,21 @@ func (m *modelRun) step() {
 		for i := range names {
 			names[i] = modelNames[m.rnd.IntN(len(modelNames))]
 		}
+		gen := mustSession(m.h).cfg.Generation
+		waiting := map[string]bool{}
+		for _, n := range modelNames {
+			if _, ok := m.h.b.cache.retry.pending(gen, n, time.Now()); ok {
+				waiting[n] = true
+			}
+		}
+		before := p.emu.Stats()
 		rs := m.concurrently(k, func(i int) readResult { return m.read(names[i], refresh && i == 0) })
+		after := p.emu.Stats()
+		for n := range waiting {
+			if d := after.FileCallsByName[n] - before.FileCallsByName[n]; d > 0 && !refresh {
+				m.t.Errorf("I8: reads asked NHN %d times for %s inside its retry window", d, n)
+			}
+		}
 		for _, r := range rs {
 			m.checkRead(r, m.active)
 			if r.err == nil && p.down && m.isAged(r.name) {
@@ -339,12 +355,13 @@ func (m *modelRun) run() {
 	if n := after.FileCalls - before.FileCalls; n > int64(cached) {
 		m.t.Errorf("I5: the run downloaded %d times for %d cached certificates", n, cached)
 	}
-	// I4.
+	// I4, for the names the run did not leave to their retry window.
 	for _, n := range modelNames {
 		se, _ := readStoredEntry(context.Background(), m.h.storage, n)
 		cur, held := p.current(n)
+		_, waiting := m.h.b.cache.retry.pending(sess.cfg.Generation, n, time.Now())
 		switch {
-		case se == nil:
+		case se == nil, waiting:
 		case !held:
 			m.t.Errorf("I4: %s is stored after a run although project %s no longer has it", n, p.id)
 		default:
