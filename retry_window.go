@@ -14,7 +14,9 @@ import (
 // minutes, whichever is longer. Reads in between serve the cached copy
 // with the stale warning without calling NHN (or, with no usable copy,
 // fail at once), their ttl counts to the next attempt, and the background
-// refresh leaves the name to a later run. A success ends the window.
+// refresh leaves the name to a later run. A refresh=true read asks anyway.
+// A success ends the window. With a copy to serve, or once the name has
+// failed, a download is tried once, not retried (withOneAttempt).
 //
 // Without it an outage multiplies NHN's load instead of sparing it: every
 // read of a stale copy made three attempts, and its ttl of 3 s brought
