@@ -115,6 +115,13 @@ func (c *certCache) putNewer(e *cacheEntry) (*cacheEntry, error) {
 		return nil, errConfigChanged
 	}
 	defer c.gate.release()
+	// Check again under the lock: a concurrent download may have dropped
+	// this copy (NHN answered 52000) or stored a later one to storage
+	// only; e is then served to this read but not put back in memory,
+	// where it would be served for up to cache_ttl.
+	if at, ok := c.index.fetched(e.name, e.generation); !ok || at.After(e.fetchedAt) {
+		return e, nil
+	}
 	cur, _ := c.putNewerLocked(e)
 	return cur, nil
 }
