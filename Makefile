@@ -92,8 +92,10 @@ bench:
 # Many more seeded histories of the model test than `make test` runs (24),
 # for SOAK_TIME; a failing one prints its seed (NHNCERT_MODEL_SEED replays).
 SOAK_TIME ?= 20m
+SOAK_LOG ?= soak.log
 soak:
-	set -o pipefail; NHNCERT_MODEL_DURATION=$(SOAK_TIME) $(GO) test -race -count=1 -timeout 0 -run '^TestModel$$' -v . | grep -E 'model:|I[1-8]:|FAIL|replay|^ok'
+	@echo "full log: $(SOAK_LOG)"
+	set -o pipefail; NHNCERT_MODEL_DURATION=$(SOAK_TIME) $(GO) test -race -count=1 -timeout 0 -run '^TestModel$$' -v . | tee $(SOAK_LOG) | grep -E 'model:|I[1-8]:|FAIL|replay|^ok'
 
 clean:
 	rm -rf bin

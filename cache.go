@@ -49,6 +49,10 @@ type certCache struct {
 	// retry holds the retry windows of certificates NHN fails for
 	// (retry_window.go).
 	retry retryWindows
+	// drops counts drop's removals: a copy read from storage is recorded
+	// only after checking, under its name's lock, that no drop removed it
+	// since the read (noteLoaded).
+	drops atomic.Uint64
 }
 
 // cacheHooks is what the cache asks of the rest of the engine.
@@ -229,6 +233,7 @@ func (c *certCache) entriesOf(generation string) []*cacheEntry {
 // load reads name's entry from storage; nil when there is none, it belongs
 // to another generation, or it can no longer be parsed.
 func (c *certCache) load(ctx context.Context, s logical.Storage, name, generation string) (*cacheEntry, error) {
+	seen := c.drops.Load()
 	se, err := readStoredEntry(ctx, s, name)
 	if errors.Is(err, errBadStoredEntry) {
 		c.logger.Warn("ignoring an unreadable cache entry", "name", logName(name), "error", err)
@@ -246,8 +251,31 @@ func (c *certCache) load(ctx context.Context, s logical.Storage, name, generatio
 		return nil, nil
 	}
 	e.listedAtDownload.Store(se.Listed)
-	c.noteIndex(name, generation, se.FetchedAt, se.Listed, 0)
+	if !c.noteLoaded(ctx, s, se, seen, 0) {
+		return nil, nil // dropped meanwhile: as if never stored
+	}
 	return e, nil
+}
+
+// noteLoaded records in the index a copy read from storage by a read that
+// began when drops was seen, and reports whether the copy is still cached.
+// It runs under the name's lock, the lock drop takes: a drop that ran since
+// the read (NHN answered 52000 to a concurrent download) removed the copy
+// from storage, and the index does not get it back (nor memory: putNewer
+// puts only what the index records). Drops are rare; only then is storage
+// read again.
+func (c *certCache) noteLoaded(ctx context.Context, s logical.Storage, se *storedEntry, seen uint64, used int64) bool {
+	l := locksutil.LockForKey(c.locks, se.Name)
+	l.Lock()
+	defer l.Unlock()
+	if c.drops.Load() != seen {
+		cur, err := readStoredEntry(ctx, s, se.Name)
+		if err != nil || cur == nil || cur.Generation != se.Generation || !cur.FetchedAt.Equal(se.FetchedAt) {
+			return false
+		}
+	}
+	c.noteIndex(se.Name, se.Generation, se.FetchedAt, se.Listed, used)
+	return true
 }
 
 // store writes e to storage, seal-wrapped. A performance standby cannot
@@ -269,6 +297,7 @@ func (c *certCache) drop(ctx context.Context, s logical.Storage, name, generatio
 		return
 	}
 	defer c.gate.release()
+	c.drops.Add(1)
 	c.forgetMemory(name)
 	c.index.remove(name)
 	if err := deleteStoredEntry(ctx, s, name); err != nil && !errors.Is(err, logical.ErrReadOnly) {

@@ -152,6 +152,7 @@ func (c *certCache) loadIndex(ctx context.Context, s logical.Storage, generation
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		seen := c.drops.Load()
 		se, err := readStoredEntryAt(ctx, s, cacheStoragePrefix+k)
 		if errors.Is(err, errBadStoredEntry) || (err == nil && (se == nil || se.Generation != generation || storageKey(se.Name) != cacheStoragePrefix+k)) {
 			continue
@@ -159,7 +160,7 @@ func (c *certCache) loadIndex(ctx context.Context, s logical.Storage, generation
 		if err != nil {
 			return err
 		}
-		c.noteIndex(se.Name, se.Generation, se.FetchedAt, se.Listed, now)
+		c.noteLoaded(ctx, s, se, seen, now)
 	}
 	if !c.gate.admit(generation) {
 		return errConfigChanged

@@ -3,6 +3,11 @@ package nhncert
 import (
 	"context"
 	"crypto/tls"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -95,3 +100,78 @@ func (m *modelRun) checkRead(r readResult, allowed ...int) {
 	}
 	m.t.Errorf("I2: %s served serial %s, never held under that name by project(s) %v", r.name, r.serial, allowed)
 }
+
+// sentCounts are the requests one NHN client of the engine sent. I5 counts
+// what a run's own client sent, not what the emulator received meanwhile: a
+// request a retired config's download sent just before its cancellation
+// may reach the emulator during a later run.
+type sentCounts struct {
+	tokens, lists, files atomic.Int64
+	mu                   sync.Mutex
+	byName               map[string]int64 // downloads
+}
+
+type countingTransport struct {
+	next http.RoundTripper
+	n    *sentCounts
+}
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	switch p := r.URL.Path; {
+	case strings.HasSuffix(p, "/oauth2/token/create"):
+		c.n.tokens.Add(1)
+	case strings.HasSuffix(p, "/files"):
+		c.n.files.Add(1)
+		seg := strings.TrimSuffix(r.URL.EscapedPath(), "/files")
+		name, err := url.PathUnescape(seg[strings.LastIndexByte(seg, '/')+1:])
+		if err == nil {
+			c.n.mu.Lock()
+			if c.n.byName == nil {
+				c.n.byName = map[string]int64{}
+			}
+			c.n.byName[name]++
+			c.n.mu.Unlock()
+		}
+	case strings.HasSuffix(p, "/certificates"):
+		c.n.lists.Add(1)
+	}
+	return c.next.RoundTrip(r)
+}
+
+// CloseIdleConnections lets the client's close reach the transport.
+func (c countingTransport) CloseIdleConnections() {
+	if t, ok := c.next.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+}
+
+// filesFor is how many times the client downloaded name.
+func (n *sentCounts) filesFor(name string) int64 {
+	if n == nil {
+		return 0
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.byName[name]
+}
+
+// sent is a snapshot of a client's counts.
+type sent struct{ tokens, lists, files int64 }
+
+func (n *sentCounts) snapshot() sent {
+	if n == nil {
+		return sent{}
+	}
+	return sent{n.tokens.Load(), n.lists.Load(), n.files.Load()}
+}
+
+// countsOf returns what c has sent (nil for a client built before the
+// model's hook).
+func (m *modelRun) countsOf(c nhnClient) *sentCounts {
+	n, _ := m.sent.Load(c)
+	sc, _ := n.(*sentCounts)
+	return sc
+}
+
+// sentBy returns what c has sent so far.
+func (m *modelRun) sentBy(c nhnClient) sent { return m.countsOf(c).snapshot() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -89,7 +90,7 @@ func TestModel(t *testing.T) {
 		case !deadline.IsZero() && time.Now().Before(deadline):
 			seed = seeds[len(seeds)-1] + uint64(i)
 		default:
-			t.Logf("model: %d histories of %d steps, invariants I1-I7 held", ran, steps)
+			t.Logf("model: %d histories of %d steps, invariants I1-I8 held", ran, steps)
 			return
 		}
 		ran++
@@ -119,6 +120,19 @@ var modelRegressionSeeds = []uint64{
 	// interleaving, not only the history, made it: the seed replays the
 	// history.
 	1796288627589254424,
+	// I5 in the second soak (after 403 s): "the run downloaded 1 times for
+	// 0 cached certificates". A read loading a copy from storage while a
+	// refresh=true read's 52000 dropped it recorded the copy in the index
+	// again (and so in memory); fixed in noteLoaded, with
+	// TestCopyLoadedDuringDropIsNotRecorded. Its history log was not kept;
+	// the interleaving made it, the seed replays the history.
+	1796291583376976769,
+	// I5 in the third soak (after 89 s): two downloads counted during a run
+	// that made none. They were a retired config's requests, sent just
+	// before the delete cancelled them and received by the emulator during
+	// the next run: not an engine bug; I5 and I8 now count what the run's
+	// and the reads' own client sends (sentCounts).
+	1796298273223565739,
 }
 
 var modelNames = []string{"a.example", "b.example", "c.example", "d.example"}
@@ -131,6 +145,7 @@ type modelRun struct {
 	active   int  // index of the configured project
 	deleted  bool // the config is deleted
 	log      []string
+	sent     sync.Map // *client -> *sentCounts
 }
 
 func runModel(t *testing.T, seed uint64, steps int) {
@@ -192,6 +207,13 @@ func (m *modelRun) configure(p int) {
 func (m *modelRun) noRetryWait() {
 	m.h.b.onNewClient = func(c *client) {
 		c.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+		n := &sentCounts{}
+		next := c.http.Transport
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		c.http.Transport = countingTransport{next: next, n: n}
+		m.sent.Store(c, n)
 	}
 }
 
@@ -213,18 +235,22 @@ func (m *modelRun) step() {
 		for i := range names {
 			names[i] = modelNames[m.rnd.IntN(len(modelNames))]
 		}
-		gen := mustSession(m.h).cfg.Generation
+		sess := mustSession(m.h)
+		gen := sess.cfg.Generation
 		waiting := map[string]bool{}
 		for _, n := range modelNames {
 			if _, ok := m.h.b.cache.retry.pending(gen, n, time.Now()); ok {
 				waiting[n] = true
 			}
 		}
-		before := p.emu.Stats()
-		rs := m.concurrently(k, func(i int) readResult { return m.read(names[i], refresh && i == 0) })
-		after := p.emu.Stats()
+		counts := m.countsOf(sess.client)
+		before := map[string]int64{}
 		for n := range waiting {
-			if d := after.FileCallsByName[n] - before.FileCallsByName[n]; d > 0 && !refresh {
+			before[n] = counts.filesFor(n)
+		}
+		rs := m.concurrently(k, func(i int) readResult { return m.read(names[i], refresh && i == 0) })
+		for n := range waiting {
+			if d := counts.filesFor(n) - before[n]; d > 0 && !refresh {
 				m.t.Errorf("I8: reads asked NHN %d times for %s inside its retry window", d, n)
 			}
 		}
@@ -346,9 +372,9 @@ func (m *modelRun) run() {
 	clean := !p.down && p.emu.Latency() == 0
 	unlistedBefore := p.unlisted
 	cached := len(m.h.cacheKeys())
-	before := p.emu.Stats()
+	before := m.sentBy(sess.client)
 	stats, _, err := m.h.b.refreshRun(context.Background(), m.h.storage, sess, time.Now().Add(sess.cfg.RefreshInterval))
-	after := p.emu.Stats()
+	after := m.sentBy(sess.client)
 	m.logf("run: %+v err=%v", stats, err)
 	if !clean || unlistedBefore {
 		return
@@ -356,10 +382,10 @@ func (m *modelRun) run() {
 	// I5.
 	// One list; twice when NHN rejected the token held and a new one was
 	// issued (v1.3 tries once more after a 401).
-	if n := after.ListCalls - before.ListCalls; n < 1 || n > 2 || (n == 2 && after.TokenIssued == before.TokenIssued) {
-		m.t.Errorf("I5: the run listed %d times (tokens issued meanwhile: %d)", n, after.TokenIssued-before.TokenIssued)
+	if n := after.lists - before.lists; n < 1 || n > 2 || (n == 2 && after.tokens == before.tokens) {
+		m.t.Errorf("I5: the run listed %d times (tokens asked for meanwhile: %d)", n, after.tokens-before.tokens)
 	}
-	if n := after.FileCalls - before.FileCalls; n > int64(cached) {
+	if n := after.files - before.files; n > int64(cached) {
 		m.t.Errorf("I5: the run downloaded %d times for %d cached certificates", n, cached)
 	}
 	// I4, for the names the run did not leave to their retry window.
