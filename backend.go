@@ -66,6 +66,9 @@ type backend struct {
 	// mountPath is where Vault mounted this backend ("nhncert/"), learnt
 	// from requests, for the paths in events (events.go).
 	mountPath atomic.Pointer[string]
+	// metrics is this mount's registry (metrics.go): one per backend, the
+	// plugin process serving many mounts.
+	metrics *mountMetrics
 }
 
 // session is a config and the NHN client built from it. It is replaced as
@@ -89,6 +92,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 func newBackend() *backend {
 	b := &backend{cache: newCertCache(maxMemoryEntries), now: time.Now, jitter: rand.Float64}
 	b.refresher.wake = make(chan struct{}, 1)
+	b.metrics = newMountMetrics(Version, func() float64 { return float64(b.refresher.panics.Load()) })
 	b.cache.hooks = b
 	b.cache.jitter = func() float64 { return b.jitter() }
 	b.Backend = &framework.Backend{
@@ -104,6 +108,7 @@ func newBackend() *backend {
 			pathCerts(b),
 			pathMetadata(b),
 			pathStatus(b),
+			pathMetrics(b),
 		},
 		InitializeFunc: b.initialize,
 		Invalidate:     b.invalidate,
@@ -184,6 +189,7 @@ func (b *backend) session(ctx context.Context, s logical.Storage) (*session, err
 		return nil, err
 	}
 	c := newClient(cfg.clientConfig(), b.Logger().Named("nhn"))
+	c.metrics = b.metrics
 	if b.onNewClient != nil {
 		b.onNewClient(c)
 	}

@@ -14,10 +14,12 @@ import (
 // download shared by every concurrent caller (refresh forces it). When the
 // download fails and a copy whose leaf has not expired is cached, that copy
 // is returned with a warning. Nothing is cached from a failed download.
-func (c *certCache) lookup(ctx context.Context, s logical.Storage, sess *session, name string, refresh bool) (*cacheEntry, []string, error) {
+// It also says what the read was, for the metrics: a hit (NHN not asked),
+// a miss (downloaded) or stale.
+func (c *certCache) lookup(ctx context.Context, s logical.Storage, sess *session, name string, refresh bool) (*cacheEntry, []string, readOutcome, error) {
 	if !refresh {
 		if e := c.get(name, sess.cfg.Generation); e != nil && e.fresh(time.Now(), sess.cfg.CacheTTL) {
-			return e, e.notes, nil
+			return e, e.notes, readHit, nil
 		}
 	}
 	mode := fillRead
@@ -26,9 +28,15 @@ func (c *certCache) lookup(ctx context.Context, s logical.Storage, sess *session
 	}
 	r, err := c.download(ctx, s, sess, name, mode)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, readError, err
 	}
-	return r.entry, r.warnings, nil
+	switch {
+	case r.stale:
+		return r.entry, r.warnings, readStale, nil
+	case r.cached:
+		return r.entry, r.warnings, readHit, nil
+	}
+	return r.entry, r.warnings, readMiss, nil
 }
 
 // refresh downloads name again now for the background refresh, sharing the
@@ -62,6 +70,8 @@ type fillResult struct {
 	warnings []string
 	// stale is set when the download failed and a cached copy was served.
 	stale bool
+	// cached is set when a fresh copy in storage was served, NHN not asked.
+	cached bool
 }
 
 // download runs fill once for every concurrent caller asking for the same
@@ -121,7 +131,7 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		if err != nil {
 			return fillResult{}, err
 		}
-		return fillResult{entry: cur, warnings: cur.notes}, nil
+		return fillResult{entry: cur, warnings: cur.notes, cached: true}, nil
 	}
 
 	// NHN failed for this certificate lately: until the window's next

@@ -34,6 +34,9 @@ type indexRecord struct {
 	generation string
 	fetchedAt  time.Time
 	listed     *certInfo
+	// notAfter is the copy's leaf's NotAfter, for the expiry metric; zero
+	// for a copy stored by a version that did not record it.
+	notAfter time.Time
 	// lastUsed is the last read (unix nanoseconds) while the entry was in
 	// memory; refreshCandidates also looks at the memory copy.
 	lastUsed int64
@@ -50,7 +53,7 @@ func newCacheIndex() *cacheIndex { return &cacheIndex{records: map[string]*index
 // download nobody read yet) keeps the last read recorded, or now for a
 // name not recorded: a background download never makes an idle
 // certificate look read.
-func (x *cacheIndex) note(name, generation string, fetchedAt time.Time, listed *certInfo, used int64, jitter func() float64) {
+func (x *cacheIndex) note(name, generation string, fetchedAt, notAfter time.Time, listed *certInfo, used int64, jitter func() float64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	r := x.records[name]
@@ -63,7 +66,7 @@ func (x *cacheIndex) note(name, generation string, fetchedAt time.Time, listed *
 	case used == 0:
 		used = time.Now().UnixNano()
 	}
-	x.records[name] = &indexRecord{generation: generation, fetchedAt: fetchedAt, listed: listed, lastUsed: used, spread: jitter()}
+	x.records[name] = &indexRecord{generation: generation, fetchedAt: fetchedAt, notAfter: notAfter, listed: listed, lastUsed: used, spread: jitter()}
 }
 
 // used keeps the last read of an entry leaving memory.

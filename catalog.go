@@ -91,6 +91,21 @@ func (l *catalog) lookup(generation, name string) *certInfo {
 	return l.byName[name]
 }
 
+// snapshot returns the entries of generation's latest list, and false when
+// no list of it is known.
+func (l *catalog) snapshot(generation string) ([]*certInfo, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.generation != generation || l.byName == nil {
+		return nil, false
+	}
+	out := make([]*certInfo, 0, len(l.byName))
+	for _, c := range l.byName {
+		out = append(out, c)
+	}
+	return out, true
+}
+
 func (l *catalog) clear() {
 	l.mu.Lock()
 	l.byName = nil

@@ -86,6 +86,8 @@ type client struct {
 	jitter func() float64
 	// closed is set by close.
 	closed atomic.Bool
+	// metrics counts the requests sent (nil: not counted).
+	metrics *mountMetrics
 }
 
 type resultHeader struct {
@@ -192,7 +194,7 @@ func (c *client) listPage(ctx context.Context, status string, page, size int) (*
 	q.Set("status", status)
 	u := c.certsURL() + "?" + q.Encode()
 	op := fmt.Sprintf("listing certificates (page %d)", page)
-	body, _, err := c.do(ctx, op, true, maxJSONBody, func(ctx context.Context) (*http.Request, error) {
+	body, _, err := c.do(ctx, callList, op, true, maxJSONBody, func(ctx context.Context) (*http.Request, error) {
 		return http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	})
 	if err != nil {
@@ -229,7 +231,7 @@ func (c *client) DownloadFile(ctx context.Context, name string) ([]byte, error) 
 	// name is data, not URL syntax. validateName refused '/' and '\'.
 	u := c.certsURL() + "/" + pathName(name) + "/files"
 	op := "downloading certificate " + quoteName(name)
-	body, header, err := c.do(ctx, op, true, maxFileSize, func(ctx context.Context) (*http.Request, error) {
+	body, header, err := c.do(ctx, callDownload, op, true, maxFileSize, func(ctx context.Context) (*http.Request, error) {
 		return http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	})
 	if err != nil {

@@ -201,10 +201,11 @@ func (b *backend) certificate(ctx context.Context, req *logical.Request, d *fram
 			resp, err := errNotConfigured()
 			return nil, resp, err
 		}
-		e, warnings, err := b.cache.lookup(ctx, req.Storage, sess, name, refresh)
+		e, warnings, outcome, err := b.cache.lookup(ctx, req.Storage, sess, name, refresh)
 		if errors.Is(err, errConfigChanged) && attempt == 0 {
 			continue
 		}
+		b.metrics.read(outcome)
 		if err != nil {
 			return nil, nil, certError(err)
 		}

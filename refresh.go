@@ -250,8 +250,9 @@ func (b *backend) runLoop(ctx context.Context, s logical.Storage) {
 		// listed NHN; until then nextCheck is this run's.
 		next = began.Add(runSpacing(sess.cfg.RefreshInterval, 0, b.jitter()))
 		rep := b.safeRun(ctx, s, sess, began, next)
-		b.refresher.ran.Add(1)
 		b.recordRun(rep)
+		b.metrics.run(rep)
+		b.refresher.ran.Add(1) // after the records: tests wait on it
 		if rep.woken {
 			failures, next = 0, time.Time{}
 			continue

@@ -1,6 +1,7 @@
 package nhncert
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,7 +67,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // attempts; each attempt is bounded by Timeout. On v1.3 a 401 makes it
 // drop the token, get a new one and try once more. It returns the body
 // and header of a 2xx answer, the body read up to limit bytes.
-func (c *client) do(ctx context.Context, op string, authenticate bool, limit int64, build func(context.Context) (*http.Request, error)) ([]byte, http.Header, error) {
+func (c *client) do(ctx context.Context, call upstreamCall, op string, authenticate bool, limit int64, build func(context.Context) (*http.Request, error)) ([]byte, http.Header, error) {
 	attempts := attemptsFor(ctx)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout*time.Duration(attempts))
 	defer cancel()
@@ -88,7 +89,7 @@ func (c *client) do(ctx context.Context, op string, authenticate bool, limit int
 			}
 		}
 		retryAfter = 0
-		body, header, status, token, err := c.attempt(ctx, authenticate, limit, build)
+		body, header, status, token, err := c.attempt(ctx, call, authenticate, limit, build)
 		if err != nil {
 			var ue *upstreamError
 			if errors.As(err, &ue) {
@@ -134,7 +135,7 @@ func (c *client) do(ctx context.Context, op string, authenticate bool, limit int
 
 // attempt makes one request. A transport error is returned as is (to be
 // retried); an *upstreamError is final.
-func (c *client) attempt(ctx context.Context, authenticate bool, limit int64, build func(context.Context) (*http.Request, error)) (body []byte, header http.Header, status int, token string, err error) {
+func (c *client) attempt(ctx context.Context, call upstreamCall, authenticate bool, limit int64, build func(context.Context) (*http.Request, error)) (body []byte, header http.Header, status int, token string, err error) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	req, err := build(actx)
@@ -155,18 +156,25 @@ func (c *client) attempt(ctx context.Context, authenticate bool, limit int64, bu
 			req.Header.Set("X-NHN-AUTHORIZATION", "Bearer "+token)
 		}
 	}
+	// Every request sent is counted once, with its outcome
+	// (metrics.go).
+	began := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
+		c.metrics.request(call, transportOutcome(err), time.Since(began))
 		return nil, nil, 0, token, err
 	}
 	defer resp.Body.Close()
 	body, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
+		c.metrics.request(call, transportOutcome(err), time.Since(began))
 		return nil, nil, 0, token, err
 	}
 	if int64(len(body)) > limit {
+		c.metrics.request(call, outcomeNHNError, time.Since(began))
 		return nil, nil, 0, token, &upstreamError{HTTPStatus: resp.StatusCode, Message: fmt.Sprintf("answer is larger than %d bytes", limit)}
 	}
+	c.metrics.request(call, statusOutcome(resp.StatusCode, answerHeader(resp.Header, body)), time.Since(began))
 	return body, resp.Header, resp.StatusCode, token, nil
 }
 
@@ -234,4 +242,35 @@ func backoff(n int, jitter float64) time.Duration {
 	d := retryBase << (n - 1)
 	d = time.Duration(float64(d) * (0.5 + jitter))
 	return min(d, maxRetryWait)
+}
+
+// answerHeader returns the NHN result header at the start of a JSON answer
+// (nil for a certificate file, or JSON without one), reading no further
+// than the header: the answer is decoded again by its caller.
+func answerHeader(header http.Header, body []byte) *resultHeader {
+	if !looksJSON(header.Get("Content-Type"), body) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		if key == "header" {
+			var h resultHeader
+			if dec.Decode(&h) != nil {
+				return nil
+			}
+			return &h
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return nil
+		}
+	}
+	return nil
 }

@@ -68,6 +68,9 @@ type storedEntry struct {
 	// Listed is what NHN's list said of the certificate when the file was
 	// downloaded (see cacheEntry.listedAtDownload).
 	Listed *certInfo `json:"listed,omitempty"`
+	// NotAfter is the leaf's, so that the expiry metric needs no parse of
+	// entries only in storage; absent from entries of earlier versions.
+	NotAfter time.Time `json:"not_after,omitzero"`
 }
 
 // readStoredEntry returns name's stored entry, or nil when there is none.

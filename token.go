@@ -66,7 +66,7 @@ func (c *client) issueToken(ctx context.Context) (string, error) {
 	const op = "issuing a User Access Key token"
 	u := strings.TrimRight(c.cfg.AuthEndpoint, "/") + "/oauth2/token/create"
 	form := url.Values{"grant_type": {"client_credentials"}}.Encode()
-	body, _, err := c.do(ctx, op, false, maxTokenBody, func(ctx context.Context) (*http.Request, error) {
+	body, _, err := c.do(ctx, callToken, op, false, maxTokenBody, func(ctx context.Context) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form))
 		if err != nil {
 			return nil, err
