@@ -59,8 +59,8 @@ integration: build
 	elif [ "$${NHNCERT_SKIP_VAULT:-}" = 1 ]; then \
 		echo "SKIPPED: integration tests (NHNCERT_SKIP_VAULT=1): nothing was checked against a real Vault"; \
 	else \
-		set -o pipefail; vault_bin=$$(scripts/vault.sh) && \
-		VAULT_BIN="$$vault_bin" NHNCERT_PLUGIN_BIN="$(CURDIR)/bin/$(PLUGIN)" NHNCERT_EMULATOR_BIN="$(CURDIR)/bin/nhncert-emulator" \
+		set -o pipefail; vault_bin=$$(scripts/vault.sh) && prom_dir=$$(scripts/prometheus.sh) && \
+		VAULT_BIN="$$vault_bin" NHNCERT_PROMETHEUS_DIR="$$prom_dir" NHNCERT_PLUGIN_BIN="$(CURDIR)/bin/$(PLUGIN)" NHNCERT_EMULATOR_BIN="$(CURDIR)/bin/nhncert-emulator" \
 			$(GO) test -count=1 -timeout 30m -v ./integration/ 2>&1 | scripts/test-summary.sh; \
 	fi
 

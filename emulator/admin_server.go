@@ -42,6 +42,9 @@ type AddCertRequest struct {
 	Name    string  `json:"name"`               // certificate name, also the leaf's common name
 	KeyType KeyType `json:"key_type,omitempty"` // default "ec"
 	Expired bool    `json:"expired"`            // NotBefore now-100d, NotAfter now-10d (else now-1h .. now+90d)
+	// ExpiresInDays > 0: NotAfter now + that many days (a certificate
+	// about to expire, for expiry alerts).
+	ExpiresInDays int `json:"expires_in_days,omitempty"`
 	// Intermediates between the root and the leaf. In JSON, a missing field
 	// means 1 and 0 (or a negative number) means none. In Go, 0 is left out
 	// of the JSON and so means 1; use -1 for none (the root signs the leaf).
@@ -270,8 +273,11 @@ func (s *Server) adminAddCert(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	nb, na := now.Add(-time.Hour), now.Add(90*day)
-	if req.Expired {
+	switch {
+	case req.Expired:
 		nb, na = now.Add(-100*day), now.Add(-10*day)
+	case req.ExpiresInDays > 0:
+		na = now.Add(time.Duration(req.ExpiresInDays) * day)
 	}
 	ch, err := GenerateChain(ChainOptions{CommonName: req.Name, DNSNames: req.DNSNames, KeyType: kt, NotBefore: nb, NotAfter: na, CA: ca})
 	if err != nil {
