@@ -14,7 +14,7 @@ FUZZTIME ?=
 # Where the pinned Vault build is cached, outside the repository.
 export NHNCERT_CACHE ?= $(HOME)/.cache/nhncert
 
-.PHONY: help build test unit fuzz integration vet lint fmt fmt-check vault demo dev clean bench soak
+.PHONY: help build test unit fuzz integration vet lint fmt fmt-check vault demo dev clean bench soak compat
 
 help:
 	@echo "make build        build bin/$(PLUGIN) and bin/nhncert-emulator"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench        load benchmark through a real Vault (nhncert vs null plugin vs KV) + Go benchmarks"
 	@echo "make soak         the randomized model test (model_test.go) for SOAK_TIME (default 20m) of seeded histories, with the race detector"
 	@echo "make vault        build or find the pinned Vault (cached in $(NHNCERT_CACHE))"
+	@echo "make compat       the integration suite against each Vault line (1.19, 1.20, 1.21; built once, cached)"
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/$(PLUGIN) ./cmd/$(PLUGIN)
@@ -96,6 +97,11 @@ SOAK_LOG ?= soak.log
 soak:
 	@echo "full log: $(SOAK_LOG)"
 	set -o pipefail; NHNCERT_MODEL_DURATION=$(SOAK_TIME) $(GO) test -race -count=1 -timeout 0 -run '^TestModel$$' -v . | tee $(SOAK_LOG) | grep -E 'model:|I[1-8]:|FAIL|replay|^ok'
+
+# The integration suite against the newest patch of each Vault line the
+# module proxy serves (scripts/compat.sh); CI keeps the v1.21.0 pin.
+compat:
+	@scripts/compat.sh
 
 clean:
 	rm -rf bin

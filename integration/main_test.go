@@ -15,8 +15,6 @@ import (
 )
 
 const (
-	// wantVaultVersion is the Vault release the plugin is proven against.
-	wantVaultVersion = "v1.21.0"
 	// pluginName is the name the plugin is registered under.
 	pluginName = "vault-plugin-secrets-nhncert"
 	// modulePath is the plugin's Go module, for -ldflags -X.
@@ -31,6 +29,10 @@ var bins struct {
 }
 
 var (
+	// wantVaultVersion is the Vault release the plugin is proven against
+	// (CI's pin); `make compat` sets NHNCERT_VAULT_VERSION to run the
+	// suite against another line's release.
+	wantVaultVersion = "v1.21.0"
 	// pluginVersion is the version the plugin binary reports and is
 	// registered with.
 	pluginVersion = "v0.1.0"
@@ -51,6 +53,9 @@ func runMain(m *testing.M) int {
 	if os.Getenv("NHNCERT_SKIP_VAULT") == "1" {
 		skipReason = "NHNCERT_SKIP_VAULT=1: real-Vault integration test skipped; nothing was checked against a real Vault"
 		return m.Run()
+	}
+	if v := os.Getenv("NHNCERT_VAULT_VERSION"); v != "" {
+		wantVaultVersion = v
 	}
 	if v := os.Getenv("NHNCERT_PLUGIN_VERSION"); v != "" {
 		pluginVersion = v

@@ -102,7 +102,19 @@ fi
 [ -x "$PLUGIN_BIN" ] || die "$PLUGIN_BIN is missing: run make build first"
 [ "$REAL" = 1 ] || [ -x "$EMULATOR_BIN" ] || die "$EMULATOR_BIN is missing: run make build first"
 
-VAULT="$("$ROOT/scripts/vault.sh")" || die "no Vault binary (scripts/vault.sh failed)"
+# A vault on PATH whose version `make compat` measured (scripts/vault-versions)
+# is used as it is; else the pinned one (scripts/vault.sh builds it once).
+VAULT=""
+if command -v vault >/dev/null 2>&1; then
+  path_version=$(vault version 2>/dev/null | head -n1 | awk '{sub(/,$/, "", $2); print $2}')
+  if [ -n "$path_version" ] && grep -qxF "${path_version#v}" "$ROOT/scripts/vault-versions"; then
+    VAULT="$(command -v vault)"
+  else
+    log "vault on PATH is ${path_version:-of unknown version}, not one make compat measured ($(tr '\n' ' ' < "$ROOT/scripts/vault-versions")); using the pinned one"
+  fi
+fi
+[ -n "$VAULT" ] || VAULT="$("$ROOT/scripts/vault.sh")" || die "no Vault binary (scripts/vault.sh failed)"
+log "using $VAULT ($("$VAULT" version 2>/dev/null | head -n1))"
 
 # A previous demo: stop it, so that this one starts clean.
 if [ -f "$PIDS" ]; then
