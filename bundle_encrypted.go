@@ -197,6 +197,14 @@ var (
 		"2.16.840.1.101.3.4.1.6": "AES-128-GCM", "2.16.840.1.101.3.4.1.26": "AES-192-GCM", "2.16.840.1.101.3.4.1.46": "AES-256-GCM",
 		oidDESEDE3CBC.String(): "DES-EDE3-CBC",
 	}
+	pbes1Name = map[string]string{
+		"1.2.840.113549.1.5.1": "pbeWithMD2AndDES-CBC", "1.2.840.113549.1.5.3": "pbeWithMD5AndDES-CBC",
+		"1.2.840.113549.1.5.4": "pbeWithMD2AndRC2-CBC", "1.2.840.113549.1.5.6": "pbeWithMD5AndRC2-CBC",
+		"1.2.840.113549.1.5.10": "pbeWithSHA1AndDES-CBC", "1.2.840.113549.1.5.11": "pbeWithSHA1AndRC2-CBC",
+		"1.2.840.113549.1.12.1.1": "pbeWithSHAAnd128BitRC4", "1.2.840.113549.1.12.1.2": "pbeWithSHAAnd40BitRC4",
+		"1.2.840.113549.1.12.1.3": "pbeWithSHAAnd3-KeyTripleDES-CBC", "1.2.840.113549.1.12.1.4": "pbeWithSHAAnd2-KeyTripleDES-CBC",
+		"1.2.840.113549.1.12.1.5": "pbeWithSHAAnd128BitRC2-CBC", "1.2.840.113549.1.12.1.6": "pbewithSHAAnd40BitRC2-CBC",
+	}
 	hmacName = map[string]string{
 		"1.2.840.113549.2.7": "HMAC-SHA1", "1.2.840.113549.2.8": "HMAC-SHA224", "1.2.840.113549.2.9": "HMAC-SHA256",
 		"1.2.840.113549.2.10": "HMAC-SHA384", "1.2.840.113549.2.11": "HMAC-SHA512",
@@ -240,7 +248,11 @@ func pkcs8Scheme(der []byte) (string, func([]byte) ([]byte, string, bool), error
 	if !alg.Equal(oidPBES2) {
 		name := "an unknown scheme (" + alg.String() + ")"
 		if hasPrefix(alg, oidPKCS5PBES1) || hasPrefix(alg, oidPKCS12PBE) {
-			name = "PKCS#8 PBES1 (" + alg.String() + ")"
+			n, ok := pbes1Name[alg.String()]
+			if !ok {
+				n = alg.String()
+			}
+			name = "PKCS#8 PBES1 (" + n + ")"
 		}
 		return "", nil, &encryptedKeyError{reason: refusedUnsupported, scheme: name}
 	}
