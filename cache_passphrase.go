@@ -124,12 +124,6 @@ func (r *refusedFiles) clear() {
 	r.recs = nil
 }
 
-func (r *refusedFiles) size() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.recs)
-}
-
 // errFileRefused is the background refresh's error for a name whose file
 // was refused lately (an encrypted key it cannot open): it is not
 // downloaded again until the passphrase or the file changes; the run
