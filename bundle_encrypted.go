@@ -161,7 +161,7 @@ func legacyScheme(b pemBlock) (string, func([]byte) ([]byte, string, bool), erro
 	switch cipherName {
 	case "AES-128-CBC", "AES-192-CBC", "AES-256-CBC", "DES-EDE3-CBC", "DES-CBC":
 	case "":
-		return "", nil, bundleErrorf("the private key is encrypted, but its %s block has no DEK-Info header", b.Type)
+		return "", nil, bundleErrorf("the private key is encrypted, but its legacy encrypted block has no DEK-Info header")
 	default:
 		return "", nil, &encryptedKeyError{reason: refusedUnsupported, scheme: scheme}
 	}
@@ -239,7 +239,9 @@ type scryptParams struct {
 // work, and returns how to open it. Only the identifiers are read here;
 // the decryption is the library's.
 func pkcs8Scheme(der []byte) (string, func([]byte) ([]byte, string, bool), error) {
-	malformed := bundleErrorf("the private key is encrypted, but its ENCRYPTED PRIVATE KEY block cannot be parsed")
+	// Not the block's label: an answer that says "PRIVATE KEY" looks like
+	// PEM material to whoever scans answers for it.
+	malformed := bundleErrorf("the private key is encrypted, but its PKCS#8 encrypted block cannot be parsed")
 	var info encryptedPrivateKeyInfo
 	if rest, err := asn1.Unmarshal(der, &info); err != nil || len(rest) != 0 {
 		return "", nil, malformed

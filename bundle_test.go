@@ -344,7 +344,7 @@ func TestParseBundleRejectsHostileInput(t *testing.T) {
 		{"key of an unrelated RSA certificate", joinPEM(ec.LeafPEM, rsaC.KeyPEM), "does not match the leaf certificate"},
 		// An encrypted key that is well formed is refused for its
 		// passphrase (bundle_encrypted_test.go); one that is not, here.
-		{"ENCRYPTED PRIVATE KEY that is no PKCS#8", joinPEM(ec.LeafPEM, fx.ca.IntermediatePEMs[0], pemOf("ENCRYPTED PRIVATE KEY", ecKey.Bytes)), "the private key is encrypted, but its ENCRYPTED PRIVATE KEY block cannot be parsed"},
+		{"ENCRYPTED PRIVATE KEY that is no PKCS#8", joinPEM(ec.LeafPEM, fx.ca.IntermediatePEMs[0], pemOf("ENCRYPTED PRIVATE KEY", ecKey.Bytes)), "the private key is encrypted, but its PKCS#8 encrypted block cannot be parsed"},
 		{"truncated EC key DER", joinPEM(ec.LeafPEM, pemOf("EC PRIVATE KEY", ecKey.Bytes[:len(ecKey.Bytes)/2])), "EC PRIVATE KEY block cannot be parsed"},
 		{"truncated RSA key DER", joinPEM(rsaC.LeafPEM, pemOf("RSA PRIVATE KEY", firstBlock(t, rsaC.KeyPEM).Bytes[:300])), "RSA PRIVATE KEY block cannot be parsed"},
 		{"truncated PKCS#8 key DER", joinPEM(ed.LeafPEM, pemOf("PRIVATE KEY", firstBlock(t, ed.KeyPEM).Bytes[:20])), "PRIVATE KEY block cannot be parsed"},

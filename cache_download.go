@@ -159,22 +159,13 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 	}
 	// What the list says now describes the file about to be downloaded.
 	listed := c.hooks.listInfo(gen, name)
-	// A file refused lately for its encrypted key is that state until the
-	// passphrase or the file changes (cache_passphrase.go); refresh=true
-	// asks anyway.
-	if mode != fillRefresh {
-		if r, ok := c.refused.lookup(gen, name, listed, now, ttl); ok {
-			switch {
-			case mode == fillBackground:
-				return fillResult{}, errFileRefused
-			case old != nil && old.usable(now):
-				cur, err := c.putNewer(old)
-				if err != nil {
-					return fillResult{}, err
-				}
-				return c.staleResult(name, cur, r.cause, time.Time{}), nil
-			}
-			return fillResult{}, r.cause
+	// A file the background refresh found refused lately for its
+	// encrypted key is that state until the passphrase or the file
+	// changes (cache_passphrase.go); a read asks NHN, as for any file
+	// that does not parse.
+	if mode == fillBackground {
+		if _, ok := c.refused.lookup(gen, name, listed, now, ttl); ok {
+			return fillResult{}, errFileRefused
 		}
 	}
 	// With a copy to fall back on, or after NHN failed for the name, one

@@ -20,15 +20,16 @@ import (
 // key in a stored entry is as protected as NHN holds it.
 //
 // A file whose key cannot be opened (no passphrase set, a wrong one, a
-// scheme the engine does not read) is never cached. What is remembered, in
-// memory only, is that it was refused (refusedFiles): the refusal is the
-// certificate's state until the passphrase is written or deleted, NHN's
-// list describes another file, or cache_ttl has passed, and until then
-// neither a read nor the background refresh downloads the file again (a
-// read answers the same error, or a usable older copy with a warning that
-// says it). Without it every read, and every background run that finds
-// the certificate rotated upstream, would download the file only to refuse
-// it again. A refresh=true read downloads anyway.
+// scheme the engine does not read) is never cached: a read asks NHN again,
+// as for any file that does not parse, so that a passphrase written on
+// another node or a file fixed in NHN's console is seen at once. What is
+// remembered, in memory only, is that it was refused (refusedFiles): for
+// the background refresh, the refusal is the certificate's state until
+// the passphrase is written or deleted, NHN's list describes another file,
+// or cache_ttl has passed, and until then no run downloads the file again.
+// Without it every run that finds a cached certificate rotated upstream to
+// a file with an encrypted key would download the file only to refuse it
+// again, once per refresh_interval, for as long as the old copy is held.
 //
 // Writing or deleting a passphrase drops the certificate's cached copy and
 // refusal under the name's lock (changePassphrase), and counts a

@@ -281,32 +281,32 @@ func TestPassphraseChangeDropsTheCachedCopy(t *testing.T) {
 	require.Zero(t, h.b.cache.memoryLen(), "not kept in memory")
 }
 
-func TestRefusedFileIsNotDownloadedAgain(t *testing.T) {
+func TestRefusedFileIsNotCached(t *testing.T) {
 	fx := loadBundleFixture(t)
 	h := newHarness(t)
 	h.configure(nil)
 	const name = "enc.example.com"
 	h.emu.PutChain(name, fx.chains[emulator.EC], emulator.FileOptions{KeyPassphrase: passphraseValue})
 
-	// Reads of a name whose key cannot be opened: one download, then the
-	// same error without asking NHN, until the passphrase changes.
-	const reads = 5
+	// Each read of a name whose key cannot be opened asks NHN again, as
+	// for any file that does not parse: nothing is cached, so a file fixed
+	// in NHN's console is seen at once.
+	const reads = 3
 	for range reads {
 		require.Contains(t, h.readErr(name, nil).Error(), "no passphrase is set")
 	}
-	require.EqualValues(t, 1, h.fileCalls(name), "%d reads without a passphrase", reads)
+	require.EqualValues(t, reads, h.fileCalls(name))
 	h.writePassphrase(name, "wrong")
 	for range reads {
 		require.Contains(t, h.readErr(name, nil).Error(), "does not decrypt")
 	}
-	require.EqualValues(t, 2, h.fileCalls(name), "%d reads with a wrong passphrase", reads)
-	// An operator's refresh=true asks NHN anyway.
-	require.Contains(t, h.readErr(name, map[string]any{"refresh": true}).Error(), "does not decrypt")
-	require.EqualValues(t, 3, h.fileCalls(name))
+	require.EqualValues(t, 2*reads, h.fileCalls(name))
 	require.Empty(t, h.cacheKeys(), "nothing cached")
-	h.writePassphrase(name, passphraseValue)
-	h.read(name, nil)
-	require.EqualValues(t, 4, h.fileCalls(name))
+	require.Zero(t, h.b.cache.memoryLen(), "nothing cached")
+
+	// The file re-uploaded without a passphrase: served at once.
+	h.emu.PutChain(name, fx.chains[emulator.EC], emulator.FileOptions{})
+	require.Equal(t, false, h.readPath("metadata/"+name, nil).Data["private_key_encrypted_upstream"])
 }
 
 func TestBackgroundRefreshDoesNotLoopOnAnEncryptedRotation(t *testing.T) {
@@ -340,22 +340,23 @@ func TestBackgroundRefreshDoesNotLoopOnAnEncryptedRotation(t *testing.T) {
 	// that says what to write, still without downloading.
 	resp := h.read(name, nil)
 	require.Equal(t, first["serial_number"], resp.Data["serial_number"])
+	require.EqualValues(t, base+1, h.fileCalls(name))
 	h.age(name, 2*time.Hour)
 	h.b.cache.forgetMemory(name)
 	resp = h.read(name, nil)
 	require.Equal(t, first["serial_number"], resp.Data["serial_number"])
 	require.Contains(t, strings.Join(resp.Warnings, "\n"), `"nhncert/passphrases/rotated.example.com"`)
-	require.EqualValues(t, base+1, h.fileCalls(name))
+	require.EqualValues(t, base+2, h.fileCalls(name), "a read past cache_ttl asks NHN")
 
 	// The passphrase written: the rotation is served.
 	h.writePassphrase(name, passphraseValue)
 	got := h.read(name, nil).Data
 	require.Equal(t, emulator.FormatSerial(next.Leaf.SerialNumber), got["serial_number"])
-	require.EqualValues(t, base+2, h.fileCalls(name))
+	require.EqualValues(t, base+3, h.fileCalls(name))
 	for range 3 {
 		h.run()
 	}
-	require.EqualValues(t, base+2, h.fileCalls(name), "nothing more to download")
+	require.EqualValues(t, base+3, h.fileCalls(name), "nothing more to download")
 	requireNoPassphrase(t, "the log", h.logs.String())
 }
 
