@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"maps"
 	"net/http"
 	"slices"
@@ -381,4 +382,73 @@ func TestRefusalsEndWithTheFileOrTheirTTL(t *testing.T) {
 	require.True(t, ok, "no list yet: the same")
 	_, ok = r.lookup("g", "x", listed, now, time.Hour)
 	require.False(t, ok, "the first list: downloaded once more to learn it")
+}
+
+// TestPassphraseWritesRaceReads writes passphrases (a wrong one, the right
+// one, a delete) while reads go on: every read answers either the key that
+// matches the leaf or one of the errors that say why not, never another
+// key; after the last write of the right passphrase, reads are served.
+func TestPassphraseWritesRaceReads(t *testing.T) {
+	fx := loadBundleFixture(t)
+	h := newHarness(t)
+	h.configure(nil)
+	const name = "enc.example.com"
+	ch := fx.chains[emulator.EC]
+	h.emu.PutChain(name, ch, emulator.FileOptions{KeyPassphrase: passphraseValue, KeyEncryption: emulator.KeyLegacy})
+
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	reader := func() error {
+		for {
+			select {
+			case <-done:
+				return nil
+			default:
+			}
+			resp, err := h.request(logical.ReadOperation, "certs/"+name, nil)
+			if err == nil && resp != nil && resp.IsError() {
+				err = resp.Error()
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), "no passphrase is set") && !strings.Contains(err.Error(), "does not decrypt") {
+					return err
+				}
+				continue
+			}
+			kb, _ := pem.Decode([]byte(resp.Data["private_key"].(string)))
+			if kb == nil {
+				return errors.New("no PEM private_key")
+			}
+			k, err := parsePrivateKey(kb)
+			if err != nil {
+				return err
+			}
+			if !k.signer.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(ch.Key.Public()) {
+				return errors.New("a key that is not the leaf's")
+			}
+		}
+	}
+	for range 4 {
+		go func() { errs <- reader() }()
+	}
+	for i := range 30 {
+		switch i % 3 {
+		case 0:
+			h.writePassphrase(name, "wrong")
+		case 1:
+			h.writePassphrase(name, passphraseValue)
+		default:
+			_, err := h.request(logical.DeleteOperation, "passphrases/"+name, nil)
+			require.NoError(t, err)
+		}
+	}
+	h.writePassphrase(name, passphraseValue)
+	close(done)
+	for range 4 {
+		require.NoError(t, <-errs)
+	}
+	h.read(name, nil)
+	calls := h.fileCalls(name)
+	h.read(name, nil)
+	require.Equal(t, calls, h.fileCalls(name), "the right passphrase's copy is cached")
 }
