@@ -302,7 +302,7 @@ func pkcs8Scheme(der []byte) (string, func([]byte) ([]byte, string, bool), error
 		}
 	case p.KDF.Algorithm.Equal(oidScrypt):
 		var sp scryptParams
-		if _, err := asn1.Unmarshal(p.KDF.Parameters.FullBytes, &sp); err != nil || sp.Cost <= 1 || sp.Block <= 0 || sp.Parallelism <= 0 {
+		if _, err := asn1.Unmarshal(p.KDF.Parameters.FullBytes, &sp); err != nil || sp.Cost <= 1 || sp.Cost&(sp.Cost-1) != 0 || sp.Block <= 0 || sp.Parallelism <= 0 {
 			return "", nil, malformed
 		}
 		kdf = "scrypt"

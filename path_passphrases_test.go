@@ -452,3 +452,35 @@ func TestPassphraseWritesRaceReads(t *testing.T) {
 	h.read(name, nil)
 	require.Equal(t, calls, h.fileCalls(name), "the right passphrase's copy is cached")
 }
+
+// TestPassphraseChangeOnAnotherNode is what a standby sees when the active
+// node writes a passphrase: Vault invalidates its storage key, and the
+// standby drops its memory-only copy and refusals of that name (its copy
+// of another name stays).
+func TestPassphraseChangeOnAnotherNode(t *testing.T) {
+	fx := loadBundleFixture(t)
+	h := newHarness(t)
+	h.configure(nil)
+	const name = "enc.example.com"
+	h.emu.PutChain(name, fx.chains[emulator.EC], emulator.FileOptions{KeyPassphrase: passphraseValue})
+	h.putChain("plain.example.com", emulator.ChainOptions{CA: fx.ca}, emulator.FileOptions{})
+	h.writePassphrase(name, passphraseValue)
+	standby := h.newBackend(&readOnlyStorage{Storage: h.storage})
+	for _, n := range []string{name, "plain.example.com"} {
+		resp, err := h.requestOn(standby, &readOnlyStorage{Storage: h.storage}, logical.ReadOperation, "certs/"+n, nil)
+		require.NoError(t, err)
+		require.False(t, resp.IsError(), "%v", resp.Error())
+	}
+	require.Equal(t, 2, standby.cache.memoryLen())
+	sess, err := standby.session(context.Background(), h.storage)
+	require.NoError(t, err)
+	standby.cache.refused.note(sess.cfg.Generation, name, nil, time.Now(), errFileRefused)
+
+	standby.invalidate(context.Background(), passphraseKey(name))
+	_, held := standby.cache.memory.Peek(name)
+	require.False(t, held, "the copy decrypted with the old passphrase is dropped")
+	_, held = standby.cache.memory.Peek("plain.example.com")
+	require.True(t, held, "another name's copy stays")
+	_, refused := standby.cache.refused.lookup(sess.cfg.Generation, name, nil, time.Now(), time.Hour)
+	require.False(t, refused, "the refusal is dropped")
+}
