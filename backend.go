@@ -17,7 +17,9 @@ package nhncert
 //     performance secondary) and only while WriteSafeReplicationState holds.
 //   - Invalidate reaches every other node when this mount's storage
 //     changes: "config" resets the session, "cache/<hash>" drops that one
-//     certificate from memory.
+//     certificate from memory, "passphrase/<hash>" that certificate's
+//     refusals and memory-only copy. Passphrase writes and deletes carry
+//     ForwardPerformanceStandby.
 
 import (
 	"context"
@@ -99,8 +101,9 @@ func newBackend() *backend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			// The config holds the secret key; the cache holds private keys.
-			SealWrapStorage: []string{configPath, cacheStoragePrefix},
+			// The config holds the secret key; the cache holds private
+			// keys; the passphrases open encrypted ones.
+			SealWrapStorage: []string{configPath, cacheStoragePrefix, passphraseStoragePrefix},
 		},
 		Paths: []*framework.Path{
 			pathConfig(b),
@@ -109,6 +112,8 @@ func newBackend() *backend {
 			pathMetadata(b),
 			pathStatus(b),
 			pathMetrics(b),
+			pathPassphrasesList(b),
+			pathPassphrases(b),
 		},
 		InitializeFunc: b.initialize,
 		Invalidate:     b.invalidate,
@@ -148,7 +153,19 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		b.configMu.Unlock()
 	case strings.HasPrefix(key, cacheStoragePrefix):
 		b.cache.forgetKey(key)
+	case strings.HasPrefix(key, passphraseStoragePrefix):
+		b.cache.forgetPassphraseKey(key)
 	}
+}
+
+// passphrasePath is where name's passphrase is written, under the mount
+// path requests came in on.
+func (b *backend) passphrasePath(name string) string {
+	mount := b.eventMountPath()
+	if mount == "" {
+		mount = "<mount>/"
+	}
+	return mount + "passphrases/" + name
 }
 
 // clean is Vault's Cleanup (unmount, reload, shutdown): the refresh stops,

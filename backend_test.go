@@ -12,7 +12,7 @@ import (
 func TestFactoryReportsVersionAndSealWrap(t *testing.T) {
 	h := newHarness(t)
 	require.Equal(t, Version, h.b.PluginVersion().Version)
-	require.ElementsMatch(t, []string{"config", "cache/"}, h.b.SpecialPaths().SealWrapStorage)
+	require.ElementsMatch(t, []string{"config", "cache/", "passphrase/"}, h.b.SpecialPaths().SealWrapStorage)
 	require.Equal(t, logical.TypeLogical, h.b.Type())
 }
 

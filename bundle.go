@@ -49,15 +49,25 @@ type Bundle struct {
 	KeyType string
 	// KeyBlock is the key's PEM block as the file had it ("RSA PRIVATE KEY",
 	// "EC PRIVATE KEY" or "PRIVATE KEY"), labelled for the encoding it
-	// really has should the file's label be another.
+	// really has should the file's label be another; decrypted when the
+	// file's key was encrypted (in the encoding inside the encryption).
 	KeyBlock *pem.Block
+	// KeyEncrypted is set when the file held the key encrypted and the
+	// passphrase set for the certificate opened it (bundle_encrypted.go).
+	KeyEncrypted bool
 }
 
 // ParseBundle splits and checks a PEM certificate file. It reads what
 // OpenSSL reads (see bundle_pem.go): a block OpenSSL skips is skipped here
 // too and named in Warnings, so that a file `openssl x509` and `openssl
-// pkey` read is never refused as damaged.
-func ParseBundle(data []byte) (*Bundle, error) {
+// pkey` read is never refused as damaged. A file whose key is encrypted is
+// refused with an *encryptedKeyError; parseBundle opens it with a
+// passphrase.
+func ParseBundle(data []byte) (*Bundle, error) { return parseBundle(data, nil) }
+
+// parseBundle is ParseBundle with the passphrase of the file's certificate
+// (nil: none is set), asked for only when the key is encrypted.
+func parseBundle(data []byte, passphrase passphraseSource) (*Bundle, error) {
 	if len(data) > maxFileSize {
 		return nil, bundleErrorf("file is %d bytes; at most %d are accepted", len(data), maxFileSize)
 	}
@@ -67,7 +77,7 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		skipped   int
 		blocks    int
 		tooMany   bool
-		encrypted bool
+		encrypted []encryptedKey
 		certErr   error
 		keyErr    error
 	)
@@ -76,8 +86,9 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		if block.Headers != "" {
 			// RFC 1421 headers: OpenSSL reads only Proc-Type ones, for a
 			// legacy encrypted key, and needs a password for those.
-			if strings.HasPrefix(block.Headers, "Proc-Type:") && strings.Contains(block.Headers, "ENCRYPTED") {
-				encrypted = true
+			if legacyEncryptedKey(block) {
+				encrypted = append(encrypted, encryptedKey{block: block, legacy: true})
+				return true
 			}
 			skipped++
 			return false
@@ -116,9 +127,7 @@ func ParseBundle(data []byte) (*Bundle, error) {
 			}
 			keys = append(keys, k)
 		case "ENCRYPTED PRIVATE KEY":
-			encrypted = true
-			skipped++
-			return false
+			encrypted = append(encrypted, encryptedKey{block: block})
 		default:
 			// EC PARAMETERS, PUBLIC KEY and the like carry nothing we
 			// serve; a label OpenSSL does not know is skipped by it too.
@@ -144,10 +153,21 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		return nil, bundleErrorf("file holds no certificate")
 	}
 	key, extraKeys := chooseKey(keys)
+	keyEncrypted := false
+	switch {
+	case key != nil:
+		// An encrypted key next to a plain one: the plain one is served,
+		// the other skipped, as before passphrases existed.
+		skipped += len(encrypted)
+	case len(encrypted) > 0:
+		k, err := decryptKey(encrypted[0], passphrase)
+		if err != nil {
+			return nil, err
+		}
+		key, extraKeys, keyEncrypted = &k, len(encrypted)-1, true
+	}
 	if key == nil {
 		switch {
-		case encrypted:
-			return nil, bundleErrorf("the private key is encrypted; NHN must hold it unencrypted")
 		case keyErr != nil:
 			return nil, keyErr
 		case skipped > 0:
@@ -165,14 +185,15 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	}
 	chain, left := buildChain(leaf, certs, now)
 	return &Bundle{
-		Leaf:      leaf,
-		Chain:     chain,
-		LeftOut:   left,
-		Skipped:   skipped,
-		ExtraKeys: extraKeys,
-		Key:       key.signer,
-		KeyType:   key.keyType,
-		KeyBlock:  key.block,
+		Leaf:         leaf,
+		Chain:        chain,
+		LeftOut:      left,
+		Skipped:      skipped,
+		ExtraKeys:    extraKeys,
+		Key:          key.signer,
+		KeyType:      key.keyType,
+		KeyBlock:     key.block,
+		KeyEncrypted: keyEncrypted,
 	}, nil
 }
 

@@ -53,6 +53,11 @@ type certCache struct {
 	// only after checking, under its name's lock, that no drop removed it
 	// since the read (noteLoaded).
 	drops atomic.Uint64
+	// refused remembers files whose encrypted key could not be opened,
+	// and passphraseEpoch counts passphrase writes and deletes
+	// (cache_passphrase.go).
+	refused         refusedFiles
+	passphraseEpoch atomic.Uint64
 }
 
 // cacheHooks is what the cache asks of the rest of the engine.
@@ -62,6 +67,9 @@ type cacheHooks interface {
 	// certChanged is told when a download replaced a different file, or
 	// NHN said a cached name no longer exists.
 	certChanged(ctx context.Context, kind changeKind, name string)
+	// passphrasePath is the path a name's passphrase is written to, for
+	// the error of an encrypted key.
+	passphrasePath(name string) string
 }
 
 // noHooks is the cache's hooks until the backend sets its own.
@@ -69,6 +77,7 @@ type noHooks struct{}
 
 func (noHooks) listInfo(string, string) *certInfo               { return nil }
 func (noHooks) certChanged(context.Context, changeKind, string) {}
+func (noHooks) passphrasePath(name string) string               { return "passphrases/" + name }
 
 func newCertCache(max int) *certCache {
 	c := &certCache{
@@ -156,6 +165,11 @@ func (c *certCache) keep(ctx context.Context, s logical.Storage, e *cacheEntry, 
 		return nil, errConfigChanged
 	}
 	defer c.gate.release()
+	if e.bundle.KeyEncrypted && c.passphraseEpoch.Load() != e.passphraseEpoch {
+		// Decrypted with a passphrase written or deleted since: served
+		// to this read, not kept (cache_passphrase.go).
+		return e, nil
+	}
 	if _, inMemory := c.memory.Peek(e.name); inMemory || toMemory {
 		cur, put := c.putNewerLocked(e)
 		if !put {
@@ -209,11 +223,12 @@ func (c *certCache) forgetKey(key string) {
 	}
 }
 
-// clearMemory drops the parsed copies and the retry windows: what follows
-// (a new config, a restart) starts clean.
+// clearMemory drops the parsed copies, the retry windows and the
+// refusals: what follows (a new config, a restart) starts clean.
 func (c *certCache) clearMemory() {
 	c.memory.Purge()
 	c.retry.clear()
+	c.refused.clear()
 }
 
 func (c *certCache) memoryLen() int { return c.memory.Len() }
@@ -245,7 +260,7 @@ func (c *certCache) load(ctx context.Context, s logical.Storage, name, generatio
 	if se.Name != name || se.Generation != generation {
 		return nil, nil
 	}
-	e, err := newEntry(name, generation, se.File, se.FetchedAt)
+	e, err := newEntry(name, generation, se.File, se.FetchedAt, passphraseOf(ctx, s, name))
 	if err != nil {
 		c.logger.Warn("ignoring a cache entry that no longer parses", "name", logName(name), "error", err)
 		return nil, nil

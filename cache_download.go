@@ -157,6 +157,17 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 			return fillResult{}, err
 		}
 	}
+	// What the list says now describes the file about to be downloaded.
+	listed := c.hooks.listInfo(gen, name)
+	// A file the background refresh found refused lately for its
+	// encrypted key is that state until the passphrase or the file
+	// changes (cache_passphrase.go); a read asks NHN, as for any file
+	// that does not parse.
+	if mode == fillBackground {
+		if _, ok := c.refused.lookup(gen, name, listed, now, ttl); ok {
+			return fillResult{}, errFileRefused
+		}
+	}
 	// With a copy to fall back on, or after NHN failed for the name, one
 	// attempt: each retry would be one more request to a failing NHN
 	// (the window paces the next one). A first download keeps its retries.
@@ -164,19 +175,25 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		ctx = withOneAttempt(ctx)
 	}
 
-	// What the list says now describes the file about to be downloaded.
 	// The entry is dated when the download began: a copy is never older
 	// than it says, and of two overlapping downloads the later one wins.
-	listed := c.hooks.listInfo(gen, name)
+	// The passphrase epoch is read before the passphrase is.
+	epoch := c.passphraseEpoch.Load()
 	began := time.Now()
 	file, err := sess.client.DownloadFile(ctx, name)
 	c.noteDownloadTime(time.Since(began))
 	var e *cacheEntry
 	if err == nil {
-		e, err = newEntry(name, gen, file, began)
+		e, err = newEntry(name, gen, file, began, passphraseOf(ctx, s, name))
+	}
+	if ek, ok := isEncryptedKeyError(err); ok {
+		err = ek.withPath(c.hooks.passphrasePath(name))
+		c.noteRefused(gen, name, listed, epoch, began, err)
 	}
 	if err == nil {
 		c.retry.ended(gen, name)
+		c.refused.forget(gen, name)
+		e.passphraseEpoch = epoch
 		e.listedAtDownload.Store(listed)
 		kept, err := c.keep(ctx, s, e, mode != fillBackground, old)
 		if err != nil {

@@ -27,12 +27,17 @@ type cacheEntry struct {
 	listedAtDownload atomic.Pointer[certInfo]
 
 	lastUsed atomic.Int64 // unix nanoseconds of the last read
+	// passphraseEpoch is the cache's passphrase epoch when the download
+	// began (cache_passphrase.go).
+	passphraseEpoch uint64
 }
 
 // newEntry parses file and builds the entry, or says why the file is not
-// servable. Nothing is cached from a file that fails here.
-func newEntry(name, generation string, file []byte, fetchedAt time.Time) (*cacheEntry, error) {
-	bundle, err := ParseBundle(file)
+// servable. Nothing is cached from a file that fails here. pass is asked
+// for the passphrase only when the file's key is encrypted; file stays as
+// NHN sent it (the entry in storage holds the key encrypted).
+func newEntry(name, generation string, file []byte, fetchedAt time.Time, pass passphraseSource) (*cacheEntry, error) {
+	bundle, err := parseBundle(file, pass)
 	if err != nil {
 		return nil, err
 	}

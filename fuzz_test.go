@@ -52,19 +52,36 @@ func FuzzParseBundle(f *testing.F) {
 	f.Add([]byte(`{"header":{"resultCode":52000,"resultMessage":"Certificate name does not exist.","isSuccessful":false},"body":{}}`))
 	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
 	f.Add([]byte{})
+	// Encrypted keys the fuzzer's passphrase opens.
+	f.Add(ec.PEMFile(emulator.FileOptions{KeyPassphrase: fuzzPassphrase}))
+	f.Add(ec.PEMFile(emulator.FileOptions{KeyPassphrase: fuzzPassphrase, KeyEncryption: emulator.KeyLegacy}))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkParseBundle(t, data)
 	})
 }
 
-// checkParseBundle checks the properties of ParseBundle on any input.
+// checkParseBundle checks the properties of ParseBundle on any input,
+// without a passphrase and with one (an encrypted key is then decrypted).
 func checkParseBundle(t *testing.T, data []byte) {
-	bn, err := ParseBundle(data)
+	checkParsed(t, data, nil)
+	checkParsed(t, data, func() ([]byte, error) { return []byte(fuzzPassphrase), nil })
+}
+
+// fuzzPassphrase is the passphrase the fuzz target tries; it must never
+// come back in an error.
+const fuzzPassphrase = "fuzz passphrase"
+
+func checkParsed(t *testing.T, data []byte, pass passphraseSource) {
+	bn, err := parseBundle(data, pass)
 	if err != nil {
 		var be *bundleError
-		if !errors.As(err, &be) {
-			t.Fatalf("error is %T, want *bundleError: %v", err, err)
+		var ek *encryptedKeyError
+		if !errors.As(err, &be) && !errors.As(err, &ek) {
+			t.Fatalf("error is %T, want *bundleError or *encryptedKeyError: %v", err, err)
+		}
+		if strings.Contains(err.Error(), fuzzPassphrase) {
+			t.Fatalf("error text holds the passphrase: %v", err)
 		}
 		if bn != nil {
 			t.Fatal("a bundle and an error")

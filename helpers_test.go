@@ -247,7 +247,7 @@ func expireCache(h *harness, name string) {
 	st := mustSession(h)
 	e := h.b.cache.get(name, st.cfg.Generation)
 	require.NotNil(h.t, e)
-	old, err := newEntry(name, e.generation, e.file, time.Now().Add(-24*time.Hour))
+	old, err := newEntry(name, e.generation, e.file, time.Now().Add(-24*time.Hour), passphraseOf(context.Background(), h.storage, name))
 	require.NoError(h.t, err)
 	h.b.cache.putMemory(old)
 	require.NoError(h.t, h.b.cache.store(context.Background(), h.storage, old))

@@ -17,9 +17,10 @@ func pathMetadata(b *backend) *framework.Path {
 	fields := withRotationFields(certResponseFields)
 	delete(fields, "private_key")
 	maps.Copy(fields, map[string]*framework.FieldSchema{
-		"fingerprint_sha256": {Type: framework.TypeString, Description: "SHA-256 of the leaf's DER, colon-separated hex."},
-		"cached_at":          {Type: framework.TypeString, Description: "When the file was downloaded, RFC 3339 with fractional seconds."},
-		"cache_expires_at":   {Type: framework.TypeString, Description: "When the cached copy stops being served without asking NHN, RFC 3339."},
+		"fingerprint_sha256":             {Type: framework.TypeString, Description: "SHA-256 of the leaf's DER, colon-separated hex."},
+		"cached_at":                      {Type: framework.TypeString, Description: "When the file was downloaded, RFC 3339 with fractional seconds."},
+		"cache_expires_at":               {Type: framework.TypeString, Description: "When the cached copy stops being served without asking NHN, RFC 3339."},
+		"private_key_encrypted_upstream": {Type: framework.TypeBool, Description: "Whether NHN holds the private key encrypted (served decrypted with the passphrase of passphrases/<name>)."},
 	})
 	// What NHN's list said of the certificate, as the list's key_info has
 	// it; empty when no list has named it yet.
@@ -76,6 +77,7 @@ func (b *backend) pathMetadataRead(ctx context.Context, req *logical.Request, d 
 	data["fingerprint_sha256"] = certutil.GetHexFormatted(sum[:], ":")
 	data["cached_at"] = e.fetchedAt.UTC().Format(time.RFC3339Nano)
 	data["cache_expires_at"] = e.fetchedAt.Add(sess.cfg.CacheTTL).UTC().Format(time.RFC3339Nano)
+	data["private_key_encrypted_upstream"] = e.bundle.KeyEncrypted
 	info := b.listedInfo(e)
 	if id, ok := info.certificateID(); ok {
 		data["certificate_id"] = id

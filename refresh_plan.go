@@ -279,6 +279,11 @@ func (b *backend) refreshRun(parent context.Context, s logical.Storage, sess *se
 				// NHN failed for it lately: a later run asks, after
 				// its retry window (retry_window.go).
 				stats.deferred++
+			case errors.Is(err, errFileRefused):
+				// Its encrypted key could not be opened lately: asked
+				// again when the passphrase or the file changes
+				// (cache_passphrase.go).
+				stats.deferred++
 			case errors.Is(err, errCertNotFound):
 				stats.removed++
 				b.cache.forgetIndex(name, gen) // even when storage had no copy left

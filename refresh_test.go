@@ -81,7 +81,7 @@ func (h *harness) age(name string, by time.Duration) {
 	}
 	x.mu.Unlock()
 	if e, ok := h.b.cache.memory.Peek(name); ok {
-		ne, err := newEntry(name, e.generation, e.file, se.FetchedAt)
+		ne, err := newEntry(name, e.generation, e.file, se.FetchedAt, nil)
 		require.NoError(h.t, err)
 		ne.listedAtDownload.Store(e.listedAtDownload.Load())
 		ne.lastUsed.Store(e.lastUsed.Load())

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -12,21 +14,34 @@ import (
 
 // What this engine keeps in Vault's storage, all of it seal-wrapped (see
 // PathsSpecial in backend.go): the config, which holds the secret access
-// key, and one entry per downloaded certificate file, which holds a private
-// key.
+// key, one entry per downloaded certificate file, which holds a private
+// key, and one entry per passphrase an operator wrote for an encrypted key.
 const (
 	// configPath is the mount's one config entry (nhnConfig).
 	configPath = "config"
 	// cacheStoragePrefix holds one storedEntry per certificate, under
 	// storageKey(name).
 	cacheStoragePrefix = "cache/"
+	// passphraseStoragePrefix holds one passphraseEntry per certificate
+	// whose key NHN holds encrypted, under passphraseKey(name).
+	passphraseStoragePrefix = "passphrase/"
 )
 
 // storageKey is where a certificate's cache entry is stored. Names are
 // hashed so that any name NHN accepts makes one fixed-length, path-safe key.
 func storageKey(name string) string {
+	return cacheStoragePrefix + nameHash(name)
+}
+
+// passphraseKey is where a certificate's passphrase is stored, hashed for
+// the same reason.
+func passphraseKey(name string) string {
+	return passphraseStoragePrefix + nameHash(name)
+}
+
+func nameHash(name string) string {
 	sum := sha256.Sum256([]byte(name))
-	return cacheStoragePrefix + hex.EncodeToString(sum[:])
+	return hex.EncodeToString(sum[:])
 }
 
 // readConfig returns the stored config, or nil when there is none.
@@ -109,4 +124,69 @@ func deleteStoredEntry(ctx context.Context, s logical.Storage, name string) erro
 // of every stored cache entry.
 func listStoredEntryKeys(ctx context.Context, s logical.Storage) ([]string, error) {
 	return s.List(ctx, cacheStoragePrefix)
+}
+
+// passphraseEntry is the passphrase of one certificate's encrypted key, as
+// an operator wrote it to passphrases/<name>. Only path_passphrases.go and
+// the cache's passphrase source read it; no response carries Passphrase.
+type passphraseEntry struct {
+	Name       string    `json:"name"`
+	Passphrase string    `json:"passphrase"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// readPassphrase returns name's passphrase entry, or nil when none is set.
+func readPassphrase(ctx context.Context, s logical.Storage, name string) (*passphraseEntry, error) {
+	raw, err := s.Get(ctx, passphraseKey(name))
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	var pe passphraseEntry
+	if err := raw.DecodeJSON(&pe); err != nil {
+		// The decoder's message could quote the entry: it is not passed on.
+		return nil, fmt.Errorf("the passphrase entry of %s cannot be decoded", quoteName(name))
+	}
+	if pe.Name != name {
+		return nil, nil // a hash collision: not this name's
+	}
+	return &pe, nil
+}
+
+func writePassphrase(ctx context.Context, s logical.Storage, pe *passphraseEntry) error {
+	entry, err := logical.StorageEntryJSON(passphraseKey(pe.Name), pe)
+	if err != nil {
+		return errors.New("cannot encode the passphrase entry")
+	}
+	entry.SealWrap = true
+	return s.Put(ctx, entry)
+}
+
+func deletePassphrase(ctx context.Context, s logical.Storage, name string) error {
+	return s.Delete(ctx, passphraseKey(name))
+}
+
+// listPassphraseNames returns the names that have a passphrase, sorted:
+// the keys are hashes, so each entry is read for its name.
+func listPassphraseNames(ctx context.Context, s logical.Storage) ([]string, error) {
+	keys, err := s.List(ctx, passphraseStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		raw, err := s.Get(ctx, passphraseStoragePrefix+k)
+		if err != nil {
+			return nil, err
+		}
+		if raw == nil {
+			continue // deleted meanwhile
+		}
+		var pe passphraseEntry
+		if err := raw.DecodeJSON(&pe); err != nil {
+			continue
+		}
+		names = append(names, pe.Name)
+	}
+	slices.Sort(names)
+	return names, nil
 }

@@ -55,6 +55,12 @@ type AddCertRequest struct {
 	KeyFirst      bool     `json:"key_first,omitempty"` // key block before the certificates
 	DNSNames      []string `json:"dns_names,omitempty"` // default [name]
 	FileName      string   `json:"file_name,omitempty"` // default name + ".pem"
+	// KeyPassphrase, when set, encrypts the key in the file with it (kept
+	// on rotation), as NHN holds a key uploaded with a passphrase;
+	// KeyEncryption is "pkcs8" (default: PKCS#8 PBES2, AES-256-CBC) or
+	// "legacy" (Proc-Type/DEK-Info, AES-256-CBC).
+	KeyPassphrase string `json:"key_passphrase,omitempty"`
+	KeyEncryption string `json:"key_encryption,omitempty"`
 }
 
 // AddCertResponse describes a generated certificate.
@@ -258,6 +264,11 @@ func (s *Server) adminAddCert(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	enc, err := ParseKeyEncryption(req.KeyEncryption)
+	if err != nil {
+		adminError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
 	n := 1
 	if req.Intermediates != nil {
 		n = max(*req.Intermediates, 0)
@@ -285,6 +296,9 @@ func (s *Server) adminAddCert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fo := FileOptions{IncludeRoot: req.IncludeRoot, KeyFirst: req.KeyFirst}
+	if req.KeyPassphrase != "" {
+		fo.KeyPassphrase, fo.KeyEncryption = req.KeyPassphrase, enc
+	}
 	if req.Shuffle {
 		fo.Shuffle = mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))
 	}

@@ -389,12 +389,16 @@ type FileOptions struct {
 	IncludeRoot bool        // append the root certificate too
 	Shuffle     *mrand.Rand // if non-nil, all blocks (certs and key) in random order
 	KeyFirst    bool        // key block before the certificates (ignored when Shuffle is set)
+	// KeyPassphrase, when set, encrypts the key block with it, in the form
+	// KeyEncryption says (keyenc.go; default PKCS#8 PBES2).
+	KeyPassphrase string
+	KeyEncryption KeyEncryption
 }
 
 // PEMFile returns the file NHN would serve: the leaf, the intermediates (the
 // leaf's issuer first), the root if o.IncludeRoot, then the key; the key
 // comes first with o.KeyFirst, and o.Shuffle puts every block in random
-// order.
+// order. With o.KeyPassphrase the key block is encrypted.
 func (c *Chain) PEMFile(o FileOptions) []byte {
 	blocks := [][]byte{c.LeafPEM}
 	if c.CA != nil {
@@ -403,10 +407,11 @@ func (c *Chain) PEMFile(o FileOptions) []byte {
 			blocks = append(blocks, c.CA.RootPEM)
 		}
 	}
+	key := c.keyBlock(o)
 	if o.KeyFirst {
-		blocks = append([][]byte{c.KeyPEM}, blocks...)
+		blocks = append([][]byte{key}, blocks...)
 	} else {
-		blocks = append(blocks, c.KeyPEM)
+		blocks = append(blocks, key)
 	}
 	if o.Shuffle != nil {
 		o.Shuffle.Shuffle(len(blocks), func(i, j int) { blocks[i], blocks[j] = blocks[j], blocks[i] })

@@ -63,5 +63,7 @@
 //
 // Certificates are added with Server.Put, Server.PutChain, Server.Seed,
 // Server.SeedDemo or the admin API; GenerateChain and NewCA make test chains
-// in any of the key encodings seen in NHN files (KeyType).
+// in any of the key encodings seen in NHN files (KeyType), and
+// FileOptions.KeyPassphrase (admin: key_passphrase) encrypts the key as NHN
+// holds one uploaded with a passphrase (PKCS#8 PBES2 or the legacy PEM form).
 package emulator

@@ -170,6 +170,17 @@ http_ok() {
   ) 2>/dev/null
 }
 
+# http_post_json host:port path body: a POST of an ASCII JSON body (the
+# emulator's admin API), true on a 200.
+http_post_json() {
+  (
+    exec 3<>"/dev/tcp/${1%:*}/${1##*:}" || exit 1
+    printf 'POST %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' "$2" "$1" "${#3}" "$3" >&3
+    IFS= read -r -t 5 status <&3 || exit 1
+    case "$status" in *" 200 "*) exit 0 ;; *) exit 1 ;; esac
+  ) 2>/dev/null
+}
+
 fail_with_log() {
   local logfile="$1"
   shift
@@ -263,6 +274,20 @@ if [ -n "$CERT" ]; then
     # A name with spaces and Hangul goes as it is, quoted for the shell.
     echo
     v read "$MOUNT/certs/웹 서버 인증서" || demo_failed "reading 웹 서버 인증서 failed"
+    # A certificate whose key NHN holds encrypted (uploaded with a
+    # passphrase): refused until its passphrase is written to Vault, once.
+    ENC=encrypted.example.com
+    http_post_json "${EMU_URL#http://}" /_emulator/certs \
+      '{"name":"'$ENC'","key_type":"rsa","key_passphrase":"demo-passphrase","key_encryption":"legacy"}' ||
+      demo_failed "adding $ENC to the emulator failed"
+    echo
+    v read "$MOUNT/certs/$ENC" && demo_failed "$ENC was served without its passphrase"
+    echo
+    printf '%s' demo-passphrase | v write "$MOUNT/passphrases/$ENC" passphrase=- ||
+      demo_failed "writing the passphrase of $ENC failed"
+    v read "$MOUNT/passphrases/$ENC" || demo_failed "reading the passphrase state of $ENC failed"
+    v read -field=serial_number "$MOUNT/certs/$ENC" || demo_failed "reading $ENC with its passphrase failed"
+    echo
   fi
 else
   log "no certificate to read"
