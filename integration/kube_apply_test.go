@@ -44,22 +44,21 @@ func kubeNamespace(t *testing.T, k *kubeEnv, prefix string) string {
 }
 
 // applyManifest applies deploy/kubernetes/<file> in namespace ns, with the
-// test's Vault address (vaultAddr) in place of the README's, and other
-// replacements (old, new pairs) if a test must change more; each string
-// replaced must be in the file, so that a changed file cannot make the
-// test apply something other than it means to.
+// test's Vault address (vaultAddr) in place of the README's where the file
+// has it, and other replacements (old, new pairs) if a test must change
+// more; each of those must be in the file, so that a changed file cannot
+// make the test apply something other than it means to.
 func applyManifest(t *testing.T, k *kubeEnv, ns, file, vaultAddr string, replace ...string) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(manifestDir, file))
 	require.NoError(t, err)
 	text := string(b)
-	pairs := append([]string(nil), replace...)
-	if vaultAddr != "" {
-		pairs = append(pairs, readmeVaultAddress, vaultAddr)
+	if strings.Contains(text, readmeVaultAddress) {
+		text = strings.ReplaceAll(text, readmeVaultAddress, vaultAddr)
 	}
-	for i := 0; i+1 < len(pairs); i += 2 {
-		require.Contains(t, text, pairs[i], "%s no longer says %q", file, pairs[i])
-		text = strings.ReplaceAll(text, pairs[i], pairs[i+1])
+	for i := 0; i+1 < len(replace); i += 2 {
+		require.True(t, strings.Contains(text, replace[i]), "%s no longer says %q", file, replace[i])
+		text = strings.ReplaceAll(text, replace[i], replace[i+1])
 	}
 	r := k.kubectl(text, "apply", "-n", ns, "-f", "-")
 	require.NoError(t, r.err, "applying %s: %s", file, r)

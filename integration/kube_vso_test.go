@@ -26,7 +26,7 @@ func TestKubeVSODynamicSecret(t *testing.T) {
 	runSyncCase(t, syncCase{
 		operator: k.vso, apiGroup: vsoGroup, resource: "vaultdynamicsecrets",
 		manifests: []string{"vso/vaultauth.yaml", "vso/vaultdynamicsecret.yaml"},
-		period:    vdsPeriod, mac: "secretMAC",
+		period:    vdsPeriod, mac: "secretMAC", settle: true,
 	})
 }
 
@@ -39,7 +39,7 @@ func TestKubeVSODynamicSecretAppRole(t *testing.T) {
 	runSyncCase(t, syncCase{
 		operator: k.vso, apiGroup: vsoGroup, resource: "vaultdynamicsecrets",
 		manifests: []string{"vso/vaultauth.yaml", "vso/vaultauth-approle.yaml", "vso/vaultdynamicsecret.yaml"},
-		appRole:   true, period: vdsPeriod, mac: "secretMAC",
+		appRole:   true, period: vdsPeriod, mac: "secretMAC", settle: true,
 	})
 }
 
