@@ -14,17 +14,18 @@ FUZZTIME ?=
 # Where the pinned Vault build is cached, outside the repository.
 export NHNCERT_CACHE ?= $(HOME)/.cache/nhncert
 
-.PHONY: help build test unit fuzz integration vet lint fmt fmt-check vault demo dev clean bench soak compat
+.PHONY: help build test unit fuzz integration vet lint fmt fmt-check vault kube demo dev clean bench soak compat
 
 help:
 	@echo "make build        build bin/$(PLUGIN) and bin/nhncert-emulator"
-	@echo "make test         everything CI runs: gofmt, vet, staticcheck, unit, fuzz (about 10 s each), real-Vault integration"
+	@echo "make test         everything CI runs: gofmt, vet, staticcheck, unit, fuzz (about 10 s each), real-Vault integration, Kubernetes tier"
 	@echo "make demo         Vault dev server + NHN emulator + plugin, then list and read a certificate"
 	@echo "make dev          the same against real NHN (needs NHN_APP_KEY, NHN_ACCESS_KEY_ID, NHN_SECRET_ACCESS_KEY)"
 	@echo "make bench        load benchmark through a real Vault (nhncert vs null plugin vs KV) + Go benchmarks"
 	@echo "make soak         the randomized model test (model_test.go) for SOAK_TIME (default 20m) of seeded histories, with the race detector"
 	@echo "make vault        build or find the pinned Vault (cached in $(NHNCERT_CACHE))"
 	@echo "make compat       the integration suite against each Vault line (1.19, 1.20, 1.21; built once, cached)"
+	@echo "make kube         build or find etcd, kube-apiserver, VSO and ESO for the Kubernetes tier (cached there too)"
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/$(PLUGIN) ./cmd/$(PLUGIN)
@@ -51,9 +52,14 @@ fuzz:
 vault:
 	@scripts/vault.sh
 
-# Real Vault server and Vault Agent tests. NHNCERT_SKIP_VAULT=1 skips them,
-# and they are then reported as skipped, never as passed; CI (CI set) may
-# not skip them.
+kube:
+	@for p in etcd kube-apiserver vso eso; do scripts/kube.sh $$p; done
+
+# Real Vault server and Vault Agent tests, and the Kubernetes tier (VSO and
+# ESO against a loopback kube-apiserver and etcd, built once by
+# scripts/kube.sh into $(NHNCERT_CACHE)). NHNCERT_SKIP_VAULT=1 skips them
+# all, NHNCERT_SKIP_KUBE=1 the Kubernetes tier; skipped tests are reported
+# as skipped, never as passed; CI (CI set) may skip neither.
 integration: build
 	@if [ "$${NHNCERT_SKIP_VAULT:-}" = 1 ] && [ -n "$${CI:-}" ]; then \
 		echo "NHNCERT_SKIP_VAULT=1 is refused when CI is set: CI must check against a real Vault"; exit 1; \
@@ -61,6 +67,16 @@ integration: build
 		echo "SKIPPED: integration tests (NHNCERT_SKIP_VAULT=1): nothing was checked against a real Vault"; \
 	else \
 		set -o pipefail; vault_bin=$$(scripts/vault.sh) && prom_dir=$$(scripts/prometheus.sh) && \
+		if [ "$${NHNCERT_SKIP_KUBE:-}" = 1 ] && [ -n "$${CI:-}" ]; then \
+			echo "NHNCERT_SKIP_KUBE=1 is refused when CI is set: CI must run the Kubernetes operators"; exit 1; \
+		elif [ "$${NHNCERT_SKIP_KUBE:-}" = 1 ]; then \
+			echo "SKIPPED: the Kubernetes tier (NHNCERT_SKIP_KUBE=1): nothing is checked against VSO and ESO"; \
+		else \
+			for p in etcd kube-apiserver vso eso; do scripts/kube.sh $$p >/dev/null || exit 1; done; \
+			export NHNCERT_ETCD_BIN=$$(scripts/kube.sh etcd) NHNCERT_KUBE_APISERVER_BIN=$$(scripts/kube.sh kube-apiserver) \
+				NHNCERT_VSO_BIN=$$(scripts/kube.sh vso) NHNCERT_ESO_BIN=$$(scripts/kube.sh eso) \
+				NHNCERT_VSO_CRDS=$$(scripts/kube.sh crds vso) NHNCERT_ESO_CRDS=$$(scripts/kube.sh crds eso); \
+		fi && \
 		VAULT_BIN="$$vault_bin" NHNCERT_PROMETHEUS_DIR="$$prom_dir" NHNCERT_PLUGIN_BIN="$(CURDIR)/bin/$(PLUGIN)" NHNCERT_EMULATOR_BIN="$(CURDIR)/bin/nhncert-emulator" \
 			$(GO) test -count=1 -timeout 30m -v ./integration/ 2>&1 | scripts/test-summary.sh; \
 	fi
