@@ -51,6 +51,11 @@ type pausingStorage struct {
 	release chan struct{}
 }
 
+// newPausingStorage pauses the first Get of name's cache entry in inner.
+func newPausingStorage(inner logical.Storage, name string) *pausingStorage {
+	return &pausingStorage{Storage: inner, key: storageKey(name), reached: make(chan struct{}), release: make(chan struct{})}
+}
+
 func (p *pausingStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
 	e, err := p.Storage.Get(ctx, key)
 	if key == p.key && p.paused.CompareAndSwap(false, true) {
@@ -72,7 +77,7 @@ func TestCopyLoadedDuringDropIsNotRecorded(t *testing.T) {
 	h.configure(nil)
 	h.putChain(name, emulator.ChainOptions{}, emulator.FileOptions{})
 	h.read(name, nil)
-	ps := &pausingStorage{Storage: h.storage, key: storageKey(name), reached: make(chan struct{}), release: make(chan struct{})}
+	ps := newPausingStorage(h.storage, name)
 	h.storage = ps
 	h.b.cache.forgetMemory(name) // evicted: the next read loads it from storage
 	h.emu.Remove(name)
@@ -108,7 +113,7 @@ func TestIndexLoadedDuringDropDoesNotRecordIt(t *testing.T) {
 	h.configure(nil)
 	h.putChain(name, emulator.ChainOptions{}, emulator.FileOptions{})
 	h.read(name, nil)
-	ps := &pausingStorage{Storage: h.storage, key: storageKey(name), reached: make(chan struct{}), release: make(chan struct{})}
+	ps := newPausingStorage(h.storage, name)
 	h.b.clean(context.Background())
 	h.storage = ps
 	h.b = h.newBackend(ps) // a restart: the index is loaded from storage

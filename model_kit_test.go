@@ -175,3 +175,15 @@ func (m *modelRun) countsOf(c nhnClient) *sentCounts {
 
 // sentBy returns what c has sent so far.
 func (m *modelRun) sentBy(c nhnClient) sent { return m.countsOf(c).snapshot() }
+
+// concurrently runs k copies of f and returns their results.
+func (m *modelRun) concurrently(k int, f func(i int) readResult) []readResult {
+	out := make([]readResult, k)
+	var wg sync.WaitGroup
+	for i := 0; i < k; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); out[i] = f(i) }()
+	}
+	wg.Wait()
+	return out
+}

@@ -343,18 +343,6 @@ func (m *modelRun) step() {
 	}
 }
 
-// concurrently runs k copies of f and returns their results.
-func (m *modelRun) concurrently(k int, f func(i int) readResult) []readResult {
-	out := make([]readResult, k)
-	var wg sync.WaitGroup
-	for i := 0; i < k; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); out[i] = f(i) }()
-	}
-	wg.Wait()
-	return out
-}
-
 // run is a background run alone; with NHN up and its list complete it is
 // held to I4 and I5.
 func (m *modelRun) run() {
