@@ -71,6 +71,8 @@ type backend struct {
 	// metrics is this mount's registry (metrics.go): one per backend, the
 	// plugin process serving many mounts.
 	metrics *mountMetrics
+	// hosts is the state of hosts/<hostname> (hosts.go).
+	hosts hostsState
 }
 
 // session is a config and the NHN client built from it. It is replaced as
@@ -94,6 +96,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 func newBackend() *backend {
 	b := &backend{cache: newCertCache(maxMemoryEntries), now: time.Now, jitter: rand.Float64}
 	b.refresher.wake = make(chan struct{}, 1)
+	b.hosts.memo = newHostMemo()
 	b.metrics = newMountMetrics(Version, func() float64 { return float64(b.refresher.panics.Load()) })
 	b.cache.hooks = b
 	b.cache.jitter = func() float64 { return b.jitter() }
@@ -109,6 +112,7 @@ func newBackend() *backend {
 			pathConfig(b),
 			pathCertsList(b),
 			pathCerts(b),
+			pathHosts(b),
 			pathMetadata(b),
 			pathStatus(b),
 			pathMetrics(b),

@@ -176,7 +176,7 @@ func (c *certCache) keep(ctx context.Context, s logical.Storage, e *cacheEntry, 
 			return cur, nil
 		}
 	}
-	c.index.note(e.name, e.generation, e.fetchedAt, e.bundle.Leaf.NotAfter, e.listedAtDownload.Load(), e.lastUsed.Load(), c.jitter)
+	c.index.note(e.name, e.generation, e.fetchedAt, e.bundle.Leaf.NotAfter, leafNames(e.bundle), e.listedAtDownload.Load(), e.lastUsed.Load(), c.jitter)
 	if err := c.store(ctx, s, e); err != nil && !errors.Is(err, logical.ErrReadOnly) {
 		c.logger.Warn("cannot write the cache entry to storage; serving it from memory", "name", logName(e.name), "error", err)
 	}
@@ -196,12 +196,12 @@ func (c *certCache) forgetIndex(name, generation string) {
 }
 
 // noteIndex records a copy in the index, for the live generation only.
-func (c *certCache) noteIndex(name, generation string, fetchedAt, notAfter time.Time, listed *certInfo, used int64) {
+func (c *certCache) noteIndex(name, generation string, fetchedAt, notAfter time.Time, names []string, listed *certInfo, used int64) {
 	if !c.gate.admit(generation) {
 		return
 	}
 	defer c.gate.release()
-	c.index.note(name, generation, fetchedAt, notAfter, listed, used, c.jitter)
+	c.index.note(name, generation, fetchedAt, notAfter, names, listed, used, c.jitter)
 }
 
 // putMemory puts e in memory, dropping the least recently used entry when
@@ -267,6 +267,7 @@ func (c *certCache) load(ctx context.Context, s logical.Storage, name, generatio
 	}
 	e.listedAtDownload.Store(se.Listed)
 	se.NotAfter = e.bundle.Leaf.NotAfter
+	se.DNSNames = leafNames(e.bundle)
 	if !c.noteLoaded(ctx, s, se, seen, 0) {
 		return nil, nil // dropped meanwhile: as if never stored
 	}
@@ -290,7 +291,7 @@ func (c *certCache) noteLoaded(ctx context.Context, s logical.Storage, se *store
 			return false
 		}
 	}
-	c.noteIndex(se.Name, se.Generation, se.FetchedAt, se.NotAfter, se.Listed, used)
+	c.noteIndex(se.Name, se.Generation, se.FetchedAt, se.NotAfter, se.DNSNames, se.Listed, used)
 	return true
 }
 
@@ -299,7 +300,7 @@ func (c *certCache) noteLoaded(ctx context.Context, s logical.Storage, se *store
 func (c *certCache) store(ctx context.Context, s logical.Storage, e *cacheEntry) error {
 	return writeStoredEntry(ctx, s, &storedEntry{
 		Name: e.name, Generation: e.generation, FetchedAt: e.fetchedAt, File: e.file, Listed: e.listedAtDownload.Load(),
-		NotAfter: e.bundle.Leaf.NotAfter,
+		NotAfter: e.bundle.Leaf.NotAfter, DNSNames: leafNames(e.bundle),
 	})
 }
 

@@ -37,6 +37,10 @@ type indexRecord struct {
 	// notAfter is the copy's leaf's NotAfter, for the expiry metric; zero
 	// for a copy stored by a version that did not record it.
 	notAfter time.Time
+	// names are the leaf's DNS names, learnt once per file for
+	// hosts/<hostname> where NHN's list gives no domains (hosts.go); nil
+	// for a copy stored by a version that did not record them.
+	names []string
 	// lastUsed is the last read (unix nanoseconds) while the entry was in
 	// memory; refreshCandidates also looks at the memory copy.
 	lastUsed int64
@@ -53,11 +57,14 @@ func newCacheIndex() *cacheIndex { return &cacheIndex{records: map[string]*index
 // download nobody read yet) keeps the last read recorded, or now for a
 // name not recorded: a background download never makes an idle
 // certificate look read.
-func (x *cacheIndex) note(name, generation string, fetchedAt, notAfter time.Time, listed *certInfo, used int64, jitter func() float64) {
+func (x *cacheIndex) note(name, generation string, fetchedAt, notAfter time.Time, names []string, listed *certInfo, used int64, jitter func() float64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	r := x.records[name]
 	if r != nil && r.generation == generation && !fetchedAt.After(r.fetchedAt) {
+		if r.names == nil && fetchedAt.Equal(r.fetchedAt) {
+			r.names = names // the same copy, read back and parsed
+		}
 		return
 	}
 	switch {
@@ -66,7 +73,7 @@ func (x *cacheIndex) note(name, generation string, fetchedAt, notAfter time.Time
 	case used == 0:
 		used = time.Now().UnixNano()
 	}
-	x.records[name] = &indexRecord{generation: generation, fetchedAt: fetchedAt, notAfter: notAfter, listed: listed, lastUsed: used, spread: jitter()}
+	x.records[name] = &indexRecord{generation: generation, fetchedAt: fetchedAt, notAfter: notAfter, names: names, listed: listed, lastUsed: used, spread: jitter()}
 }
 
 // used keeps the last read of an entry leaving memory.
@@ -99,6 +106,19 @@ func cachedNames(x *cacheIndex, generation string) []string {
 		}
 	}
 	return out
+}
+
+// learnt returns the DNS names of name's cached copy of generation and
+// what NHN's list said of it when it was downloaded; false when no copy is
+// recorded or its names are not known.
+func (x *cacheIndex) learnt(name, generation string) (names []string, listed *certInfo, ok bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	r := x.records[name]
+	if r == nil || r.generation != generation || r.names == nil {
+		return nil, nil, false
+	}
+	return r.names, r.listed, true
 }
 
 func (x *cacheIndex) remove(name string) {

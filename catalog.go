@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // certInfo is one entry of NHN's certificate list.
@@ -64,6 +65,12 @@ type catalog struct {
 	mu         sync.RWMutex
 	generation string
 	byName     map[string]*certInfo
+	// completeAt is when the last complete list (status ALL) of the
+	// generation was recorded; zero when none was. version counts the
+	// records, so that what is derived from the catalog (hosts.go) knows
+	// when to derive it again.
+	completeAt time.Time
+	version    uint64
 }
 
 // record stores a list's entries; a complete list (status ALL) replaces
@@ -72,9 +79,16 @@ func (l *catalog) record(generation string, infos []certInfo, complete bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if complete || l.generation != generation || l.byName == nil {
+		if l.generation != generation {
+			l.completeAt = time.Time{}
+		}
 		l.byName = make(map[string]*certInfo, len(infos))
 		l.generation = generation
 	}
+	if complete {
+		l.completeAt = time.Now()
+	}
+	l.version++
 	for i := range infos {
 		c := infos[i]
 		l.byName[c.Name] = &c
@@ -110,5 +124,18 @@ func (l *catalog) clear() {
 	l.mu.Lock()
 	l.byName = nil
 	l.generation = ""
+	l.completeAt = time.Time{}
+	l.version++
 	l.mu.Unlock()
+}
+
+// listState returns the version of what the catalog holds and when the
+// last complete list of generation was recorded (zero when none was).
+func (l *catalog) listState(generation string) (version uint64, completeAt time.Time) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.generation != generation {
+		return l.version, time.Time{}
+	}
+	return l.version, l.completeAt
 }

@@ -47,6 +47,10 @@ type nhnConfig struct {
 	CacheTTL        time.Duration `json:"cache_ttl"`
 	RequestTimeout  time.Duration `json:"request_timeout"`
 	RefreshInterval time.Duration `json:"refresh_interval"`
+	// HostsWildcards says whether hosts/<hostname> may answer with a
+	// wildcard certificate; nil (a config written before the field) is
+	// the default, true.
+	HostsWildcards *bool `json:"hosts_wildcards,omitempty"`
 	// Generation changes whenever the upstream identity changes (app key,
 	// region, API version, endpoint, credentials). Cache entries carry it;
 	// an entry of another generation is never served.
@@ -58,6 +62,11 @@ func (c *nhnConfig) effectiveAPIVersion() string {
 		return c.APIVersion
 	}
 	return regionEndpoints[c.Region].api
+}
+
+// hostsWildcards is the hosts_wildcards field, true unless set to false.
+func (c *nhnConfig) hostsWildcards() bool {
+	return c.HostsWildcards == nil || *c.HostsWildcards
 }
 
 func (c *nhnConfig) effectiveEndpoint() string {

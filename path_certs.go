@@ -118,6 +118,13 @@ var certResponseFields = map[string]*framework.FieldSchema{
 }
 
 func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return b.serveRead(d, func() (*servedCert, *logical.Response, error) { return b.certificate(ctx, req, d) })
+}
+
+// serveRead answers a read of one certificate (certs/<name>, hosts/<host>)
+// in the format d asks for: get finds the certificate once the parameters
+// are known to be valid.
+func (b *backend) serveRead(d *framework.FieldData, get func() (*servedCert, *logical.Response, error)) (*logical.Response, error) {
 	format := strings.ToLower(d.Get("format").(string))
 	keyFormat := strings.ToLower(d.Get("private_key_format").(string))
 	ks := keystoreOptions{
@@ -139,7 +146,7 @@ func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *fr
 	if keyFormat != "" && keyFormat != keyFormatPKCS8 {
 		return logical.ErrorResponse(`private_key_format must be "" or "pkcs8"`), nil
 	}
-	c, resp, err := b.certificate(ctx, req, d)
+	c, resp, err := get()
 	if c == nil {
 		return resp, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/hostmatch"
 )
 
 func pathCertsList(b *backend) *framework.Path {
@@ -30,6 +31,11 @@ func pathCertsList(b *backend) *framework.Path {
 			"expiring_within": {
 				Type:        framework.TypeDurationSecond,
 				Description: `Only certificates whose expiration_date falls within this duration from now (e.g. "720h"); with status=all, expired ones too.`,
+				Query:       true,
+			},
+			"host": {
+				Type:        framework.TypeString,
+				Description: `Only certificates whose listed domains cover this DNS host name (the rules of hosts/<hostname>; none where the API version lists no domains).`,
 				Query:       true,
 			},
 		},
@@ -77,6 +83,14 @@ func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *fr
 	if v, ok := d.GetOk("expiring_within"); ok {
 		within, filter = time.Duration(v.(int))*time.Second, true
 	}
+	host := ""
+	if v, ok := d.GetOk("host"); ok {
+		h, err := hostmatch.Normalize(v.(string))
+		if err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
+		host = h
+	}
 	b.rememberMountPath(req)
 	sess, err := b.session(ctx, req.Storage)
 	if err != nil {
@@ -97,6 +111,9 @@ func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *fr
 	for _, c := range infos {
 		days, dated := expiresInDays(c.ExpirationDate, now)
 		if filter && (!dated || time.Duration(days)*24*time.Hour > within) {
+			continue
+		}
+		if host != "" && !hostmatch.CoversAny(c.Domains, host, sess.cfg.hostsWildcards()) {
 			continue
 		}
 		domains := c.Domains
@@ -169,7 +186,9 @@ bytes) is left out and named in the response's warning.
 status=all|expired|unexpired (default unexpired) filters as NHN does.
 expiring_within=<duration> (e.g. 720h) keeps only certificates whose
 expiration_date is at most that far away. key_info also holds
-expires_in_days (whole days from today, UTC), so a monitoring check can be:
+expires_in_days (whole days from today, UTC). host=<hostname> keeps only
+the certificates whose listed domains cover that host (API v1.3; v1.1
+lists no domains). A monitoring check can be:
 
   vault list -format=json -detailed nhncert/certs | jq -e '[.data.key_info[] | select(.expires_in_days <= 30)] | length == 0'
 `

@@ -113,6 +113,11 @@ func configFields() map[string]*framework.FieldSchema {
 			Description: "How often the active node refreshes cached certificates in the background and looks for rotations in NHN's list; 0 turns it off.",
 			Default:     int(defaultRefreshInterval.Seconds()),
 		},
+		"hosts_wildcards": {
+			Type:        framework.TypeBool,
+			Description: "Whether hosts/<hostname> may answer with a wildcard certificate (whose key is then served for every host it covers); false: only a certificate whose SAN names the host exactly.",
+			Default:     true,
+		},
 	}
 }
 
@@ -139,6 +144,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		"cache_ttl":        int64(cfg.CacheTTL.Seconds()),
 		"request_timeout":  int64(cfg.RequestTimeout.Seconds()),
 		"refresh_interval": int64(cfg.RefreshInterval.Seconds()),
+		"hosts_wildcards":  cfg.hostsWildcards(),
 	}}, nil
 }
 
@@ -186,6 +192,11 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		if v, ok := d.GetOk(f.name); ok {
 			*f.dst = time.Duration(v.(int)) * time.Second
 		}
+	}
+
+	if v, ok := d.GetOk("hosts_wildcards"); ok {
+		w := v.(bool)
+		cfg.HostsWildcards = &w
 	}
 
 	var warnings []string

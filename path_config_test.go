@@ -21,6 +21,7 @@ func TestConfigRoundTripWithoutSecret(t *testing.T) {
 	require.Equal(t, map[string]any{
 		"app_key":          testAppKey,
 		"access_key_id":    testKeyID,
+		"hosts_wildcards":  true,
 		"region":           "public",
 		"api_version":      "v1.3",
 		"endpoint":         h.srv.URL,

@@ -193,7 +193,7 @@ func (b *backend) refreshCandidates(generation string, unlisted map[string]time.
 	for _, e := range b.cache.entriesOf(generation) {
 		inMemory[e.name] = e
 		// Put in memory without the index knowing (tests do): index it.
-		b.cache.noteIndex(e.name, generation, e.fetchedAt, e.bundle.Leaf.NotAfter, e.listedAtDownload.Load(), e.lastUsed.Load())
+		b.cache.noteIndex(e.name, generation, e.fetchedAt, e.bundle.Leaf.NotAfter, leafNames(e.bundle), e.listedAtDownload.Load(), e.lastUsed.Load())
 	}
 	recs := b.cache.index.of(generation)
 	out := make([]refreshCandidate, 0, len(recs))

@@ -86,6 +86,10 @@ type storedEntry struct {
 	// NotAfter is the leaf's, so that the expiry metric needs no parse of
 	// entries only in storage; absent from entries of earlier versions.
 	NotAfter time.Time `json:"not_after,omitzero"`
+	// DNSNames are the leaf's, so that hosts/<hostname> knows which hosts
+	// a stored copy covers without parsing it; null in entries of earlier
+	// versions, [] for a leaf without any.
+	DNSNames []string `json:"dns_names"`
 }
 
 // readStoredEntry returns name's stored entry, or nil when there is none.
