@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -41,7 +42,7 @@ func (p *project) current(name string) (string, bool) {
 }
 
 func (p *project) put(t *testing.T, name string) {
-	ch, err := emulator.GenerateChain(emulator.ChainOptions{CommonName: name})
+	ch, err := emulator.GenerateChain(emulator.ChainOptions{CommonName: name, DNSNames: modelSANs(name)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,4 +187,20 @@ func (m *modelRun) concurrently(k int, f func(i int) readResult) []readResult {
 	}
 	wg.Wait()
 	return out
+}
+
+// isAged reports whether name's stored copy is past cache_ttl.
+func (m *modelRun) isAged(name string) bool {
+	se, _ := readStoredEntry(context.Background(), m.h.storage, name)
+	return se != nil && time.Since(se.FetchedAt) > time.Hour
+}
+
+// checkStale is I6.
+func (m *modelRun) checkStale(r readResult) {
+	for _, w := range r.warnings {
+		if strings.Contains(w, "may be stale") {
+			return
+		}
+	}
+	m.t.Errorf("I6: %s was served past cache_ttl while NHN is down without the stale warning (warnings %q)", r.name, r.warnings)
 }
