@@ -18,7 +18,7 @@
 #   BENCH_ROUNDS=18      phase 1 rounds (target order changed each round; 6 = every order once)
 #   BENCH_CONCURRENCY=16 phase 1 clients
 #   BENCH_PROFILE=1      0 skips the perf profile
-#   BENCH_PHASES=1,2,3   load phases to run
+#   BENCH_PHASES=1,1h,2,3  load phases to run (1h: cached hosts/<hostname> read vs certs/<name>)
 #   BENCH_GO=1           0 skips the Go benchmarks
 #   BENCH_BENCHTIME=2000x  -benchtime of the root package's Go benchmarks
 #   BENCH_PLUGIN_BENCHTIME=20000x  -benchtime of bench/nullplugin's in-process comparison
@@ -176,7 +176,7 @@ command -v timeout >/dev/null 2>&1 && TIMEOUT=(timeout -k 10 1800)
   -emulator "$EMU_URL" -plugin-dir "$RUN/plugins" \
   -nhncert-plugin "$PLUGIN" -nhncert-version "$VERSION" -null-plugin "$NULL_PLUGIN" \
   -duration "${BENCH_DURATION:-3s}" -rounds "${BENCH_ROUNDS:-18}" -concurrency "${BENCH_CONCURRENCY:-16}" \
-  -phases "${BENCH_PHASES:-1,2,3}" "${PROFILE_ARGS[@]}" 2>&1 | tee "$RUN/load.txt" | tee -a "$RESULTS" || status=1
+  -phases "${BENCH_PHASES:-1,1h,2,3}" "${PROFILE_ARGS[@]}" 2>&1 | tee "$RUN/load.txt" | tee -a "$RESULTS" || status=1
 
 # Vault and the emulator are not needed for the Go benchmarks.
 stop_all

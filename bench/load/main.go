@@ -39,6 +39,7 @@ type options struct {
 	nullPlugin                  string
 	nhnMount, nullMount, kvPath string
 	cert                        string
+	host                        string
 
 	conc     int
 	duration time.Duration
@@ -70,6 +71,7 @@ func main() {
 	flag.StringVar(&o.nullMount, "null-mount", "null", "mount of the null plugin")
 	flag.StringVar(&o.kvPath, "kv-mount", "kv", "mount of a KV version 1 engine")
 	flag.StringVar(&o.cert, "cert", "example.com", "certificate read in phase 1")
+	flag.StringVar(&o.host, "host", "www.example.com", "host read in phase 1h (hosts/<hostname> against certs/<cert>)")
 	flag.IntVar(&o.conc, "concurrency", 16, "phase 1: concurrent keep-alive clients")
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "phase 1: duration per target per round")
 	flag.IntVar(&o.rounds, "rounds", 18, "phase 1: rounds; each runs the targets in another order (every 6 rounds cover every order once)")
@@ -78,7 +80,7 @@ func main() {
 	flag.DurationVar(&o.burstLatency, "burst-latency", 200*time.Millisecond, "phase 2: emulator latency per upstream request")
 	flag.IntVar(&o.listCount, "list-count", 10000, "phase 3: certificates seeded")
 	flag.DurationVar(&o.listLatency, "list-latency", 20*time.Millisecond, "phase 3: emulator latency per upstream request")
-	flag.StringVar(&o.phases, "phases", "1,2,3", "phases to run")
+	flag.StringVar(&o.phases, "phases", "1,1h,2,3", "phases to run")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "phase 1: if set (and perf works), profile the nhncert and null plugin processes with perf into this directory")
 	flag.DurationVar(&o.profileDur, "profile-duration", 8*time.Second, "phase 1: load per profiled plugin")
 	flag.Parse()
@@ -89,7 +91,7 @@ func main() {
 
 	// Everything is bounded: the phases by their own durations, the whole
 	// run by this deadline on top.
-	budget := time.Duration(o.rounds*3)*o.duration + 3*o.warmup + 2*o.profileDur + 10*time.Minute
+	budget := time.Duration(o.rounds*5)*o.duration + 3*o.warmup + 2*o.profileDur + 10*time.Minute
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -142,6 +144,13 @@ func run(ctx context.Context, o *options, r *report) int {
 		if err := phase1(ctx, o, r); err != nil {
 			r.printf("phase 1: ERROR: %v\n", err)
 			r.verdict("1", "cached read vs null plugin", "error: "+err.Error(), false)
+			failed = true
+		}
+	}
+	if want["1h"] && ctx.Err() == nil {
+		if err := phase1Hosts(ctx, o, r); err != nil {
+			r.printf("phase 1h: ERROR: %v\n", err)
+			r.verdict("1h", "cached hosts read vs certs read", "error: "+err.Error(), false)
 			failed = true
 		}
 	}
