@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/certfile"
 )
 
 // cacheEntry is one downloaded, checked certificate file, parsed and ready
@@ -13,7 +15,7 @@ type cacheEntry struct {
 	name       string
 	generation string
 	file       []byte
-	bundle     *Bundle
+	bundle     *certfile.Bundle
 	// fetchedAt is when the download of this file began: a copy is never
 	// older than it says.
 	fetchedAt time.Time
@@ -36,8 +38,8 @@ type cacheEntry struct {
 // servable. Nothing is cached from a file that fails here. pass is asked
 // for the passphrase only when the file's key is encrypted; file stays as
 // NHN sent it (the entry in storage holds the key encrypted).
-func newEntry(name, generation string, file []byte, fetchedAt time.Time, pass passphraseSource) (*cacheEntry, error) {
-	bundle, err := parseBundle(file, pass)
+func newEntry(name, generation string, file []byte, fetchedAt time.Time, pass certfile.Passphrase) (*cacheEntry, error) {
+	bundle, err := certfile.Parse(file, pass)
 	if err != nil {
 		return nil, err
 	}

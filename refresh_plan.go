@@ -182,7 +182,7 @@ func rotatedUpstream(info *certInfo, c refreshCandidate) bool {
 	if c.listed == nil {
 		return true
 	}
-	return info.describesAnotherFile(c.listed)
+	return describesAnotherFile(info, c.listed)
 }
 
 // refreshCandidates gathers every cached certificate of a generation: the
@@ -238,10 +238,11 @@ func (b *backend) refreshRun(parent context.Context, s logical.Storage, sess *se
 	if err := b.cache.loadIndex(ctx, s, gen); err != nil {
 		return stats, false, fmt.Errorf("reading the cached certificates from storage: %w", err)
 	}
-	infos, _, err := sess.client.ListCertificates(ctx, "ALL")
+	all, err := sess.client.ListCertificates(ctx, "ALL")
 	if err != nil {
 		return stats, false, err
 	}
+	infos, _ := servable(all)
 	stats.listed = len(infos)
 	b.recordList(gen, infos, true)
 	// A run covers one interval from when its list is in: a list slower

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/helper/certutil"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/certfile"
 )
 
 // How a certificate is rendered into a read response, per format.
@@ -21,7 +23,7 @@ const (
 )
 
 // renderCert builds a read response from a bundle.
-func renderCert(bn *Bundle, format, keyFormat string) (map[string]any, error) {
+func renderCert(bn *certfile.Bundle, format, keyFormat string) (map[string]any, error) {
 	keyBlock := bn.KeyBlock
 	if keyFormat == keyFormatPKCS8 {
 		der, err := x509.MarshalPKCS8PrivateKey(bn.Key)
@@ -77,10 +79,10 @@ func renderCert(bn *Bundle, format, keyFormat string) (map[string]any, error) {
 // PEM string: what nginx's ssl_certificate and a Kubernetes tls.crt want.
 // A server that sends the root wastes bytes on every handshake, and some
 // clients refuse it.
-func fullChain(bn *Bundle) string {
+func fullChain(bn *certfile.Bundle) string {
 	certs := []string{pemString(&pem.Block{Type: "CERTIFICATE", Bytes: bn.Leaf.Raw})}
 	for _, c := range bn.Chain {
-		if isSelfSigned(c) {
+		if certfile.IsSelfSigned(c) {
 			break
 		}
 		certs = append(certs, pemString(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))

@@ -12,6 +12,8 @@ import (
 
 	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/certfile"
 )
 
 // The Java-facing formats, format=pkcs12_bundle and format=jks_bundle, with
@@ -97,7 +99,7 @@ var errKeystore = errors.New("cannot build the keystore from this certificate fi
 
 // renderPKCS12 encodes the key, the leaf and the chain as a PKCS#12 file,
 // base64.
-func renderPKCS12(bn *Bundle, encoder, password string) (string, error) {
+func renderPKCS12(bn *certfile.Bundle, encoder, password string) (string, error) {
 	if err := (keystoreOptions{pkcs12Encoder: encoder, pkcs12Password: password}).validate(formatPKCS12Bundle); err != nil {
 		return "", err
 	}
@@ -111,7 +113,7 @@ func renderPKCS12(bn *Bundle, encoder, password string) (string, error) {
 // renderJKS encodes the key, the leaf and the chain as one PrivateKeyEntry
 // of a Java KeyStore, base64. The entry's password is the store's, as
 // keytool and Vault PKI make it.
-func renderJKS(bn *Bundle, alias, password string) (string, error) {
+func renderJKS(bn *certfile.Bundle, alias, password string) (string, error) {
 	if err := (keystoreOptions{jksAlias: alias}).validate(formatJKSBundle); err != nil {
 		return "", err
 	}
@@ -152,7 +154,7 @@ func renderJKS(bn *Bundle, alias, password string) (string, error) {
 // make every re-read a change. The stream reveals nothing of its seed;
 // equal keystores only tell that they hold the same certificate under the
 // same password, which the reader of either knows anyway.
-func keystoreRand(kind, param, password string, bn *Bundle) io.Reader {
+func keystoreRand(kind, param, password string, bn *certfile.Bundle) io.Reader {
 	h := sha3.NewSHAKE256()
 	key, _ := x509.MarshalPKCS8PrivateKey(bn.Key)
 	for _, part := range [][]byte{[]byte("nhncert keystore v1"), []byte(kind), []byte(param), []byte(password), bn.Leaf.Raw, key} {
@@ -179,7 +181,7 @@ func isUCS2(s string) bool {
 // renderKeystore is the response of format=pkcs12_bundle or jks_bundle:
 // the PEM response, with the keystore in "certificate" where Vault PKI
 // puts it. The other fields stay PEM, for templates that want both.
-func renderKeystore(bn *Bundle, format, keyFormat string, o keystoreOptions) (map[string]any, error) {
+func renderKeystore(bn *certfile.Bundle, format, keyFormat string, o keystoreOptions) (map[string]any, error) {
 	data, err := renderCert(bn, formatPEM, keyFormat)
 	if err != nil {
 		return nil, err
