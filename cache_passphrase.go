@@ -14,7 +14,7 @@ import (
 	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/safetext"
 )
 
-// The cache and the passphrases of encrypted keys (bundle_encrypted.go,
+// The cache and the passphrases of encrypted keys (certfile/encrypted.go,
 // path_passphrases.go).
 //
 // What is cached: the file as NHN sent it, still encrypted, in memory and

@@ -55,12 +55,12 @@ type Bundle struct {
 	// file's key was encrypted (in the encoding inside the encryption).
 	KeyBlock *pem.Block
 	// KeyEncrypted is set when the file held the key encrypted and the
-	// passphrase set for the certificate opened it (bundle_encrypted.go).
+	// passphrase set for the certificate opened it (encrypted.go).
 	KeyEncrypted bool
 }
 
 // ParseBundle splits and checks a PEM certificate file. It reads what
-// OpenSSL reads (see bundle_pem.go): a block OpenSSL skips is skipped here
+// OpenSSL reads (see pem.go): a block OpenSSL skips is skipped here
 // too and named in Warnings, so that a file `openssl x509` and `openssl
 // pkey` read is never refused as damaged. A file whose key is encrypted is
 // refused with an *encryptedKeyError; parseBundle opens it with a

@@ -339,7 +339,7 @@ func TestParseBundleRejectsHostileInput(t *testing.T) {
 		{"another key first", fixture.JoinPEM(ed.KeyPEM, ecFile), "does not match the leaf certificate"},
 		{"key of an unrelated RSA certificate", fixture.JoinPEM(ec.LeafPEM, rsaC.KeyPEM), "does not match the leaf certificate"},
 		// An encrypted key that is well formed is refused for its
-		// passphrase (bundle_encrypted_test.go); one that is not, here.
+		// passphrase (encrypted_test.go); one that is not, here.
 		{"ENCRYPTED PRIVATE KEY that is no PKCS#8", fixture.JoinPEM(ec.LeafPEM, fx.CA.IntermediatePEMs[0], fixture.PEMOf("ENCRYPTED PRIVATE KEY", ecKey.Bytes)), "the private key is encrypted, but its PKCS#8 encrypted block cannot be parsed"},
 		{"truncated EC key DER", fixture.JoinPEM(ec.LeafPEM, fixture.PEMOf("EC PRIVATE KEY", ecKey.Bytes[:len(ecKey.Bytes)/2])), "EC PRIVATE KEY block cannot be parsed"},
 		{"truncated RSA key DER", fixture.JoinPEM(rsaC.LeafPEM, fixture.PEMOf("RSA PRIVATE KEY", fixture.FirstBlock(t, rsaC.KeyPEM).Bytes[:300])), "RSA PRIVATE KEY block cannot be parsed"},

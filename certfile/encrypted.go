@@ -54,7 +54,7 @@ const (
 
 // encryptedKeyError is a file whose key is encrypted and cannot be opened
 // with what the engine holds. It is the copy's state until the passphrase
-// or the file changes (cache_refused.go), never cached as a copy.
+// or the file changes (the engine's cache_passphrase.go), never cached as a copy.
 type KeyError struct {
 	reason keyRefusal
 	// scheme says how the key is encrypted ("PKCS#8 PBES2 (PBKDF2
