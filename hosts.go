@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/certfile"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/hostmatch"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/safetext"
 )
 
 // hosts/<hostname>: the best certificate NHN holds for a host. The rules
@@ -111,7 +114,7 @@ func (b *backend) chooseHost(ctx context.Context, s logical.Storage, sess *sessi
 			continue // deleted since the list
 		case err != nil:
 			readErrs = append(readErrs, err)
-			warnings = append(warnings, fmt.Sprintf("candidate %s could not be read and was left out: %v", quoteName(name), err))
+			warnings = append(warnings, fmt.Sprintf("candidate %s could not be read and was left out: %v", safetext.Quote(name), err))
 			continue
 		}
 		if o == readMiss {
@@ -202,9 +205,9 @@ func (b *backend) learnAll(ctx context.Context, s logical.Storage, sess *session
 	for _, name := range hc.unknown {
 		switch ferr := failed[name]; {
 		case ferr == nil:
-			warnings = append(warnings, fmt.Sprintf("the host names of certificate %s could not be learnt; it was left out", quoteName(name)))
+			warnings = append(warnings, fmt.Sprintf("the host names of certificate %s could not be learnt; it was left out", safetext.Quote(name)))
 		case !errors.Is(ferr, errCertNotFound):
-			warnings = append(warnings, fmt.Sprintf("certificate %s could not be read to learn its host names and was left out: %v", quoteName(name), ferr))
+			warnings = append(warnings, fmt.Sprintf("certificate %s could not be read to learn its host names and was left out: %v", safetext.Quote(name), ferr))
 		}
 	}
 	return warnings, nil
@@ -221,7 +224,7 @@ func (b *backend) hostCandidate(generation string, e *cacheEntry) hostmatch.Cand
 	if info == nil {
 		info = e.listedAtDownload.Load()
 	}
-	c.ID, c.HasID = info.certificateID()
+	c.ID, c.HasID = info.CertificateID()
 	return c
 }
 
@@ -245,7 +248,7 @@ func (b *backend) hostCandidatesOf(generation, host string, wild bool) hostCandi
 		if len(names) == 0 {
 			learnt, listed, ok := b.cache.index.learnt(info.Name, generation)
 			switch {
-			case ok && (listed == nil || !info.describesAnotherFile(listed)):
+			case ok && (listed == nil || !describesAnotherFile(info, listed)):
 				names = learnt
 			case listExpired:
 				continue // never downloaded to find out
@@ -324,10 +327,11 @@ func (b *backend) listForHosts(ctx context.Context, sess *session, refresh bool)
 			return nil, errConfigChanged
 		}
 		defer done()
-		infos, _, err := sess.client.ListCertificates(wctx, "ALL")
+		all, err := sess.client.ListCertificates(wctx, "ALL")
 		if err != nil {
 			return nil, err
 		}
+		infos, _ := servable(all)
 		b.recordList(gen, infos, true)
 		return nil, nil
 	})
@@ -377,7 +381,7 @@ func hostError(err error) error {
 
 // leafNames are a parsed file's leaf DNS names, never nil (nil means "not
 // known" to the index and in storage).
-func leafNames(b *Bundle) []string {
+func leafNames(b *certfile.Bundle) []string {
 	if b == nil || b.Leaf == nil {
 		return nil
 	}

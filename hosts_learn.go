@@ -118,7 +118,7 @@ func (b *backend) learnHostNames(ctx context.Context, s logical.Storage, sess *s
 func (b *backend) learntFileChanged(generation, name string) bool {
 	_, listed, ok := b.cache.index.learnt(name, generation)
 	info := b.catalog.lookup(generation, name)
-	return ok && listed != nil && info != nil && info.describesAnotherFile(listed)
+	return ok && listed != nil && info != nil && describesAnotherFile(info, listed)
 }
 
 // learnPass reads the files of names through the cache (a fresh stored

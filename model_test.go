@@ -15,8 +15,10 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"go.uber.org/goleak"
 
+	"github.com/nhncert/vault-plugin-secrets-nhncert/certfile"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 // TestModel drives random histories of the engine, in process, against two
@@ -64,8 +66,8 @@ import (
 // history prints its seed. Seeds that found a bug stay in
 // modelRegressionSeeds.
 func TestModel(t *testing.T) {
-	histories := int(envInt(t, "NHNCERT_MODEL_HISTORIES", 24))
-	steps := int(envInt(t, "NHNCERT_MODEL_STEPS", 40))
+	histories := int(testkit.EnvInt(t, "NHNCERT_MODEL_HISTORIES", 24))
+	steps := int(testkit.EnvInt(t, "NHNCERT_MODEL_STEPS", 40))
 	var seeds []uint64
 	if s := os.Getenv("NHNCERT_MODEL_SEED"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
@@ -148,7 +150,7 @@ type modelRun struct {
 	active   int  // index of the configured project
 	deleted  bool // the config is deleted
 	log      []string
-	sent     sync.Map   // *client -> *sentCounts
+	sent     sync.Map   // *nhn.Client -> *sentCounts
 	hostRnd  *rand.Rand // I9's own draws: the other steps' histories stay as they were
 }
 
@@ -210,15 +212,13 @@ func (m *modelRun) configure(p int) {
 // noRetryWait makes every client of the current backend retry without
 // sleeping, from its first request on.
 func (m *modelRun) noRetryWait() {
-	m.h.b.onNewClient = func(c *client) {
-		c.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	m.h.b.newClient = func(cfg nhn.Config) nhnClient {
+		cfg.Sleep = noWait
 		n := &sentCounts{}
-		next := c.http.Transport
-		if next == nil {
-			next = http.DefaultTransport
-		}
-		c.http.Transport = countingTransport{next: next, n: n}
+		cfg.Transport = countingTransport{next: http.DefaultTransport.(*http.Transport).Clone(), n: n}
+		c := nhn.New(cfg)
 		m.sent.Store(c, n)
+		return c
 	}
 }
 
@@ -391,7 +391,7 @@ func (m *modelRun) run() {
 		case !held:
 			m.t.Errorf("I4: %s is stored after a run although project %s no longer has it", n, p.id)
 		default:
-			b, err := ParseBundle(se.File)
+			b, err := certfile.Parse(se.File, nil)
 			if err != nil {
 				m.t.Fatalf("stored %s does not parse: %v", n, err)
 			}

@@ -165,7 +165,7 @@ func (b *backend) serveRead(d *framework.FieldData, get func() (*servedCert, *lo
 		}
 	}
 	maps.Copy(data, b.rotationFields(c.sess.cfg, c.entry, b.now()))
-	if id, ok := b.listedInfo(c.entry).certificateID(); ok {
+	if id, ok := b.listedInfo(c.entry).CertificateID(); ok {
 		data["certificate_id"] = id
 	}
 	return &logical.Response{Data: data, Warnings: c.warnings}, nil
