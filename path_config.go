@@ -260,6 +260,10 @@ refresh_interval (default 5m; 0 = off) is how often the active node lists
 NHN's certificates, drops cached ones NHN no longer has, and downloads again
 those rotated upstream or about to leave the cache, so reads do not wait.
 
+hosts_wildcards (default true) lets hosts/<hostname> answer with a wildcard
+certificate, whose key is then served for every host it covers; false
+limits that path to certificates whose SAN names the host exactly.
+
 Changing app_key, region, api_version, endpoint or the credentials drops
 every cached certificate, and so does deleting the config. Fields left out
 of an update keep their values.
