@@ -92,19 +92,23 @@ func (b *backend) chooseHost(ctx context.Context, s logical.Storage, sess *sessi
 		warnings = append(warnings, warn)
 	}
 	hc := b.hostCandidatesOf(gen, host, wild)
+	// readErrs are the candidates, or the files to learn, that could not
+	// be read: when no certificate is left to serve, the first is the
+	// answer, not a 404 that would count them as covering nothing.
+	var readErrs []error
 	if len(hc.unknown) > 0 {
-		w, err := b.learnAll(ctx, s, sess, host, &hc)
+		w, failed, err := b.learnAll(ctx, s, sess, host, &hc)
 		if err != nil {
 			return nil, readError, err
 		}
 		warnings = append(warnings, w...)
+		readErrs = append(readErrs, failed...)
 	}
 
 	outcome := readHit
 	var cands []hostmatch.Candidate
 	entries := map[string]*servedCert{}
 	outcomes := map[string]readOutcome{}
-	var readErrs []error
 	for _, name := range hc.names {
 		e, w, o, err := b.cache.lookup(ctx, s, sess, name, false)
 		switch {
@@ -169,8 +173,9 @@ func (b *backend) chooseHost(ctx context.Context, s logical.Storage, sess *sessi
 // learnAll learns the files hc.unknown names (hosts_learn.go) until every
 // one is known or failed, within hostsLearnWait and maxLearnPasses passes,
 // and sorts the list for host again. A file that could not be read is left
-// out of the answer with a warning; the next lookup asks for it again.
-func (b *backend) learnAll(ctx context.Context, s logical.Storage, sess *session, host string, hc *hostCandidates) ([]string, error) {
+// out of the answer with a warning, and its error returned (in name order);
+// the next lookup asks for it again.
+func (b *backend) learnAll(ctx context.Context, s logical.Storage, sess *session, host string, hc *hostCandidates) ([]string, []error, error) {
 	gen, wild := sess.cfg.Generation, sess.cfg.hostsWildcards()
 	deadline := time.Now().Add(hostsLearnWait)
 	// After a restart or a leader change the names are in storage, with
@@ -181,7 +186,7 @@ func (b *backend) learnAll(ctx context.Context, s logical.Storage, sess *session
 			b.Logger().Warn("cannot read the cached certificates from storage", "error", err)
 		}
 		if *hc = b.hostCandidatesOf(gen, host, wild); len(hc.unknown) == 0 {
-			return nil, nil
+			return nil, nil, nil
 		}
 	}
 	failed := map[string]error{}
@@ -189,10 +194,10 @@ func (b *backend) learnAll(ctx context.Context, s logical.Storage, sess *session
 	for pass := 1; ; pass++ {
 		f, err := b.learnHostNames(ctx, s, sess, todo, deadline)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !b.cache.gate.alive(gen) {
-			return nil, errConfigChanged
+			return nil, nil, errConfigChanged
 		}
 		maps.Copy(failed, f)
 		*hc = b.hostCandidatesOf(gen, host, wild)
@@ -202,15 +207,17 @@ func (b *backend) learnAll(ctx context.Context, s logical.Storage, sess *session
 		}
 	}
 	var warnings []string
+	var errs []error
 	for _, name := range hc.unknown {
 		switch ferr := failed[name]; {
 		case ferr == nil:
 			warnings = append(warnings, fmt.Sprintf("the host names of certificate %s could not be learnt; it was left out", safetext.Quote(name)))
 		case !errors.Is(ferr, errCertNotFound):
 			warnings = append(warnings, fmt.Sprintf("certificate %s could not be read to learn its host names and was left out: %v", safetext.Quote(name), ferr))
+			errs = append(errs, ferr)
 		}
 	}
-	return warnings, nil
+	return warnings, errs, nil
 }
 
 // maxLearnPasses bounds the learning passes of one lookup.

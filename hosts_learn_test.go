@@ -3,6 +3,7 @@ package nhncert
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,4 +87,70 @@ func TestHostsV11ColdLookupIsBounded(t *testing.T) {
 	hostsLearnWait = 10 * time.Second
 	require.Equal(t, "example.com-2027", h.hostChosen("www.example.com", nil))
 	require.Equal(t, int64(4), h.emu.Stats().FileCalls, "the pass went on; nothing read twice")
+}
+
+// The names learnt on v1.1 are kept with the cached copy (dns_names in
+// storage), so that a restarted Vault, or another node, finds them there:
+// no learning pass, no file read again.
+func TestHostsV11NamesKeptWithTheCachedCopy(t *testing.T) {
+	h := newHarness(t)
+	chains := hostsFixture(h)
+	h.configure(map[string]any{"api_version": "v1.1"})
+	h.b.refresher.pace = func(context.Context, <-chan struct{}, time.Duration) pauseResult { return paused }
+	require.Equal(t, "example.com-2027", h.hostChosen("www.example.com", nil))
+	for name, ch := range chains {
+		se, err := readStoredEntry(context.Background(), h.storage, name)
+		require.NoError(t, err, name)
+		if name == "example.com-old" {
+			require.Nil(t, se, "the list shows it expired: never downloaded")
+			continue
+		}
+		require.NotNil(t, se, name)
+		require.Equal(t, ch.Leaf.DNSNames, se.DNSNames, "%s: its leaf's names are stored with it", name)
+	}
+	files := h.emu.Stats().FileCallsByName
+	const passLog = "learnt the host names of certificate files"
+	passes := strings.Count(h.logs.String(), passLog)
+	require.Equal(t, 1, passes, "one learning pass")
+
+	h.b.clean(context.Background())
+	h.b = h.newBackend(h.storage)
+	h.noRetryWait()
+	var pauses atomic.Int64
+	h.b.refresher.pace = func(context.Context, <-chan struct{}, time.Duration) pauseResult {
+		pauses.Add(1)
+		return paused
+	}
+	require.Equal(t, "example.com-2027", h.hostChosen("www.example.com", nil))
+	require.Equal(t, "*.example.com", h.hostChosen("api.example.com", nil))
+	require.Zero(t, pauses.Load(), "no learning pass after a restart: the names come with the stored copies")
+	require.Equal(t, passes, strings.Count(h.logs.String(), passLog), "no learning pass after a restart")
+	require.Equal(t, files, h.emu.Stats().FileCallsByName)
+}
+
+// A copy stored by a version that did not record dns_names: its names are
+// learnt again from storage, not from NHN.
+func TestHostsV11LearnsFromCopiesStoredWithoutNames(t *testing.T) {
+	h := newHarness(t)
+	hostsFixture(h)
+	h.configure(map[string]any{"api_version": "v1.1"})
+	h.b.refresher.pace = func(context.Context, <-chan struct{}, time.Duration) pauseResult { return paused }
+	require.Equal(t, "example.com-2027", h.hostChosen("www.example.com", nil))
+	files := h.emu.Stats().FileCallsByName
+	ctx := context.Background()
+	for _, name := range []string{"example.com", "example.com-2027", "*.example.com", "other.org"} {
+		se, err := readStoredEntry(ctx, h.storage, name)
+		require.NoError(t, err)
+		require.NotNil(t, se, name)
+		se.DNSNames = nil
+		require.NoError(t, writeStoredEntry(ctx, h.storage, se))
+	}
+
+	h.b.clean(ctx)
+	h.b = h.newBackend(h.storage)
+	h.noRetryWait()
+	h.b.refresher.pace = func(context.Context, <-chan struct{}, time.Duration) pauseResult { return paused }
+	require.Equal(t, "example.com-2027", h.hostChosen("www.example.com", nil))
+	require.Equal(t, "*.example.com", h.hostChosen("api.example.com", nil))
+	require.Equal(t, files, h.emu.Stats().FileCallsByName, "learnt from the stored copies")
 }

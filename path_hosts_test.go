@@ -1,7 +1,9 @@
 package nhncert
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -306,4 +308,118 @@ func TestHostsNotConfigured(t *testing.T) {
 	h := newHarness(t)
 	_, msg := h.hostFails("www.example.com", nil)
 	require.Contains(t, msg, "not configured")
+}
+
+// With no background run scheduled on this node (refresh off, a
+// performance standby), a lookup lists NHN itself once the list it knows
+// is older than the rotation period, and so follows a switch; while a run
+// is scheduled, the run lists, not every lookup.
+func TestHostsListsWhenNoRunIsScheduled(t *testing.T) {
+	h := newHarness(t)
+	hostsFixture(h)
+	h.configure(map[string]any{"refresh_interval": 0, "cache_ttl": "1h"})
+	require.Equal(t, "example.com-2027", h.hostChosen("www.example.com", nil))
+	h.putChain("www (2028)", emulator.ChainOptions{CommonName: "www.example.com", NotAfter: time.Now().Add(800 * 24 * time.Hour)}, emulator.FileOptions{})
+	lists := h.emu.Stats().ListCalls
+	require.Equal(t, "example.com-2027", h.hostChosen("www.example.com", nil), "the list known is fresh")
+	require.Equal(t, lists, h.emu.Stats().ListCalls)
+
+	h.b.catalog.mu.Lock()
+	h.b.catalog.completeAt = time.Now().Add(-61 * time.Minute)
+	h.b.catalog.mu.Unlock()
+	h.b.refresher.nextRunAt.Store(time.Now().Add(time.Minute).UnixNano())
+	require.Equal(t, "example.com-2027", h.hostChosen("www.example.com", nil), "a run is scheduled: it lists")
+	require.Equal(t, lists, h.emu.Stats().ListCalls, "a lookup does not list while a run is scheduled")
+
+	h.b.refresher.nextRunAt.Store(0)
+	require.Equal(t, "www (2028)", h.hostChosen("www.example.com", nil), "no run scheduled: the lookup lists")
+	require.Greater(t, h.emu.Stats().ListCalls, lists)
+}
+
+// Equal dates, through the engine: the lowest certificateId NHN lists,
+// whatever the names; without IDs (a list from before certificateId), name
+// order.
+func TestHostsEqualDatesLowestID(t *testing.T) {
+	h := newHarness(t)
+	nb := time.Now().Add(-time.Hour).Truncate(time.Second)
+	na := nb.Add(90 * 24 * time.Hour)
+	put := func(name, host string, id int64) {
+		h.emu.Put(emulator.Certificate{ID: id, NoID: id == 0, Name: name, Domains: []string{host}, ExpirationDate: na.UTC().Format(time.DateOnly),
+			File: mustChain(t, emulator.ChainOptions{CommonName: host, NotBefore: nb, NotAfter: na})})
+	}
+	put("a-first-by-name", "tie.example.net", 9)
+	put("z-last-by-name", "tie.example.net", 4)
+	put("m", "tie.example.net", 7)
+	put("b-no-id", "noid.example.net", 0)
+	put("a-no-id", "noid.example.net", 0)
+	put("c-no-id", "noid.example.net", 0)
+	h.configure(nil)
+
+	resp := h.hostRead("tie.example.net", nil)
+	require.Equal(t, "z-last-by-name", resp.Data["certificate_name"])
+	require.Equal(t, int64(4), resp.Data["certificate_id"])
+
+	resp = h.hostRead("noid.example.net", nil)
+	require.Equal(t, "a-no-id", resp.Data["certificate_name"])
+	require.NotContains(t, resp.Data, "certificate_id", "NHN listed none")
+}
+
+// Nothing secret in a hosts lookup's errors, warnings or logs, whatever
+// NHN answers: down before any list, a file refused, a token revoked, a
+// v1.1 learning pass whose files fail.
+func TestHostsSecretsNeverInErrorsOrLogs(t *testing.T) {
+	h := newHarness(t)
+	chains := hostsFixture(h)
+	h.configure(nil)
+	check := func(what string, resp *logical.Response, err error) {
+		t.Helper()
+		var texts []string
+		if err != nil {
+			texts = append(texts, err.Error())
+		}
+		if resp != nil {
+			texts = append(texts, resp.Warnings...)
+			if resp.IsError() {
+				texts = append(texts, resp.Error().Error())
+			}
+		}
+		for _, s := range texts {
+			h.requireNoSecrets(what, s)
+			require.NotContains(t, s, testAppKey, what)
+		}
+	}
+	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})
+	resp, err := h.request(logical.ReadOperation, "hosts/www.example.com", nil)
+	require.Error(t, err, "no list known, NHN down")
+	check("down", resp, err)
+	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultResult, Target: "files", ResultCode: 52006})
+	resp, err = h.request(logical.ReadOperation, "hosts/www.example.com", nil)
+	require.Error(t, err, "the candidates cannot be read")
+	check("files refused", resp, err)
+	h.emu.ClearFault()
+	h.hostRead("www.example.com", nil)
+	h.emu.RevokeTokens()
+	resp, err = h.request(logical.ReadOperation, "hosts/www.example.com", map[string]any{"refresh": true})
+	check("token revoked", resp, err)
+
+	h.configure(map[string]any{"api_version": "v1.1"})
+	h.b.refresher.pace = func(context.Context, <-chan struct{}, time.Duration) pauseResult { return paused }
+	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultResult, Target: "files", ResultCode: 52007})
+	resp, err = h.request(logical.ReadOperation, "hosts/www.example.com", nil)
+	check("v1.1 learning refused", resp, err)
+	// Not a 404 that counts the unreadable files as covering nothing: NHN's
+	// refusal, as certs/<name> answers it.
+	var coded logical.HTTPCodedError
+	require.True(t, errors.As(err, &coded), "%v", err)
+	require.Equal(t, http.StatusBadGateway, coded.Code(), err.Error())
+	require.Contains(t, err.Error(), "resultCode 52007")
+	h.emu.ClearFault()
+
+	logs := h.logs.String()
+	require.NotEmpty(t, logs)
+	h.requireNoSecrets("logs", logs)
+	require.NotContains(t, logs, "PRIVATE KEY")
+	for _, ch := range chains {
+		require.NotContains(t, logs, string(ch.KeyPEM[40:80]))
+	}
 }
