@@ -216,7 +216,7 @@ func TestKeystoreConsumers(t *testing.T) {
 	bb, _ := os.ReadFile(b)
 	assert.Equal(t, ab, bb, "two reads gave different keystores")
 
-	// The README's recipe for a password: `vault write` sends it in the
+	// The recipe of docs/java.md for a password: `vault write` sends it in the
 	// body (the same read, granted as update), and keytool opens the store.
 	w := e.vault.cli(e.vault.rootToken, "", "write", "-field=certificate", mount+"/certs/"+certs[0].name,
 		"format=jks_bundle", "jks_password=body-pw-s3cret", "jks_private_key_alias=tomcat")

@@ -136,7 +136,7 @@ func TestNames(t *testing.T) {
 		}
 		// The policy path is exact: a trailing space is another name. (The
 		// CLI trims the spaces around a path, so only the HTTP API can
-		// name it; the README says so.)
+		// name it; docs/paths.md says so.)
 		r = mustRaw(t, v, token, "GET", mount+"/certs/example.com%20%28new%29%20", nil, nil)
 		assert.Equal(t, 403, r.status, "GET \"example.com (new) \" with the token: %s", r)
 		c = v.cli(token, "", "read", mount+"/metadata/example.com (new)")
