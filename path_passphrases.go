@@ -143,13 +143,7 @@ func (b *backend) pathPassphraseWrite(ctx context.Context, req *logical.Request,
 		return logical.ErrorResponse(fmt.Sprintf("passphrase is %d bytes long; at most %d are accepted", len(pass), maxPassphraseLength)), nil
 	}
 	pe := &passphraseEntry{Name: name, Passphrase: pass, UpdatedAt: time.Now().UTC()}
-	err := b.cache.changePassphrase(ctx, req.Storage, name, func() error {
-		if err := writePassphrase(ctx, req.Storage, pe); err != nil {
-			return fmt.Errorf("storing the passphrase of %s: %w", safetext.Quote(name), err)
-		}
-		return nil
-	})
-	return nil, err
+	return nil, b.changePassphrase(ctx, req.Storage, name, "storing", func() error { return writePassphrase(ctx, req.Storage, pe) })
 }
 
 func (b *backend) pathPassphraseDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -158,13 +152,19 @@ func (b *backend) pathPassphraseDelete(ctx context.Context, req *logical.Request
 		return resp, nil
 	}
 	b.rememberMountPath(req)
-	err := b.cache.changePassphrase(ctx, req.Storage, name, func() error {
-		if err := deletePassphrase(ctx, req.Storage, name); err != nil {
-			return fmt.Errorf("deleting the passphrase of %s: %w", safetext.Quote(name), err)
+	return nil, b.changePassphrase(ctx, req.Storage, name, "deleting", func() error { return deletePassphrase(ctx, req.Storage, name) })
+}
+
+// changePassphrase runs change (storing or deleting name's passphrase
+// entry) as the cache's passphrase change (cache_passphrase.go); a failure
+// says what was being done (doing) to which passphrase.
+func (b *backend) changePassphrase(ctx context.Context, s logical.Storage, name, doing string, change func() error) error {
+	return b.cache.changePassphrase(ctx, s, name, func() error {
+		if err := change(); err != nil {
+			return fmt.Errorf("%s the passphrase of %s: %w", doing, safetext.Quote(name), err)
 		}
 		return nil
 	})
-	return nil, err
 }
 
 func (b *backend) pathPassphrasesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
