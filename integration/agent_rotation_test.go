@@ -36,10 +36,9 @@ const agentRotationBound = 20 * time.Second
 // comes just after it.
 func TestAgentRereadsAtTTL(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnv(t, withMountConfig("refresh_interval=5s"))
 	v := e.vault
 	ctx := ctxT(t)
-	require.NoError(t, e.configure(mount, "refresh_interval=5s"))
 	const name = "example.com"
 
 	// What Agent will see: integers, and a ttl no later than the next

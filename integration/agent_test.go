@@ -22,9 +22,8 @@ const agentRenderTimeout = 60 * time.Second
 // is rotated in NHN renders the new certificate and key.
 func TestAgent(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnv(t, withMountConfig("cache_ttl=1s"))
 	ctx := ctxT(t)
-	require.NoError(t, e.configure(mount, "cache_ttl=1s"))
 
 	// A token that may read only the one certificate.
 	agent := startTLSAgent(t, e, "example.com", withCertField("certificate"), withRenderInterval("2s"))

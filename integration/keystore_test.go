@@ -94,20 +94,13 @@ func readKeystore(t *testing.T, e *env, name string, query map[string][]string) 
 func pemCerts(t *testing.T, text string) []*x509.Certificate {
 	t.Helper()
 	var out []*x509.Certificate
-	rest := []byte(text)
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			return out
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
+	for _, block := range pemBlocksOf(text, "CERTIFICATE") {
+		b, _ := pem.Decode([]byte(block))
 		c, err := x509.ParseCertificate(b.Bytes)
 		require.NoError(t, err)
 		out = append(out, c)
 	}
+	return out
 }
 
 // TestKeystoreConsumers reads format=pkcs12_bundle and jks_bundle through

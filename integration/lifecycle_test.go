@@ -16,10 +16,9 @@ import (
 // cached_in_storage 1, a private key the operator believed purged).
 func TestConfigDeleteDuringDownload(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnv(t, withMountConfig("refresh_interval=0"))
 	v := e.vault
 	ctx := ctxT(t)
-	require.NoError(t, e.configure(mount, "refresh_interval=0"))
 	require.NoError(t, e.emu.admin.ResetStats(ctx))
 	require.NoError(t, e.emu.admin.SetLatency(ctx, 3*time.Second))
 	t.Cleanup(func() { _ = e.emu.admin.SetLatency(ctx, 0) })
@@ -57,11 +56,10 @@ func TestConfigDeleteDuringDownload(t *testing.T) {
 // due, an hour later).
 func TestAgentSeesRenewalBeforeFirstList(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnv(t, withMountConfig("refresh_interval=0"))
 	v := e.vault
 	ctx := ctxT(t)
 	const name = "example.com"
-	require.NoError(t, e.configure(mount, "refresh_interval=0"))
 	readCert(t, v, name, nil) // cached before any list
 	require.NoError(t, e.configure(mount, "refresh_interval=5s"))
 
