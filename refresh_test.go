@@ -64,6 +64,14 @@ func (h *harness) idle(name string) {
 	}
 }
 
+// ageAll ages every name of names by by (see age).
+func (h *harness) ageAll(names []string, by time.Duration) {
+	h.t.Helper()
+	for _, name := range names {
+		h.age(name, by)
+	}
+}
+
 // age makes name's cached copy (in memory, in storage and in the index)
 // older by by, as if downloaded that much earlier.
 func (h *harness) age(name string, by time.Duration) {
@@ -180,9 +188,7 @@ func TestRefreshFollowsTheWorkDue(t *testing.T) {
 	const n = 250
 	names := h.seedRead(n)
 	h.run() // learns the list
-	for _, name := range names {
-		h.age(name, 55*time.Second)
-	}
+	h.ageAll(names, 55*time.Second)
 	h.emu.ResetStats()
 	stats := h.run()
 	require.Equal(t, refreshStats{listed: n, refreshed: n}, stats)
@@ -196,9 +202,7 @@ func TestRefreshDefersPastTheRateBound(t *testing.T) {
 	const n = 10
 	names := h.seedRead(n)
 	h.run()
-	for _, name := range names {
-		h.age(name, time.Minute) // all overdue
-	}
+	h.ageAll(names, time.Minute) // all overdue
 	// 10 certificates, guard+window = 3 s: at most 2 x 10/3 s = 6.7 per
 	// second; the run spans 1 s, so 7 downloads (every 0.15 s), 3 deferred.
 	stats := h.run()
@@ -216,9 +220,7 @@ func TestRefreshCoversCertificatesOnlyInStorage(t *testing.T) {
 	require.Equal(t, 2, h.b.cache.memoryLen())
 	inMemory := h.b.cache.memory.Keys()
 	h.run()
-	for _, name := range names {
-		h.age(name, 55*time.Second)
-	}
+	h.ageAll(names, 55*time.Second)
 	h.emu.ResetStats()
 	require.Equal(t, refreshStats{listed: n, refreshed: n}, h.run())
 	for _, name := range names {
@@ -240,9 +242,7 @@ func TestRefreshCoversStorageAfterRestart(t *testing.T) {
 	const n = 3
 	names := h.seedRead(n)
 	h.run()
-	for _, name := range names {
-		h.age(name, 55*time.Second)
-	}
+	h.ageAll(names, 55*time.Second)
 	h.b = h.newBackend(h.storage) // restarted: nothing in memory
 	h.noRetryWait()
 	h.emu.ResetStats()

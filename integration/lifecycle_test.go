@@ -57,10 +57,9 @@ func TestConfigDeleteDuringDownload(t *testing.T) {
 func TestAgentSeesRenewalBeforeFirstList(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withMountConfig("refresh_interval=0"))
-	v := e.vault
 	ctx := ctxT(t)
 	const name = "example.com"
-	readCert(t, v, name, nil) // cached before any list
+	readCert(t, e.vault, name, nil) // cached before any list
 	require.NoError(t, e.configure(mount, "refresh_interval=5s"))
 
 	agent := startTLSAgent(t, e, name, withAgentLog("agent-first-list.log"))
