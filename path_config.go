@@ -29,13 +29,7 @@ func pathConfig(b *backend) *framework.Path {
 		Fields:         fields,
 		ExistenceCheck: b.pathConfigExists,
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{
-				Callback:     b.pathConfigRead,
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "configuration"},
-				Responses: map[int][]framework.Response{
-					http.StatusOK: {{Description: "OK", Fields: readFields}},
-				},
-			},
+			logical.ReadOperation: answers(b.pathConfigRead, "read", "configuration", readFields),
 			logical.CreateOperation: &framework.PathOperation{
 				Callback:                  b.pathConfigWrite,
 				ForwardPerformanceStandby: true,

@@ -23,15 +23,9 @@ func pathPassphrasesList(b *backend) *framework.Path {
 			OperationPrefix: operationPrefix,
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ListOperation: &framework.PathOperation{
-				Callback:     b.pathPassphrasesList,
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "list", OperationSuffix: "passphrases"},
-				Responses: map[int][]framework.Response{
-					http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
-						"keys": {Type: framework.TypeStringSlice, Description: "Names of the certificates that have a passphrase, sorted."},
-					}}},
-				},
-			},
+			logical.ListOperation: answers(b.pathPassphrasesList, "list", "passphrases", map[string]*framework.FieldSchema{
+				"keys": {Type: framework.TypeStringSlice, Description: "Names of the certificates that have a passphrase, sorted."},
+			}),
 		},
 		HelpSynopsis:    pathPassphrasesHelpSyn,
 		HelpDescription: pathPassphrasesHelpDesc,
@@ -59,16 +53,10 @@ func pathPassphrases(b *backend) *framework.Path {
 		},
 		ExistenceCheck: b.pathPassphraseExists,
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{
-				Callback:     b.pathPassphraseRead,
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "passphrase-state"},
-				Responses: map[int][]framework.Response{
-					http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
-						"set":        {Type: framework.TypeBool, Description: "Always true: a passphrase is set (a name without one is a 404)."},
-						"updated_at": {Type: framework.TypeString, Description: "When it was last written, RFC 3339."},
-					}}},
-				},
-			},
+			logical.ReadOperation: answers(b.pathPassphraseRead, "read", "passphrase-state", map[string]*framework.FieldSchema{
+				"set":        {Type: framework.TypeBool, Description: "Always true: a passphrase is set (a name without one is a 404)."},
+				"updated_at": {Type: framework.TypeString, Description: "When it was last written, RFC 3339."},
+			}),
 			logical.CreateOperation: &framework.PathOperation{
 				Callback:                  b.pathPassphraseWrite,
 				ForwardPerformanceStandby: true,

@@ -64,6 +64,16 @@ func (h *harness) idle(name string) {
 	}
 }
 
+// seededListedAged reads n certificates (seedRead), lets one background
+// run list them, and ages every copy by by; it returns their names.
+func (h *harness) seededListedAged(n int, by time.Duration) []string {
+	h.t.Helper()
+	names := h.seedRead(n)
+	h.run()
+	h.ageAll(names, by)
+	return names
+}
+
 // ageAll ages every name of names by by (see age).
 func (h *harness) ageAll(names []string, by time.Duration) {
 	h.t.Helper()
@@ -186,9 +196,7 @@ func TestRefreshRenewsEntriesBeforeTheyExpire(t *testing.T) {
 func TestRefreshFollowsTheWorkDue(t *testing.T) {
 	h := configuredHarness(t, map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
 	const n = 250
-	names := h.seedRead(n)
-	h.run() // learns the list
-	h.ageAll(names, 55*time.Second)
+	h.seededListedAged(n, 55*time.Second)
 	h.emu.ResetStats()
 	stats := h.run()
 	require.Equal(t, refreshStats{listed: n, refreshed: n}, stats)
@@ -200,9 +208,7 @@ func TestRefreshFollowsTheWorkDue(t *testing.T) {
 func TestRefreshDefersPastTheRateBound(t *testing.T) {
 	h := configuredHarness(t, map[string]any{"cache_ttl": "20s", "refresh_interval": "1s"})
 	const n = 10
-	names := h.seedRead(n)
-	h.run()
-	h.ageAll(names, time.Minute) // all overdue
+	h.seededListedAged(n, time.Minute) // all overdue
 	// 10 certificates, guard+window = 3 s: at most 2 x 10/3 s = 6.7 per
 	// second; the run spans 1 s, so 7 downloads (every 0.15 s), 3 deferred.
 	stats := h.run()
@@ -240,9 +246,7 @@ func TestRefreshCoversCertificatesOnlyInStorage(t *testing.T) {
 func TestRefreshCoversStorageAfterRestart(t *testing.T) {
 	h := configuredHarness(t, map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
 	const n = 3
-	names := h.seedRead(n)
-	h.run()
-	h.ageAll(names, 55*time.Second)
+	h.seededListedAged(n, 55*time.Second)
 	h.b = h.newBackend(h.storage) // restarted: nothing in memory
 	h.noRetryWait()
 	h.emu.ResetStats()
