@@ -55,6 +55,16 @@ func answers(cb framework.OperationFunc, verb, suffix string, fields map[string]
 	}
 }
 
+// changes is an operation that writes or deletes: forwarded from a
+// performance standby to the active node, answering as responses says.
+func changes(cb framework.OperationFunc, verb, suffix string, responses map[int][]framework.Response) *framework.PathOperation {
+	return forwarded(&framework.PathOperation{
+		Callback:     cb,
+		DisplayAttrs: &framework.DisplayAttributes{OperationVerb: verb, OperationSuffix: suffix},
+		Responses:    responses,
+	})
+}
+
 // forwarded is op forwarded from a performance standby to the active node.
 func forwarded(op *framework.PathOperation) *framework.PathOperation {
 	op.ForwardPerformanceStandby = true

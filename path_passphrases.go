@@ -57,26 +57,11 @@ func pathPassphrases(b *backend) *framework.Path {
 				"set":        {Type: framework.TypeBool, Description: "Always true: a passphrase is set (a name without one is a 404)."},
 				"updated_at": {Type: framework.TypeString, Description: "When it was last written, RFC 3339."},
 			}),
-			logical.CreateOperation: &framework.PathOperation{
-				Callback:                  b.pathPassphraseWrite,
-				ForwardPerformanceStandby: true,
-				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "write", OperationSuffix: "passphrase"},
-				Responses:                 written,
-			},
-			logical.UpdateOperation: &framework.PathOperation{
-				Callback:                  b.pathPassphraseWrite,
-				ForwardPerformanceStandby: true,
-				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "write", OperationSuffix: "passphrase"},
-				Responses:                 written,
-			},
-			logical.DeleteOperation: &framework.PathOperation{
-				Callback:                  b.pathPassphraseDelete,
-				ForwardPerformanceStandby: true,
-				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "delete", OperationSuffix: "passphrase"},
-				Responses: map[int][]framework.Response{
-					http.StatusNoContent: {{Description: "Deleted; the certificate's cached copy was dropped."}},
-				},
-			},
+			logical.CreateOperation: changes(b.pathPassphraseWrite, "write", "passphrase", written),
+			logical.UpdateOperation: changes(b.pathPassphraseWrite, "write", "passphrase", written),
+			logical.DeleteOperation: changes(b.pathPassphraseDelete, "delete", "passphrase", map[int][]framework.Response{
+				http.StatusNoContent: {{Description: "Deleted; the certificate's cached copy was dropped."}},
+			}),
 		},
 		HelpSynopsis:    pathPassphrasesHelpSyn,
 		HelpDescription: pathPassphrasesHelpDesc,
