@@ -24,6 +24,7 @@ package nhncert
 import (
 	"context"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,35 @@ import (
 var Version = "v0.1.0-dev"
 
 const operationPrefix = "nhncert"
+
+// answers is an operation that answers 200 with fields: its callback, and
+// how OpenAPI names it (verb, suffix). The tests check every answer
+// against these fields.
+func answers(cb framework.OperationFunc, verb, suffix string, fields map[string]*framework.FieldSchema) *framework.PathOperation {
+	return &framework.PathOperation{
+		Callback:     cb,
+		DisplayAttrs: &framework.DisplayAttributes{OperationVerb: verb, OperationSuffix: suffix},
+		Responses: map[int][]framework.Response{
+			http.StatusOK: {{Description: "OK", Fields: fields}},
+		},
+	}
+}
+
+// changes is an operation that writes or deletes: forwarded from a
+// performance standby to the active node, answering as responses says.
+func changes(cb framework.OperationFunc, verb, suffix string, responses map[int][]framework.Response) *framework.PathOperation {
+	return forwarded(&framework.PathOperation{
+		Callback:     cb,
+		DisplayAttrs: &framework.DisplayAttributes{OperationVerb: verb, OperationSuffix: suffix},
+		Responses:    responses,
+	})
+}
+
+// forwarded is op forwarded from a performance standby to the active node.
+func forwarded(op *framework.PathOperation) *framework.PathOperation {
+	op.ForwardPerformanceStandby = true
+	return op
+}
 
 func userAgent() string { return "vault-plugin-secrets-nhncert/" + Version }
 

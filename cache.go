@@ -121,17 +121,32 @@ func (c *certCache) get(name, generation string) *cacheEntry {
 	return e
 }
 
+// lockAdmitted takes name's lock and then admits one write of generation
+// through the gate (cache_gate.go): ok is false, and nothing is held, when
+// that generation is no longer live. unlock releases the gate, then the
+// lock.
+func (c *certCache) lockAdmitted(name, generation string) (unlock func(), ok bool) {
+	l := locksutil.LockForKey(c.locks, name)
+	l.Lock()
+	if !c.gate.admit(generation) {
+		l.Unlock()
+		return nil, false
+	}
+	return func() {
+		c.gate.release()
+		l.Unlock()
+	}, true
+}
+
 // putNewer puts e in memory unless a copy of the same generation fetched
 // later is there already; it returns the copy that is current. It fails
 // with errConfigChanged when e's generation is no longer live.
 func (c *certCache) putNewer(e *cacheEntry) (*cacheEntry, error) {
-	l := locksutil.LockForKey(c.locks, e.name)
-	l.Lock()
-	defer l.Unlock()
-	if !c.gate.admit(e.generation) {
+	unlock, ok := c.lockAdmitted(e.name, e.generation)
+	if !ok {
 		return nil, errConfigChanged
 	}
-	defer c.gate.release()
+	defer unlock()
 	// Check again under the lock: a concurrent download may have dropped
 	// this copy (NHN answered 52000) or stored a later one to storage
 	// only; e is then served to this read but not put back in memory,
@@ -162,13 +177,11 @@ func (c *certCache) putNewerLocked(e *cacheEntry) (*cacheEntry, bool) {
 // of memory. It fails with errConfigChanged, storing nothing, when e's
 // generation is no longer live.
 func (c *certCache) keep(ctx context.Context, s logical.Storage, e *cacheEntry, toMemory bool, old *cacheEntry) (*cacheEntry, error) {
-	l := locksutil.LockForKey(c.locks, e.name)
-	l.Lock()
-	defer l.Unlock()
-	if !c.gate.admit(e.generation) {
+	unlock, ok := c.lockAdmitted(e.name, e.generation)
+	if !ok {
 		return nil, errConfigChanged
 	}
-	defer c.gate.release()
+	defer unlock()
 	if e.bundle.KeyEncrypted && c.passphraseEpoch.Load() != e.passphraseEpoch {
 		// Decrypted with a passphrase written or deleted since: served
 		// to this read, not kept (cache_passphrase.go).
@@ -312,13 +325,11 @@ func (c *certCache) store(ctx context.Context, s logical.Storage, e *cacheEntry)
 // when generation (the config NHN said it under) is still live: a late
 // answer of an old config never removes the new one's copy.
 func (c *certCache) drop(ctx context.Context, s logical.Storage, name, generation string) {
-	l := locksutil.LockForKey(c.locks, name)
-	l.Lock()
-	defer l.Unlock()
-	if !c.gate.admit(generation) {
+	unlock, ok := c.lockAdmitted(name, generation)
+	if !ok {
 		return
 	}
-	defer c.gate.release()
+	defer unlock()
 	c.drops.Add(1)
 	c.forgetMemory(name)
 	c.index.remove(name)

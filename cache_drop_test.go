@@ -8,8 +8,6 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/stretchr/testify/require"
-
-	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
 )
 
 // Drops racing with copies read from storage: when NHN answers 52000 to
@@ -23,10 +21,8 @@ import (
 // back in memory (found by the model test's soak: the dropped copy stayed
 // in memory, served for up to cache_ttl, and the next run downloaded it).
 func TestCopyDroppedMeanwhileIsNotPutBack(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, nil)
+	h.cached("example.com")
 	gen := mustSession(h).cfg.Generation
 	h.b.cache.forgetMemory("example.com")
 	e, err := h.b.cache.load(context.Background(), h.storage, "example.com", gen)
@@ -73,10 +69,8 @@ func (p *pausingStorage) Get(ctx context.Context, key string) (*logical.StorageE
 // certificates"; before the fix the copy stayed in memory and the index).
 func TestCopyLoadedDuringDropIsNotRecorded(t *testing.T) {
 	const name = "example.com"
-	h := newHarness(t)
-	h.configure(nil)
-	h.putChain(name, emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read(name, nil)
+	h := configuredHarness(t, nil)
+	h.cached(name)
 	ps := newPausingStorage(h.storage, name)
 	h.storage = ps
 	h.b.cache.forgetMemory(name) // evicted: the next read loads it from storage
@@ -109,10 +103,8 @@ func TestCopyLoadedDuringDropIsNotRecorded(t *testing.T) {
 // download it.
 func TestIndexLoadedDuringDropDoesNotRecordIt(t *testing.T) {
 	const name = "example.com"
-	h := newHarness(t)
-	h.configure(nil)
-	h.putChain(name, emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read(name, nil)
+	h := configuredHarness(t, nil)
+	h.cached(name)
 	ps := newPausingStorage(h.storage, name)
 	h.b.clean(context.Background())
 	h.storage = ps

@@ -91,6 +91,17 @@ func gateHarness(t *testing.T) (*harness, *heldDownloads, map[string]any) {
 	return h, hd, cfg
 }
 
+// heldRead starts a read of certs/name whose download NHN holds (hd), and
+// returns once the download has arrived; the answer comes on the channel
+// after hd.letGo.
+func heldRead(t *testing.T, h *harness, hd *heldDownloads, name string) <-chan error {
+	t.Helper()
+	hd.hold()
+	read := readAsync(h, name)
+	hd.waitArrived(t, 1)
+	return read
+}
+
 // readAsync reads certs/name in the background; the answer (or error)
 // arrives on the channel.
 func readAsync(h *harness, name string) <-chan error {
@@ -126,9 +137,7 @@ func TestConfigDeleteDropsDownloadInFlight(t *testing.T) {
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.configure(cfg)
 
-	hd.hold()
-	read := readAsync(h, "example.com")
-	hd.waitArrived(t, 1)
+	read := heldRead(t, h, hd, "example.com")
 	_, err := h.request(logical.DeleteOperation, "config", nil)
 	require.NoError(t, err)
 	require.Empty(t, h.cacheKeys(), "storage right after the delete")
@@ -149,9 +158,7 @@ func TestOldConfigDownloadLandingLateKeepsNewCopy(t *testing.T) {
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.configure(cfg)
 
-	hd.hold()
-	old := readAsync(h, "example.com")
-	hd.waitArrived(t, 1)
+	old := heldRead(t, h, hd, "example.com")
 	// Another endpoint string for the same NHN (the recorder in front of
 	// the emulator): a new upstream identity, so a new generation.
 	resp, err := h.request(logical.UpdateOperation, "config", map[string]any{"endpoint": h.srv.URL, "auth_endpoint": h.srv.URL})
@@ -222,9 +229,7 @@ func TestCleanupLeavesNothingRunning(t *testing.T) {
 	cfg["refresh_interval"] = 1
 	h.configure(cfg)
 	require.NoError(t, h.b.initialize(context.Background(), &logical.InitializationRequest{Storage: h.storage}))
-	hd.hold()
-	read := readAsync(h, "example.com")
-	hd.waitArrived(t, 1)
+	read := heldRead(t, h, hd, "example.com")
 	h.b.clean(context.Background())
 	require.Error(t, waitErr(t, read))
 	hd.letGo()

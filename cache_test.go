@@ -19,8 +19,7 @@ import (
 )
 
 func TestReadInvalidFilesAreNeverCached(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	for _, c := range []struct {
 		mode emulator.FaultMode
@@ -45,8 +44,7 @@ func TestReadInvalidFilesAreNeverCached(t *testing.T) {
 }
 
 func TestReadServesFromCacheWithinTTL(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	first := h.read("example.com", nil).Data
 	for range 20 {
@@ -69,15 +67,13 @@ func TestReadServesFromCacheWithinTTL(t *testing.T) {
 func TestReadRefetchesAfterTTL(t *testing.T) {
 	h := newHarness(t)
 	h.configure(map[string]any{"cache_ttl": "0s"}) // every read goes upstream
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h.cached("example.com")
 	h.read("example.com", nil)
 	require.EqualValues(t, 2, h.fileCalls("example.com"))
 }
 
 func TestConcurrentColdReadsShareOneDownload(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	// Latency keeps the first download in flight while the others arrive.
 	h.emu.SetLatency(200 * time.Millisecond)
@@ -112,8 +108,7 @@ func TestConcurrentColdReadsShareOneDownload(t *testing.T) {
 }
 
 func TestStaleServedWithWarningWhenNHNFails(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1s"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1s"})
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	want := h.read("example.com", nil).Data
 
@@ -149,8 +144,7 @@ func TestStaleServedWithWarningWhenNHNFails(t *testing.T) {
 // escaped and cut as errors do, so a 500-byte name or a bidi override
 // cannot flood or turn around what the operator reads.
 func TestStaleWarningBoundsTheName(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1s"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1s"})
 	name := "\u202e" + strings.Repeat("x", 400)
 	h.putChain(name, emulator.ChainOptions{CommonName: "long.example.com"}, emulator.FileOptions{})
 	h.read(name, nil)
@@ -166,8 +160,7 @@ func TestStaleWarningBoundsTheName(t *testing.T) {
 }
 
 func TestUncachedNameFailsWhenNHNDown(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	for _, target := range []string{"files", ""} { // the file service, then everything
 		h.emu.ResetStats()
@@ -188,8 +181,7 @@ func TestUncachedNameFailsWhenNHNDown(t *testing.T) {
 }
 
 func TestExpiredCachedCertificateIsNotServedAsCurrent(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	// A leaf that expires two seconds from now.
 	h.putChain("short.example.com", emulator.ChainOptions{NotAfter: time.Now().Add(2 * time.Second)}, emulator.FileOptions{})
 	h.read("short.example.com", nil)
@@ -229,8 +221,7 @@ func TestExpiredCachedCertificateIsNotServedAsCurrent(t *testing.T) {
 }
 
 func TestReadOnlyStorageStillServes(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	// A performance standby: storage writes are refused.
 	ro := &readOnlyStorage{Storage: h.storage}
@@ -247,8 +238,7 @@ func TestReadOnlyStorageStillServes(t *testing.T) {
 }
 
 func TestCacheSurvivesRestartWhileNHNDown(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	want := h.read("example.com", nil).Data
 
@@ -271,8 +261,7 @@ func TestCacheSurvivesRestartWhileNHNDown(t *testing.T) {
 // fast (4,097 downloads would take a minute under -race); the code path is
 // the same, as TestBoundMemoryCacheDefaultBound shows for the real bound.
 func TestBoundMemoryCacheAtMostMax(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	require.Equal(t, maxMemoryEntries, h.b.cache.max, "Factory sets the documented bound")
 	const bound, names = 64, 300
 	h.b.cache.resize(bound)
@@ -308,10 +297,8 @@ func TestBoundMemoryCacheAtMostMax(t *testing.T) {
 // holds more than maxMemoryEntries, and once full it stays full: eviction
 // drops the least recently used entry only (golang-lru), not a batch.
 func TestBoundMemoryCacheDefaultBound(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, nil)
+	h.cached("example.com")
 	st := mustSession(h)
 	src := h.b.cache.get("example.com", st.cfg.Generation)
 	require.NotNil(t, src)

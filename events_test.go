@@ -19,8 +19,7 @@ import (
 // harness's backend sends the event, so the code path that would complain
 // is the one that ran.
 func TestEventsUnavailableIsSilent(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 
 	logs := &testkit.SyncBuffer{}

@@ -2,7 +2,6 @@ package nhncert
 
 import (
 	"net/url"
-	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -102,23 +101,15 @@ func FuzzListServable(f *testing.F) {
 		if w := unservableWarning(unservable); len(unservable) > 0 && (!testkit.IsPrintableText(w) || len(w) > 2500) {
 			t.Fatalf("warning is not printable and bounded: %d bytes", len(w))
 		}
-		if len(merged) != len(valid) {
-			t.Fatalf("merged %d names, want %d distinct valid ones", len(merged), len(valid))
-		}
+		names := make([]string, len(merged))
 		for i, c := range merged {
 			if err := validateName(c.Name); err != nil {
 				t.Fatalf("merged name %q: %v", c.Name, err)
 			}
-			if !valid[c.Name] {
-				t.Fatalf("merged name %q was not in the input", c.Name)
-			}
-			if i > 0 && merged[i-1].Name >= c.Name {
-				t.Fatalf("names not sorted and unique: %q then %q", merged[i-1].Name, c.Name)
-			}
+			names[i] = c.Name
 		}
-		if !slices.IsSortedFunc(merged, func(a, b certInfo) int { return strings.Compare(a.Name, b.Name) }) {
-			t.Fatal("not sorted")
-		}
+		// The distinct valid ones, each once, sorted.
+		testkit.RequireMergedNames(t, names, valid)
 	})
 }
 

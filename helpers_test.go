@@ -56,6 +56,15 @@ func newHarness(t testing.TB, opts ...func(*emulator.Options)) *harness {
 	return h
 }
 
+// configuredHarness is newHarness with the mount configured against its
+// emulator (extra over the test defaults; see configure).
+func configuredHarness(t testing.TB, extra map[string]any, opts ...func(*emulator.Options)) *harness {
+	t.Helper()
+	h := newHarness(t, opts...)
+	h.configure(extra)
+	return h
+}
+
 // newBackend starts another backend (a restarted Vault, another node) on
 // the given storage, logging at trace level into h.logs.
 func (h *harness) newBackend(s logical.Storage) *backend {
@@ -156,6 +165,14 @@ func (h *harness) read(name string, data map[string]any) *logical.Response {
 	require.NotNil(h.t, resp)
 	require.False(h.t, resp.IsError(), "read %s: %v", name, resp.Error())
 	return resp
+}
+
+// cached registers a certificate under name (default chain and file) and
+// reads it once, so that the engine holds it.
+func (h *harness) cached(name string) {
+	h.t.Helper()
+	h.putChain(name, emulator.ChainOptions{}, emulator.FileOptions{})
+	h.read(name, nil)
 }
 
 // putChain generates a certificate and registers it in the emulator.

@@ -73,8 +73,7 @@ func sample(fams map[string]*dto.MetricFamily, family string, labels ...string) 
 // check against what happened: two certificates listed, one read twice
 // (a miss, then a hit), a refresh run, the downloads NHN saw.
 func TestMetricsSchemaAndValues(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"refresh_interval": "1s"})
+	h := configuredHarness(t, map[string]any{"refresh_interval": "1s"})
 	h.b.jitter = func() float64 { return 0 }
 	a := h.putChain("a.example", emulator.ChainOptions{}, emulator.FileOptions{})
 	old := time.Now().Add(-48 * time.Hour).Truncate(time.Second)
@@ -167,8 +166,7 @@ func certID(t *testing.T, h *harness, name string) string {
 // ',' and non-ASCII letters come back through Prometheus's parser exactly,
 // never cut (a 512-byte name included).
 func TestMetricsEscapeHostileNames(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	names := []string{
 		`q"uote.example`, "sp ace%25.example", `br{ace}s.example`, `eq=ual,comma.example`,
 		"한글.example", "*.wild.example", strings.Repeat("l", 500) + ".example",
@@ -209,8 +207,7 @@ func TestMetricsUpstreamOutcomes(t *testing.T) {
 		{emulator.Fault{Mode: emulator.FaultResult, Target: emulator.TargetFiles, ResultCode: 52000}, "not_found"},
 	} {
 		t.Run(tc.outcome, func(t *testing.T) {
-			h := newHarness(t)
-			h.configure(map[string]any{"request_timeout": "1s"})
+			h := configuredHarness(t, map[string]any{"request_timeout": "1s"})
 			h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 			h.emu.SetFault(tc.fault)
 			_, err := h.request(logical.ReadOperation, "certs/example.com", nil)
@@ -240,10 +237,8 @@ func TestMetricsUpstreamOutcomes(t *testing.T) {
 
 // A stale read (NHN down, a copy cached) counts as stale.
 func TestMetricsStaleRead(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, nil)
+	h.cached("example.com")
 	expireCache(h, "example.com")
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})
 	require.NotEmpty(t, h.read("example.com", nil).Warnings)
@@ -285,8 +280,7 @@ func TestMetricsPerMount(t *testing.T) {
 // Nothing secret in a scrape: no credential, app key, bearer token or key
 // material, whatever happened before it.
 func TestMetricsNoSecret(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	ch := h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.read("example.com", nil)
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})

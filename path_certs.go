@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"net/http"
 	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -62,24 +61,12 @@ func pathCerts(b *backend) *framework.Path {
 			},
 		}),
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{
-				Callback:     b.pathCertsRead,
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "certificate"},
-				Responses: map[int][]framework.Response{
-					http.StatusOK: {{Description: "OK", Fields: withRotationFields(certResponseFields)}},
-				},
-			},
+			logical.ReadOperation: answers(b.pathCertsRead, "read", "certificate", withRotationFields(certResponseFields)),
 			// The same read, with its parameters in a request body: Vault
 			// Agent (consul-template's secret with arguments) and VSO
 			// (VaultDynamicSecret with params) send parameters only as a
 			// write. It changes nothing; a policy grants it as "update".
-			logical.UpdateOperation: &framework.PathOperation{
-				Callback:     b.pathCertsRead,
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "certificate-with-parameters"},
-				Responses: map[int][]framework.Response{
-					http.StatusOK: {{Description: "OK", Fields: withRotationFields(certResponseFields)}},
-				},
-			},
+			logical.UpdateOperation: answers(b.pathCertsRead, "read", "certificate-with-parameters", withRotationFields(certResponseFields)),
 		},
 		HelpSynopsis:    pathCertsHelpSyn,
 		HelpDescription: pathCertsHelpDesc,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -42,16 +41,10 @@ func pathCertsList(b *backend) *framework.Path {
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ListOperation: &framework.PathOperation{
-				Callback:     b.pathCertsList,
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "list", OperationSuffix: "certificates"},
-				Responses: map[int][]framework.Response{
-					http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
-						"keys":     {Type: framework.TypeStringSlice, Description: "Certificate names, sorted."},
-						"key_info": {Type: framework.TypeMap, Description: "Per name: " + strings.Join(slices.Sorted(maps.Keys(keyInfoFields)), ", ") + "."},
-					}}},
-				},
-			},
+			logical.ListOperation: answers(b.pathCertsList, "list", "certificates", map[string]*framework.FieldSchema{
+				"keys":     {Type: framework.TypeStringSlice, Description: "Certificate names, sorted."},
+				"key_info": {Type: framework.TypeMap, Description: "Per name: " + strings.Join(slices.Sorted(maps.Keys(keyInfoFields)), ", ") + "."},
+			}),
 		},
 		HelpSynopsis:    pathCertsListHelpSyn,
 		HelpDescription: pathCertsListHelpDesc,

@@ -68,8 +68,7 @@ func TestListKeysAndKeyInfo(t *testing.T) {
 }
 
 func TestListV11HasEmptyDomains(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"api_version": "v1.1"})
+	h := configuredHarness(t, map[string]any{"api_version": "v1.1"})
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	resp, err := h.request(logical.ListOperation, "certs", nil)
 	require.NoError(t, err)
@@ -80,8 +79,7 @@ func TestListV11HasEmptyDomains(t *testing.T) {
 }
 
 func TestListLeavesOutUnservableNames(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.putChain("example.com (new)", emulator.ChainOptions{}, emulator.FileOptions{})
 	for _, n := range []string{"bad/name", "..", `back\slash`, "bell\x07", strings.Repeat("long", 200)} {
@@ -110,8 +108,7 @@ func TestListLeavesOutUnservableNames(t *testing.T) {
 }
 
 func TestListUpstreamErrors(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	for _, f := range []emulator.Fault{
 		{Mode: emulator.FaultDown},
 		{Mode: emulator.FaultGarbage, Target: "list"},
@@ -128,8 +125,7 @@ func TestListUpstreamErrors(t *testing.T) {
 }
 
 func TestListExpiringWithin(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	// The dates and the list share one clock: a run across midnight UTC
 	// counts the same days.
 	now := time.Now()
@@ -168,8 +164,7 @@ func TestListExpiringWithin(t *testing.T) {
 // metadata and the background refresh) is one entry per listed name, not
 // growing with repeated lists.
 func TestBoundListLoadsNoFile(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	require.NoError(t, h.emu.Seed("bulk", 10000))
 	for range 3 {
 		for _, data := range []map[string]any{nil, {"status": "all"}} {

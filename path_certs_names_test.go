@@ -25,8 +25,7 @@ var freeTextNames = []string{
 // cached under it and read again from the cache, with certificate_id from
 // the list in key_info, certs/<name> and metadata/<name>.
 func TestFreeTextNamesListedAndRead(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	chains := map[string]*emulator.Chain{}
 	for _, n := range freeTextNames {
 		chains[n] = h.putChain(n, emulator.ChainOptions{CommonName: "names.example.com"}, emulator.FileOptions{})
@@ -81,8 +80,7 @@ func TestFreeTextNamesListedAndRead(t *testing.T) {
 func TestCertificateIDAbsentWhenNotListed(t *testing.T) {
 	for _, version := range []string{"v1.1", "v1.3"} {
 		t.Run(version, func(t *testing.T) {
-			h := newHarness(t)
-			h.configure(map[string]any{"api_version": version})
+			h := configuredHarness(t, map[string]any{"api_version": version})
 			ch := h.putChain("x.example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 			if version == "v1.3" {
 				c, _ := h.emu.Get("x.example.com")

@@ -21,8 +21,7 @@ import (
 )
 
 func TestReadSplitsTheFile(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	ca, err := emulator.NewCA(2)
 	require.NoError(t, err)
 	ch := h.putChain("example.com", emulator.ChainOptions{
@@ -56,8 +55,7 @@ func TestReadSplitsTheFile(t *testing.T) {
 }
 
 func TestReadChainOrderWhateverTheFileOrder(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	ca, err := emulator.NewCA(3)
 	require.NoError(t, err)
 	want := []string{
@@ -78,8 +76,7 @@ func TestReadChainOrderWhateverTheFileOrder(t *testing.T) {
 }
 
 func TestReadEachKeyType(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	for _, c := range []struct {
 		kt        emulator.KeyType
 		typ       string
@@ -114,8 +111,7 @@ func TestReadEachKeyType(t *testing.T) {
 }
 
 func TestReadFormats(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	ch := h.putChain("example.com", emulator.ChainOptions{KeyType: emulator.EC}, emulator.FileOptions{IncludeRoot: true})
 	pemData := h.read("example.com", nil).Data
 
@@ -154,8 +150,7 @@ func TestReadFormats(t *testing.T) {
 }
 
 func TestReadWildcardName(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("*.example.com", emulator.ChainOptions{DNSNames: []string{"*.example.com"}}, emulator.FileOptions{})
 	d := h.read("*.example.com", nil).Data
 	require.Equal(t, "*.example.com", d["common_name"])
@@ -163,8 +158,7 @@ func TestReadWildcardName(t *testing.T) {
 }
 
 func TestReadRejectsHostileNamesBeforeUpstream(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	for _, name := range []string{
 		"a/b", "../config", "..", ".", "a\x00b", "a\nb", "a\x7fb", "a\u0085b", "a\xffb",
 		strings.Repeat("a", 10*1024), `a\b`, `..\config`,
@@ -184,8 +178,7 @@ func TestReadRejectsHostileNamesBeforeUpstream(t *testing.T) {
 }
 
 func TestReadUnknownNameIs404(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.emu.Put(emulator.Certificate{Name: "nofile.example.com"}) // name without a file: 52001
 	for _, name := range []string{"missing.example.com", "nofile.example.com"} {
 		resp, err := h.request(logical.ReadOperation, "certs/"+name, nil)
@@ -198,8 +191,7 @@ func TestReadUnknownNameIs404(t *testing.T) {
 }
 
 func TestReadUpstreamResultCodes(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	for code := 52000; code <= 52008; code++ {
 		h.emu.SetFault(emulator.Fault{Mode: emulator.FaultResult, Target: "files", ResultCode: code})
@@ -221,8 +213,7 @@ func TestReadUpstreamResultCodes(t *testing.T) {
 }
 
 func TestSecretsNeverLogged(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	ch := h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.read("example.com", nil)
 	h.emu.RevokeTokens()
@@ -242,8 +233,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 }
 
 func TestReadKeystoreFormats(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{KeyType: emulator.EC}, emulator.FileOptions{IncludeRoot: true})
 	pemData := h.read("example.com", nil).Data
 	bn := h.b.cache.get("example.com", mustSession(h).cfg.Generation).bundle
@@ -295,8 +285,7 @@ func TestReadKeystoreFormats(t *testing.T) {
 }
 
 func TestReadRotationFields(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "2h", "refresh_interval": "0"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "2h", "refresh_interval": "0"})
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	for _, format := range []string{"pem", "der", "pem_bundle", "pkcs12_bundle", "jks_bundle"} {
 		d := h.read("example.com", map[string]any{"format": format}).Data
@@ -331,8 +320,7 @@ func TestReadRotationFields(t *testing.T) {
 // Agent's secret with arguments and VSO's params send a write: it answers
 // as the read does, with the parameters from the body.
 func TestReadWithParametersAsAWrite(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	read := h.read("example.com", map[string]any{"format": "jks_bundle", "jks_private_key_alias": "app"}).Data
 	resp, err := h.request(logical.UpdateOperation, "certs/example.com", map[string]any{"format": "jks_bundle", "jks_private_key_alias": "app"})

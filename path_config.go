@@ -29,33 +29,12 @@ func pathConfig(b *backend) *framework.Path {
 		Fields:         fields,
 		ExistenceCheck: b.pathConfigExists,
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{
-				Callback:     b.pathConfigRead,
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "configuration"},
-				Responses: map[int][]framework.Response{
-					http.StatusOK: {{Description: "OK", Fields: readFields}},
-				},
-			},
-			logical.CreateOperation: &framework.PathOperation{
-				Callback:                  b.pathConfigWrite,
-				ForwardPerformanceStandby: true,
-				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "configure"},
-				Responses:                 written,
-			},
-			logical.UpdateOperation: &framework.PathOperation{
-				Callback:                  b.pathConfigWrite,
-				ForwardPerformanceStandby: true,
-				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "configure"},
-				Responses:                 written,
-			},
-			logical.DeleteOperation: &framework.PathOperation{
-				Callback:                  b.pathConfigDelete,
-				ForwardPerformanceStandby: true,
-				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "delete", OperationSuffix: "configuration"},
-				Responses: map[int][]framework.Response{
-					http.StatusNoContent: {{Description: "Deleted, with every cached certificate."}},
-				},
-			},
+			logical.ReadOperation:   answers(b.pathConfigRead, "read", "configuration", readFields),
+			logical.CreateOperation: changes(b.pathConfigWrite, "configure", "", written),
+			logical.UpdateOperation: changes(b.pathConfigWrite, "configure", "", written),
+			logical.DeleteOperation: changes(b.pathConfigDelete, "delete", "configuration", map[int][]framework.Response{
+				http.StatusNoContent: {{Description: "Deleted, with every cached certificate."}},
+			}),
 		},
 		HelpSynopsis:    pathConfigHelpSyn,
 		HelpDescription: pathConfigHelpDesc,

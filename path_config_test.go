@@ -13,8 +13,7 @@ import (
 )
 
 func TestConfigRoundTripWithoutSecret(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "90m"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "90m"})
 
 	resp, err := h.request(logical.ReadOperation, "config", nil)
 	require.NoError(t, err)
@@ -60,8 +59,7 @@ func TestConfigDefaultsPerRegion(t *testing.T) {
 }
 
 func TestConfigPartialUpdateKeepsValues(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "10m"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "10m"})
 	_, err := h.request(logical.UpdateOperation, "config", map[string]any{"request_timeout": "5s"})
 	require.NoError(t, err)
 	resp, _ := h.request(logical.ReadOperation, "config", nil)
@@ -70,8 +68,7 @@ func TestConfigPartialUpdateKeepsValues(t *testing.T) {
 	require.Equal(t, testAppKey, resp.Data["app_key"])
 
 	// The secret was kept too: reads still authenticate.
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h.cached("example.com")
 }
 
 func TestConfigRejectsBadInput(t *testing.T) {
@@ -133,10 +130,8 @@ func TestConfigWarnsOnPlainHTTPToRemoteHost(t *testing.T) {
 }
 
 func TestConfigIdentityChangeDropsCache(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, nil)
+	h.cached("example.com")
 	require.Len(t, h.cacheKeys(), 1)
 
 	// A change that does not touch the upstream identity keeps the cache.
@@ -190,10 +185,8 @@ func TestConfigEachIdentityFieldDropsCache(t *testing.T) {
 			effect: map[string]any{"api_version": "v1.3", "region": "public"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t)
-			h.configure(c.base)
-			h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-			h.read("example.com", nil)
+			h := configuredHarness(t, c.base)
+			h.cached("example.com")
 			require.Len(t, h.cacheKeys(), 1)
 			before, err := h.request(logical.ReadOperation, "config", nil)
 			require.NoError(t, err)
@@ -215,10 +208,8 @@ func TestConfigEachIdentityFieldDropsCache(t *testing.T) {
 }
 
 func TestConfigDeleteDropsCache(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, nil)
+	h.cached("example.com")
 	require.Len(t, h.cacheKeys(), 1)
 
 	resp, err := h.request(logical.DeleteOperation, "config", nil)
@@ -231,8 +222,7 @@ func TestConfigDeleteDropsCache(t *testing.T) {
 }
 
 func TestInvalidateConfigResetsOtherNode(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	other := h.newBackend(h.storage) // a standby sharing the storage
 	_, err := h.requestOn(other, h.storage, logical.ReadOperation, "certs/example.com", nil)
@@ -259,8 +249,7 @@ func full(over map[string]any) map[string]any {
 }
 
 func TestConfigRefreshInterval(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"refresh_interval": "0"})
+	h := configuredHarness(t, map[string]any{"refresh_interval": "0"})
 	resp, _ := h.request(logical.ReadOperation, "config", nil)
 	require.Equal(t, int64(0), resp.Data["refresh_interval"], "0 turns it off")
 

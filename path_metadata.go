@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"maps"
-	"net/http"
 	"strings"
 	"time"
 
@@ -42,13 +41,7 @@ func pathMetadata(b *backend) *framework.Path {
 			},
 		}),
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{
-				Callback:     b.pathMetadataRead,
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "certificate-metadata"},
-				Responses: map[int][]framework.Response{
-					http.StatusOK: {{Description: "OK", Fields: fields}},
-				},
-			},
+			logical.ReadOperation: answers(b.pathMetadataRead, "read", "certificate-metadata", fields),
 		},
 		HelpSynopsis:    pathMetadataHelpSyn,
 		HelpDescription: pathMetadataHelpDesc,

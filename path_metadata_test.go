@@ -14,8 +14,7 @@ import (
 )
 
 func TestMetadataHasEverythingButTheKey(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "2h"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "2h"})
 	ch := h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{IncludeRoot: true})
 
 	before := time.Now().Add(-time.Second)
@@ -61,8 +60,7 @@ func TestMetadataHasEverythingButTheKey(t *testing.T) {
 }
 
 func TestMetadataWarmsTheKeyRead(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("*.example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.readPath("metadata/*.example.com", nil)
 	h.read("*.example.com", nil)
@@ -70,8 +68,7 @@ func TestMetadataWarmsTheKeyRead(t *testing.T) {
 }
 
 func TestMetadataSameNameRulesAndErrors(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	for _, name := range []string{"a/b", "..", `a\b`, "a\x01b"} {
 		resp, err := h.request(logical.ReadOperation, "metadata/"+name, nil)
 		require.NoError(t, err)

@@ -23,15 +23,9 @@ func pathPassphrasesList(b *backend) *framework.Path {
 			OperationPrefix: operationPrefix,
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ListOperation: &framework.PathOperation{
-				Callback:     b.pathPassphrasesList,
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "list", OperationSuffix: "passphrases"},
-				Responses: map[int][]framework.Response{
-					http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
-						"keys": {Type: framework.TypeStringSlice, Description: "Names of the certificates that have a passphrase, sorted."},
-					}}},
-				},
-			},
+			logical.ListOperation: answers(b.pathPassphrasesList, "list", "passphrases", map[string]*framework.FieldSchema{
+				"keys": {Type: framework.TypeStringSlice, Description: "Names of the certificates that have a passphrase, sorted."},
+			}),
 		},
 		HelpSynopsis:    pathPassphrasesHelpSyn,
 		HelpDescription: pathPassphrasesHelpDesc,
@@ -59,36 +53,15 @@ func pathPassphrases(b *backend) *framework.Path {
 		},
 		ExistenceCheck: b.pathPassphraseExists,
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{
-				Callback:     b.pathPassphraseRead,
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "passphrase-state"},
-				Responses: map[int][]framework.Response{
-					http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
-						"set":        {Type: framework.TypeBool, Description: "Always true: a passphrase is set (a name without one is a 404)."},
-						"updated_at": {Type: framework.TypeString, Description: "When it was last written, RFC 3339."},
-					}}},
-				},
-			},
-			logical.CreateOperation: &framework.PathOperation{
-				Callback:                  b.pathPassphraseWrite,
-				ForwardPerformanceStandby: true,
-				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "write", OperationSuffix: "passphrase"},
-				Responses:                 written,
-			},
-			logical.UpdateOperation: &framework.PathOperation{
-				Callback:                  b.pathPassphraseWrite,
-				ForwardPerformanceStandby: true,
-				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "write", OperationSuffix: "passphrase"},
-				Responses:                 written,
-			},
-			logical.DeleteOperation: &framework.PathOperation{
-				Callback:                  b.pathPassphraseDelete,
-				ForwardPerformanceStandby: true,
-				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "delete", OperationSuffix: "passphrase"},
-				Responses: map[int][]framework.Response{
-					http.StatusNoContent: {{Description: "Deleted; the certificate's cached copy was dropped."}},
-				},
-			},
+			logical.ReadOperation: answers(b.pathPassphraseRead, "read", "passphrase-state", map[string]*framework.FieldSchema{
+				"set":        {Type: framework.TypeBool, Description: "Always true: a passphrase is set (a name without one is a 404)."},
+				"updated_at": {Type: framework.TypeString, Description: "When it was last written, RFC 3339."},
+			}),
+			logical.CreateOperation: changes(b.pathPassphraseWrite, "write", "passphrase", written),
+			logical.UpdateOperation: changes(b.pathPassphraseWrite, "write", "passphrase", written),
+			logical.DeleteOperation: changes(b.pathPassphraseDelete, "delete", "passphrase", map[int][]framework.Response{
+				http.StatusNoContent: {{Description: "Deleted; the certificate's cached copy was dropped."}},
+			}),
 		},
 		HelpSynopsis:    pathPassphrasesHelpSyn,
 		HelpDescription: pathPassphrasesHelpDesc,
@@ -143,13 +116,7 @@ func (b *backend) pathPassphraseWrite(ctx context.Context, req *logical.Request,
 		return logical.ErrorResponse(fmt.Sprintf("passphrase is %d bytes long; at most %d are accepted", len(pass), maxPassphraseLength)), nil
 	}
 	pe := &passphraseEntry{Name: name, Passphrase: pass, UpdatedAt: time.Now().UTC()}
-	err := b.cache.changePassphrase(ctx, req.Storage, name, func() error {
-		if err := writePassphrase(ctx, req.Storage, pe); err != nil {
-			return fmt.Errorf("storing the passphrase of %s: %w", safetext.Quote(name), err)
-		}
-		return nil
-	})
-	return nil, err
+	return nil, b.changePassphrase(ctx, req.Storage, name, "storing", func() error { return writePassphrase(ctx, req.Storage, pe) })
 }
 
 func (b *backend) pathPassphraseDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -158,13 +125,19 @@ func (b *backend) pathPassphraseDelete(ctx context.Context, req *logical.Request
 		return resp, nil
 	}
 	b.rememberMountPath(req)
-	err := b.cache.changePassphrase(ctx, req.Storage, name, func() error {
-		if err := deletePassphrase(ctx, req.Storage, name); err != nil {
-			return fmt.Errorf("deleting the passphrase of %s: %w", safetext.Quote(name), err)
+	return nil, b.changePassphrase(ctx, req.Storage, name, "deleting", func() error { return deletePassphrase(ctx, req.Storage, name) })
+}
+
+// changePassphrase runs change (storing or deleting name's passphrase
+// entry) as the cache's passphrase change (cache_passphrase.go); a failure
+// says what was being done (doing) to which passphrase.
+func (b *backend) changePassphrase(ctx context.Context, s logical.Storage, name, doing string, change func() error) error {
+	return b.cache.changePassphrase(ctx, s, name, func() error {
+		if err := change(); err != nil {
+			return fmt.Errorf("%s the passphrase of %s: %w", doing, safetext.Quote(name), err)
 		}
 		return nil
 	})
-	return nil, err
 }
 
 func (b *backend) pathPassphrasesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {

@@ -73,8 +73,7 @@ func samePublicKey(t *testing.T, want crypto.Signer, got any, msg string) {
 }
 
 func TestPassphrasePathNeverAnswersThePassphrase(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	_, err := h.request(logical.ReadOperation, "passphrases/example.com", nil)
 	require.NoError(t, err)
 
@@ -143,8 +142,7 @@ func TestEncryptedCertificateServedWithItsPassphrase(t *testing.T) {
 		{"pkcs8-ed25519.example.com", emulator.Ed25519, emulator.KeyPKCS8, "PRIVATE KEY"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t)
-			h.configure(nil)
+			h := configuredHarness(t, nil)
 			ch := fx.Chains[tc.kt]
 			h.emu.PutChain(tc.name, ch, emulator.FileOptions{KeyPassphrase: passphraseValue, KeyEncryption: tc.enc})
 			h.putChain("plain.example.com", emulator.ChainOptions{CA: fx.CA}, emulator.FileOptions{})
@@ -253,8 +251,7 @@ func logicalCode(err error) int {
 
 func TestPassphraseChangeDropsTheCachedCopy(t *testing.T) {
 	fx := fixture.LoadBundle(t)
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	const name = "enc.example.com"
 	h.emu.PutChain(name, fx.Chains[emulator.EC], emulator.FileOptions{KeyPassphrase: passphraseValue})
 	h.writePassphrase(name, passphraseValue)
@@ -297,8 +294,7 @@ func TestPassphraseChangeDropsTheCachedCopy(t *testing.T) {
 
 func TestRefusedFileIsNotCached(t *testing.T) {
 	fx := fixture.LoadBundle(t)
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	const name = "enc.example.com"
 	h.emu.PutChain(name, fx.Chains[emulator.EC], emulator.FileOptions{KeyPassphrase: passphraseValue})
 
@@ -325,8 +321,7 @@ func TestRefusedFileIsNotCached(t *testing.T) {
 
 func TestBackgroundRefreshDoesNotLoopOnAnEncryptedRotation(t *testing.T) {
 	fx := fixture.LoadBundle(t)
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	const name = "rotated.example.com"
 	h.emu.PutChain(name, fx.Chains[emulator.EC], emulator.FileOptions{})
 	first := h.read(name, nil).Data
@@ -403,8 +398,7 @@ func TestRefusalsEndWithTheFileOrTheirTTL(t *testing.T) {
 // key; after the last write of the right passphrase, reads are served.
 func TestPassphraseWritesRaceReads(t *testing.T) {
 	fx := fixture.LoadBundle(t)
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	const name = "enc.example.com"
 	ch := fx.Chains[emulator.EC]
 	h.emu.PutChain(name, ch, emulator.FileOptions{KeyPassphrase: passphraseValue, KeyEncryption: emulator.KeyLegacy})
@@ -472,8 +466,7 @@ func TestPassphraseWritesRaceReads(t *testing.T) {
 // of another name stays).
 func TestPassphraseChangeOnAnotherNode(t *testing.T) {
 	fx := fixture.LoadBundle(t)
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	const name = "enc.example.com"
 	h.emu.PutChain(name, fx.Chains[emulator.EC], emulator.FileOptions{KeyPassphrase: passphraseValue})
 	h.putChain("plain.example.com", emulator.ChainOptions{CA: fx.CA}, emulator.FileOptions{})

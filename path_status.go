@@ -2,7 +2,6 @@ package nhncert
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -51,16 +50,9 @@ func pathStatus(b *backend) *framework.Path {
 			OperationPrefix: operationPrefix,
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{
-				Callback:     b.pathStatusRead,
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "status"},
-				// A performance standby does not run the refresh: the
-				// active node answers, as PKI's tidy-status does.
-				ForwardPerformanceStandby: true,
-				Responses: map[int][]framework.Response{
-					http.StatusOK: {{Description: "OK", Fields: statusResponseFields}},
-				},
-			},
+			// A performance standby does not run the refresh: the active
+			// node answers, as PKI's tidy-status does.
+			logical.ReadOperation: forwarded(answers(b.pathStatusRead, "read", "status", statusResponseFields)),
 		},
 		HelpSynopsis:    pathStatusHelpSyn,
 		HelpDescription: pathStatusHelpDesc,

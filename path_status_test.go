@@ -25,8 +25,7 @@ func TestStatusUnconfigured(t *testing.T) {
 // After a run the status says what it did, when, and what is cached; it
 // holds no secret.
 func TestStatusAfterARun(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.putChain("other.example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.read("example.com", nil)
@@ -85,10 +84,8 @@ func TestStatusAfterARun(t *testing.T) {
 }
 
 func TestStatusWithoutTokenOnV11(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"api_version": "v1.1"})
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, map[string]any{"api_version": "v1.1"})
+	h.cached("example.com")
 	st := h.readPath("status", nil).Data
 	require.Equal(t, "", st["token_expires_at"])
 }

@@ -21,8 +21,7 @@ import (
 // left out.
 func TestReadCrossSignedWarns(t *testing.T) {
 	p := fixture.NewCrossSigned(t)
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.emu.Put(emulator.Certificate{Name: "cross.example.com", File: p.File(t, p.Leaf, p.InterOld, p.InterNew, p.NewRoot), ExpirationDate: "2999-01-01"})
 	resp := h.read("cross.example.com", nil)
 	chain := resp.Data["ca_chain"].([]string)
@@ -39,8 +38,7 @@ func TestReadCrossSignedWarns(t *testing.T) {
 // read does not download again.
 func TestReadServesTheRenewedLeafAndCachesIt(t *testing.T) {
 	p := fixture.NewExpiringPKI(t)
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.emu.Put(emulator.Certificate{Name: "expiry.example.com",
 		File:           p.File(t, p.LeafExpired, p.LeafValid, p.InterExpired, p.InterValid, p.Root),
 		ExpirationDate: p.LeafValid.NotAfter.UTC().Format("2006-01-02")})

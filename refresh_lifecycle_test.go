@@ -17,8 +17,7 @@ import (
 // held, not adopted as the copy's (issue 16, point 4: it was missed until
 // the copy came due, an hour by default).
 func TestRenewalBeforeFirstListServedAfterNextRun(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"refresh_interval": "5s"})
+	h := configuredHarness(t, map[string]any{"refresh_interval": "5s"})
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	before := h.read("example.com", nil).Data["serial_number"]
 	renewed, err := h.emu.Rotate("example.com")
@@ -38,10 +37,8 @@ func TestRenewalBeforeFirstListServedAfterNextRun(t *testing.T) {
 // The same after a restart: a stored copy of which the list was never seen
 // is compared by its expiry.
 func TestRenewalBeforeFirstListAfterRestart(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"refresh_interval": "5s"})
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, map[string]any{"refresh_interval": "5s"})
+	h.cached("example.com")
 	h.b = h.newBackend(h.storage)
 	h.noRetryWait()
 	renewed, err := h.emu.Rotate("example.com")
@@ -53,10 +50,8 @@ func TestRenewalBeforeFirstListAfterRestart(t *testing.T) {
 // A refresh=true read made while a background download of that name is
 // planned makes the planned one needless: it is not made.
 func TestRefreshTrueReplacesPlannedDownload(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
+	h.cached("example.com")
 	h.run()
 	h.age("example.com", 55*time.Second) // due in this run
 	calls := h.fileCalls("example.com")
@@ -82,8 +77,7 @@ func TestRefreshTrueReplacesPlannedDownload(t *testing.T) {
 // point 3: 300 such names made 1,375 downloads in 22 s, every run all of
 // them at once).
 func TestUnlistedNamesConfirmedOnce(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1h", "refresh_interval": "5s"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1h", "refresh_interval": "5s"})
 	// 30 names at the rate bound's floor (1/s) over 5 s runs: about 5 per
 	// run, all confirmed by the sixth of twelve runs.
 	const n = 30

@@ -38,8 +38,7 @@ func (p panickyClient) DownloadFile(ctx context.Context, name string) ([]byte, e
 // A run that panics (in the list, or in a download goroutine) is
 // recovered, logged with the mount, and the loop goes on, backing off.
 func TestRefreshLoopSurvivesPanics(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"refresh_interval": "1s"})
+	h := configuredHarness(t, map[string]any{"refresh_interval": "1s"})
 	h.b.jitter = func() float64 { return 0 }
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.read("example.com", nil) // the mount learns its path
@@ -75,10 +74,8 @@ func TestRefreshLoopSurvivesPanics(t *testing.T) {
 // first run with), is recovered too: the loop starts again after a wait
 // that doubles, and then runs.
 func TestRefreshLoopRestartsAfterAPanicOutsideARun(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"refresh_interval": "1s"})
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, map[string]any{"refresh_interval": "1s"})
+	h.cached("example.com")
 	var calls atomic.Int64
 	h.b.jitter = func() float64 {
 		if calls.Add(1) <= 2 {
@@ -95,10 +92,8 @@ func TestRefreshLoopRestartsAfterAPanicOutsideARun(t *testing.T) {
 }
 
 func TestRefreshRecoversAPanicInADownload(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
+	h.cached("example.com")
 	h.run()
 	h.age("example.com", 55*time.Second)
 	sess := mustSession(h)
@@ -135,8 +130,7 @@ func TestRunSpacingBacksOffWithJitter(t *testing.T) {
 func TestRefreshLoopJittersItsRuns(t *testing.T) {
 	starts := map[float64]time.Duration{}
 	for _, j := range []float64{0, 0.9} {
-		h := newHarness(t)
-		h.configure(map[string]any{"refresh_interval": "60s"})
+		h := configuredHarness(t, map[string]any{"refresh_interval": "60s"})
 		h.b.jitter = func() float64 { return j }
 		before := time.Now()
 		require.NoError(t, h.b.Initialize(context.Background(), &logical.InitializationRequest{Storage: h.storage}))

@@ -64,6 +64,24 @@ func (h *harness) idle(name string) {
 	}
 }
 
+// seededListedAged reads n certificates (seedRead), lets one background
+// run list them, and ages every copy by by; it returns their names.
+func (h *harness) seededListedAged(n int, by time.Duration) []string {
+	h.t.Helper()
+	names := h.seedRead(n)
+	h.run()
+	h.ageAll(names, by)
+	return names
+}
+
+// ageAll ages every name of names by by (see age).
+func (h *harness) ageAll(names []string, by time.Duration) {
+	h.t.Helper()
+	for _, name := range names {
+		h.age(name, by)
+	}
+}
+
 // age makes name's cached copy (in memory, in storage and in the index)
 // older by by, as if downloaded that much earlier.
 func (h *harness) age(name string, by time.Duration) {
@@ -90,8 +108,7 @@ func (h *harness) age(name string, by time.Duration) {
 }
 
 func TestRefreshNoticesRotationThroughTheList(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.putChain("other.example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	first := h.read("example.com", nil).Data
@@ -132,10 +149,8 @@ func TestRefreshNoticesRotationThroughTheList(t *testing.T) {
 }
 
 func TestRefreshDropsCertificatesGoneUpstream(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, nil)
+	h.cached("example.com")
 	h.emu.Remove("example.com")
 
 	require.Equal(t, refreshStats{removed: 1}, h.run())
@@ -152,8 +167,7 @@ func TestRefreshDropsCertificatesGoneUpstream(t *testing.T) {
 }
 
 func TestRefreshRenewsEntriesBeforeTheyExpire(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "3m", "refresh_interval": "1m"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "3m", "refresh_interval": "1m"})
 	h.b.jitter = func() float64 { return 0.5 }
 	h.putChain("due.example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.putChain("fresh.example.com", emulator.ChainOptions{}, emulator.FileOptions{})
@@ -180,14 +194,9 @@ func TestRefreshRenewsEntriesBeforeTheyExpire(t *testing.T) {
 // downloaded in this one (the old engine stopped at 100 and deferred the
 // rest, so that reads waited on NHN again).
 func TestRefreshFollowsTheWorkDue(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
 	const n = 250
-	names := h.seedRead(n)
-	h.run() // learns the list
-	for _, name := range names {
-		h.age(name, 55*time.Second)
-	}
+	h.seededListedAged(n, 55*time.Second)
 	h.emu.ResetStats()
 	stats := h.run()
 	require.Equal(t, refreshStats{listed: n, refreshed: n}, stats)
@@ -197,14 +206,9 @@ func TestRefreshFollowsTheWorkDue(t *testing.T) {
 // The paced downloads keep to the rate bound: what it cannot fit before
 // the next run is deferred, not downloaded in a burst.
 func TestRefreshDefersPastTheRateBound(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "20s", "refresh_interval": "1s"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "20s", "refresh_interval": "1s"})
 	const n = 10
-	names := h.seedRead(n)
-	h.run()
-	for _, name := range names {
-		h.age(name, time.Minute) // all overdue
-	}
+	h.seededListedAged(n, time.Minute) // all overdue
 	// 10 certificates, guard+window = 3 s: at most 2 x 10/3 s = 6.7 per
 	// second; the run spans 1 s, so 7 downloads (every 0.15 s), 3 deferred.
 	stats := h.run()
@@ -215,17 +219,14 @@ func TestRefreshDefersPastTheRateBound(t *testing.T) {
 // are cached in storage are refreshed too, and refreshing them does not
 // push the certificates in memory out.
 func TestRefreshCoversCertificatesOnlyInStorage(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
 	h.b.cache.resize(2)
 	const n = 6
 	names := h.seedRead(n)
 	require.Equal(t, 2, h.b.cache.memoryLen())
 	inMemory := h.b.cache.memory.Keys()
 	h.run()
-	for _, name := range names {
-		h.age(name, 55*time.Second)
-	}
+	h.ageAll(names, 55*time.Second)
 	h.emu.ResetStats()
 	require.Equal(t, refreshStats{listed: n, refreshed: n}, h.run())
 	for _, name := range names {
@@ -243,14 +244,9 @@ func TestRefreshCoversCertificatesOnlyInStorage(t *testing.T) {
 // After a restart (or a leader change) the refresh knows the certificates
 // cached in storage before any of them is read again.
 func TestRefreshCoversStorageAfterRestart(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
 	const n = 3
-	names := h.seedRead(n)
-	h.run()
-	for _, name := range names {
-		h.age(name, 55*time.Second)
-	}
+	h.seededListedAged(n, 55*time.Second)
 	h.b = h.newBackend(h.storage) // restarted: nothing in memory
 	h.noRetryWait()
 	h.emu.ResetStats()
@@ -259,8 +255,7 @@ func TestRefreshCoversStorageAfterRestart(t *testing.T) {
 }
 
 func TestRefreshFailsWhenNHNDoes(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "1m"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1m", "refresh_interval": "1m"})
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	want := h.read("example.com", nil).Data
 
@@ -285,10 +280,8 @@ func TestRefreshFailsWhenNHNDoes(t *testing.T) {
 }
 
 func TestRefreshLoopRunsOnActiveNodeOnly(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"refresh_interval": "1s"})
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, map[string]any{"refresh_interval": "1s"})
+	h.cached("example.com")
 
 	require.NoError(t, h.b.Initialize(context.Background(), &logical.InitializationRequest{Storage: h.storage}))
 	require.Eventually(t, func() bool { return h.b.refresher.ran.Load() >= 1 }, 30*time.Second, 20*time.Millisecond)
@@ -308,8 +301,7 @@ func TestRefreshLoopRunsOnActiveNodeOnly(t *testing.T) {
 }
 
 func TestRefreshLoopStopsOnClean(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"refresh_interval": "1s"})
+	h := configuredHarness(t, map[string]any{"refresh_interval": "1s"})
 	require.NoError(t, h.b.Initialize(context.Background(), &logical.InitializationRequest{Storage: h.storage}))
 	done := make(chan struct{})
 	go func() { h.b.clean(context.Background()); close(done) }()
@@ -324,11 +316,9 @@ func TestRefreshLoopStopsOnClean(t *testing.T) {
 // leave the run without time to download what is due: the run covers one
 // interval from when its list is in.
 func TestRefreshDownloadsAfterASlowList(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "1s"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1m", "refresh_interval": "1s"})
 	h.b.jitter = func() float64 { return 0.5 } // due 1m - 3s - 3s after download: overdue at 55 s
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h.cached("example.com")
 	h.run()
 	h.age("example.com", 55*time.Second)
 	h.b.refresher.pace = func(context.Context, <-chan struct{}, time.Duration) pauseResult { return paused }

@@ -60,8 +60,7 @@ func (h *harness) window(name string) (retryWindow, bool) {
 // the window still serve the stale copy without asking, and the attempt
 // after it downloads, serves the fresh copy and closes the window.
 func TestOutageReadsAskNHNOncePerWindow(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1s", "refresh_interval": "0"})
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1s", "refresh_interval": "0"})
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	want := h.read("example.com", nil).Data["serial_number"]
 	expireCache(h, "example.com")
@@ -124,8 +123,7 @@ func TestOutageReadsAskNHNOncePerWindow(t *testing.T) {
 // once saying why and when NHN is asked again, with the same 502. After
 // the window, one attempt.
 func TestOutageUncachedNameAsksOncePerWindow(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown, Target: emulator.TargetFiles})
 	for i := range 10 {
@@ -162,10 +160,8 @@ func TestOutageUncachedNameAsksOncePerWindow(t *testing.T) {
 // TestOutageWindowNotForAnswers: what NHN answered (a file that does not
 // parse, an error result) is not an outage: no window, the next read asks.
 func TestOutageWindowNotForAnswers(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1s"})
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1s"})
+	h.cached("example.com")
 	expireCache(h, "example.com")
 	for _, f := range []emulator.Fault{
 		{Mode: emulator.FaultBadPEM, Target: "files"},
@@ -187,10 +183,8 @@ func TestOutageWindowNotForAnswers(t *testing.T) {
 // ask NHN about a name in its retry window; it counts it deferred, not
 // failed.
 func TestBackgroundRunDefersNamesInTheirWindow(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1m", "refresh_interval": "10s"})
+	h.cached("example.com")
 	h.run()
 	h.age("example.com", 2*time.Minute)
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown, Target: emulator.TargetFiles})
@@ -234,10 +228,8 @@ func TestRetryWindowCap(t *testing.T) {
 	}
 
 	// Through reads: each failed attempt doubles it.
-	h := newHarness(t)
-	h.configure(map[string]any{"cache_ttl": "1s", "refresh_interval": "0"})
-	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
-	h.read("example.com", nil)
+	h := configuredHarness(t, map[string]any{"cache_ttl": "1s", "refresh_interval": "0"})
+	h.cached("example.com")
 	expireCache(h, "example.com")
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})
 	var widths []time.Duration
@@ -279,8 +271,7 @@ func TestRetryWindowsBound(t *testing.T) {
 // TestRetryWindowsStartCleanOnANewConfig: a config write that changes the
 // upstream identity leaves no window from the old one.
 func TestRetryWindowsStartCleanOnANewConfig(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown})
 	_, err := h.request(logical.ReadOperation, "certs/example.com", nil)

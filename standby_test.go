@@ -31,8 +31,7 @@ import (
 //   - when the active node caches a newer copy, Invalidate makes the
 //     standby serve it from storage without a download of its own.
 func TestPerformanceStandby(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
+	h := configuredHarness(t, nil)
 	ctx := context.Background()
 	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
 	h.putChain("shared.example.com", emulator.ChainOptions{}, emulator.FileOptions{})

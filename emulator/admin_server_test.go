@@ -1,9 +1,7 @@
 package emulator
 
 import (
-	"context"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,12 +10,7 @@ import (
 
 func TestAdminRawJSON(t *testing.T) {
 	e := newEnv(t)
-	send := func(method, path, body string) resp {
-		t.Helper()
-		req := e.newReq(context.Background(), method, path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		return e.do(req)
-	}
+	send := e.sendJSON
 	// The documented example body, with "intermediates":0 meaning none.
 	r := send(http.MethodPost, "/_emulator/certs", `{"name":"x","key_type":"rsa","expired":false,"intermediates":0,"include_root":false,"shuffle":false}`)
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)

@@ -119,6 +119,14 @@ func (e *env) newReq(ctx context.Context, method, path string, body io.Reader) *
 	return req
 }
 
+// sendJSON sends body as it is, as JSON, to path.
+func (e *env) sendJSON(method, path, body string) resp {
+	e.t.Helper()
+	req := e.newReq(context.Background(), method, path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	return e.do(req)
+}
+
 // tokenReq builds a token request with the given credentials and form.
 func (e *env) tokenReq(id, secret, grant string) *http.Request {
 	req := e.newReq(context.Background(), http.MethodPost, TokenPath,

@@ -1,12 +1,10 @@
 package emulator
 
 import (
-	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -40,12 +38,7 @@ func openKey(t *testing.T, keyPEM []byte, pass string) (crypto.Signer, error) {
 
 func TestAdminAddCertWithKeyPassphrase(t *testing.T) {
 	e := newEnv(t)
-	send := func(method, path, body string) resp {
-		t.Helper()
-		req := e.newReq(context.Background(), method, path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		return e.do(req)
-	}
+	send := e.sendJSON
 	for _, tc := range []struct{ name, body, label string }{
 		{"pkcs8.example.com", `{"name":"pkcs8.example.com","key_type":"ec","key_passphrase":"s3cret pass"}`, "BEGIN ENCRYPTED PRIVATE KEY"},
 		{"legacy.example.com", `{"name":"legacy.example.com","key_type":"rsa","key_passphrase":"s3cret pass","key_encryption":"legacy"}`, "Proc-Type: 4,ENCRYPTED"},

@@ -9,6 +9,21 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
+// certReader returns a token (without the default policy) whose policy,
+// named policy, grants read on the one certificate name, after checking
+// that `vault read -field=common_name` with it answers wantCN.
+func certReader(t *testing.T, v *vaultServer, policy, name, wantCN string) string {
+	t.Helper()
+	token := tokenWithPolicy(t, v, policy, `path "`+mount+`/certs/`+name+`" {
+  capabilities = ["read"]
+}
+`, "-no-default-policy")
+	c := v.cli(token, "", "read", "-field=common_name", mount+"/certs/"+name)
+	assert.Equal(t, 0, c.code, "the token reads %s: %s", name, c)
+	assert.Equal(t, wantCN, strings.TrimSpace(c.stdout), "the token reads %s: %s", name, c)
+	return token
+}
+
 // TestACL checks that Vault policies apply per certificate: a token that
 // may read only nhncert/certs/example.com reads it, and gets 403 on any
 // other certificate (the wildcard one too), on the config and on LIST;
@@ -16,14 +31,7 @@ import (
 func TestACL(t *testing.T) {
 	e := sharedEnv(t)
 	v := e.vault
-	token := tokenWithPolicy(t, v, "nhncert-example-only", `path "`+mount+`/certs/example.com" {
-  capabilities = ["read"]
-}
-`, "-no-default-policy")
-
-	c := v.cli(token, "", "read", "-field=common_name", mount+"/certs/example.com")
-	assert.Equal(t, 0, c.code, "the token reads example.com: %s", c)
-	assert.Equal(t, "example.com", strings.TrimSpace(c.stdout), "the token reads example.com: %s", c)
+	token := certReader(t, v, "nhncert-example-only", "example.com", "example.com")
 	s, err := v.clientWithToken(t, token).Logical().Read(mount + "/certs/example.com")
 	if assert.NoError(t, err, "API read with the token") && assert.NotNil(t, s, "API read with the token") {
 		key, _ := s.Data["private_key"].(string)

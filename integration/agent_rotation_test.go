@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,11 +36,9 @@ const agentRotationBound = 20 * time.Second
 // comes just after it.
 func TestAgentRereadsAtTTL(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnv(t, withMountConfig("refresh_interval=5s"))
 	v := e.vault
 	ctx := ctxT(t)
-	require.NoError(t, e.configure(mount, "refresh_interval=5s"))
-	dir := t.TempDir()
 	const name = "example.com"
 
 	// What Agent will see: integers, and a ttl no later than the next
@@ -55,46 +51,12 @@ func TestAgentRereadsAtTTL(t *testing.T) {
 	require.NotContains(t, string(r.body), `"expiration"`)
 
 	// update: the keystore template sends its parameters as a write.
-	token := tokenWithPolicy(t, v, "agent-rotation", `path "`+mount+`/certs/`+name+`" { capabilities = ["read", "update"] }`+"\n")
-	chainPEM, keyPEM := filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "key.pem")
 	// A PKCS#12 keystore for a Java server, written as binary.
-	p12File := filepath.Join(dir, "keystore.p12")
-	agent, agentLog := startAgent(t, e, dir, agentRun{
-		token:          token,
-		renderInterval: "10m",
-		debug:          true,
-		templates: []agentTemplate{
-			{text: fieldTemplate(mount+"/certs/"+name, "full_chain"), dest: chainPEM, perms: "0644"},
-			{text: fieldTemplate(mount+"/certs/"+name, "private_key"), dest: keyPEM, perms: "0600"},
-			{text: fmt.Sprintf(`{{ with secret %q "format=pkcs12_bundle" }}{{ .Data.certificate | base64Decode }}{{ end }}`, mount+"/certs/"+name), dest: p12File, perms: "0600"},
-		},
-		logName: "agent-rotation.log",
-	})
+	p12File := filepath.Join(t.TempDir(), "keystore.p12")
+	agent := startTLSAgent(t, e, name, withAgentCapabilities("read", "update"), withAgentDebug(), withAgentLog("agent-rotation.log"),
+		withAgentTemplate(agentTemplate{text: fmt.Sprintf(`{{ with secret %q "format=pkcs12_bundle" }}{{ .Data.certificate | base64Decode }}{{ end }}`, mount+"/certs/"+name), dest: p12File, perms: "0600"}))
+	agentLog := agent.log
 
-	// rendered returns the leaf serial of fullchain.pem once it and
-	// key.pem match and the chain has its intermediate.
-	rendered := func() (string, error) {
-		c, err := os.ReadFile(chainPEM)
-		if err != nil {
-			return "", err
-		}
-		k, err := os.ReadFile(keyPEM)
-		if err != nil {
-			return "", err
-		}
-		pair, err := tls.X509KeyPair(c, k)
-		if err != nil {
-			return "", fmt.Errorf("fullchain.pem and key.pem do not match (yet): %w", err)
-		}
-		if len(pair.Certificate) != 2 {
-			return "", fmt.Errorf("fullchain.pem holds %d certificates, want leaf and intermediate", len(pair.Certificate))
-		}
-		leaf, err := x509.ParseCertificate(pair.Certificate[0])
-		if err != nil {
-			return "", err
-		}
-		return serialHex(leaf.SerialNumber), nil
-	}
 	// p12Serial returns the leaf serial of keystore.p12, opened with the
 	// default password.
 	p12Serial := func() (string, error) {
@@ -108,32 +70,26 @@ func TestAgentRereadsAtTTL(t *testing.T) {
 		}
 		return serialHex(leaf.SerialNumber), nil
 	}
+	// waitSerial waits until fullchain.pem and key.pem match, the chain
+	// has its intermediate, and keystore.p12 holds the same leaf.
 	waitSerial := func(want string, bound time.Duration) time.Duration {
 		t.Helper()
-		start := time.Now()
-		err := poll(bound, "Vault Agent to render serial "+want, agent, func() (bool, error) {
-			got, err := rendered()
-			if err != nil {
-				return false, err
+		return agent.waitSerial(t, want, bound, func(got string, certs int) error {
+			if certs != 2 {
+				return fmt.Errorf("fullchain.pem holds %d certificates, want leaf and intermediate", certs)
 			}
 			ks, err := p12Serial()
 			if err != nil {
-				return false, err
+				return err
 			}
-			return got == want && ks == want, fmt.Errorf("fullchain.pem has serial %s, keystore.p12 %s", got, ks)
+			if ks != want {
+				return fmt.Errorf("fullchain.pem has serial %s, keystore.p12 %s", got, ks)
+			}
+			return nil
 		})
-		require.NoError(t, err)
-		return time.Since(start)
 	}
 
-	first := ""
-	certs, err := e.emu.admin.Certs(ctx)
-	require.NoError(t, err)
-	for _, c := range certs {
-		if c.Name == name {
-			first = c.Serial
-		}
-	}
+	first := emulatorSerial(t, e, name)
 	waitSerial(first, agentRenderTimeout)
 	st0, err := os.Stat(p12File)
 	require.NoError(t, err)
@@ -142,7 +98,7 @@ func TestAgentRereadsAtTTL(t *testing.T) {
 	// that the delay measured is a steady state's, not the first read's:
 	// each of the two queries (the read, and the keystore's write) reads
 	// again at least twice.
-	require.NoError(t, poll(agentRenderTimeout, "Agent to re-read by rotation_period/ttl", agent, func() (bool, error) {
+	require.NoError(t, poll(agentRenderTimeout, "Agent to re-read by rotation_period/ttl", agent.proc, func() (bool, error) {
 		n := strings.Count(readFileString(agentLog), "Found rotation_period and set lease duration to")
 		return n >= 4, fmt.Errorf("%d ttl-driven waits in the Agent log", n)
 	}))

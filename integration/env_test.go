@@ -25,6 +25,7 @@ type envConfig struct {
 	vaultMode    vaultMode
 	vaultArgs    []string // added to the `vault server` command line
 	emulatorArgs []string // added to the emulator's command line
+	mountConfig  []string // key=value pairs added to the mount's config write
 }
 
 // envOption is an option of newEnv.
@@ -45,6 +46,12 @@ func withVaultArgs(args ...string) envOption {
 // -bulk 10000).
 func withEmulatorArgs(args ...string) envOption {
 	return func(c *envConfig) { c.emulatorArgs = append(c.emulatorArgs, args...) }
+}
+
+// withMountConfig adds key=value pairs (for instance refresh_interval=0)
+// to the config the mount is written with.
+func withMountConfig(kv ...string) envOption {
+	return func(c *envConfig) { c.mountConfig = append(c.mountConfig, kv...) }
 }
 
 // envConfigOf applies opts to the defaults: a dev Vault, an emulator with
@@ -101,19 +108,19 @@ func startEnv(dir string, cfg envConfig) (*env, error) {
 	if err != nil {
 		return e, err
 	}
-	return e, e.mountPlugin()
+	return e, e.mountPlugin(cfg.mountConfig...)
 }
 
 // mountPlugin registers the plugin, enables it at nhncert/ and points its
-// config at the emulator.
-func (e *env) mountPlugin() error {
+// config at the emulator, with extra key=value pairs.
+func (e *env) mountPlugin(extra ...string) error {
 	if err := e.registerPlugin(); err != nil {
 		return err
 	}
 	if err := e.enable(mount); err != nil {
 		return err
 	}
-	return e.configure(mount)
+	return e.configure(mount, extra...)
 }
 
 // registerPlugin registers the plugin binary by its sha256 and version.

@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/vault/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
 )
 
 // ctxT is a context bounded by 60s for one admin or API call.
@@ -145,3 +147,24 @@ func timedRawBytes(t *testing.T, v *vaultServer, method, rawPath string, body []
 
 // is4xx reports whether status is a client error (400-499).
 func is4xx(status int) bool { return status >= 400 && status <= 499 }
+
+// emulatorCerts returns the certificates the emulator holds now, by name.
+func emulatorCerts(t *testing.T, e *env) map[string]emulator.AdminCert {
+	t.Helper()
+	certs, err := e.emu.admin.Certs(ctxT(t))
+	require.NoError(t, err)
+	byName := make(map[string]emulator.AdminCert, len(certs))
+	for _, c := range certs {
+		byName[c.Name] = c
+	}
+	return byName
+}
+
+// emulatorSerial returns the serial of the certificate the emulator holds
+// under name.
+func emulatorSerial(t *testing.T, e *env, name string) string {
+	t.Helper()
+	c, ok := emulatorCerts(t, e)[name]
+	require.True(t, ok, "the emulator holds no certificate %q", name)
+	return c.Serial
+}

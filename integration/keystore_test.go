@@ -94,20 +94,13 @@ func readKeystore(t *testing.T, e *env, name string, query map[string][]string) 
 func pemCerts(t *testing.T, text string) []*x509.Certificate {
 	t.Helper()
 	var out []*x509.Certificate
-	rest := []byte(text)
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			return out
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
+	for _, block := range pemBlocksOf(text, "CERTIFICATE") {
+		b, _ := pem.Decode([]byte(block))
 		c, err := x509.ParseCertificate(b.Bytes)
 		require.NoError(t, err)
 		out = append(out, c)
 	}
+	return out
 }
 
 // TestKeystoreConsumers reads format=pkcs12_bundle and jks_bundle through
@@ -216,7 +209,7 @@ func TestKeystoreConsumers(t *testing.T) {
 	bb, _ := os.ReadFile(b)
 	assert.Equal(t, ab, bb, "two reads gave different keystores")
 
-	// The README's recipe for a password: `vault write` sends it in the
+	// The recipe of docs/java.md for a password: `vault write` sends it in the
 	// body (the same read, granted as update), and keytool opens the store.
 	w := e.vault.cli(e.vault.rootToken, "", "write", "-field=certificate", mount+"/certs/"+certs[0].name,
 		"format=jks_bundle", "jks_password=body-pw-s3cret", "jks_private_key_alias=tomcat")

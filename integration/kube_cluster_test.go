@@ -172,9 +172,8 @@ func (c *kubeCluster) logTails() string {
 
 // kubectlResult is one kubectl run.
 type kubectlResult struct {
-	args           []string
-	stdout, stderr string
-	err            error
+	cmdOutput
+	err error
 }
 
 // String shows the command and its output; callers never pass a command
@@ -190,7 +189,7 @@ func (c *kubeCluster) kubectl(stdin string, args ...string) kubectlResult {
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	r := kubectlResult{args: args}
+	r := kubectlResult{cmdOutput: cmdOutput{args: args}}
 	if err := cmd.Start(); err != nil {
 		r.err = err
 		return r

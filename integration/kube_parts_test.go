@@ -15,18 +15,19 @@ import (
 // wrapper module in scripts/kube/<part> pins, or given by the environment
 // (the Makefile's integration target sets every variable).
 type kubePart struct {
-	name string // scripts/kube.sh's name
-	env  string // the variable that gives the path
-	crds bool   // a CRD directory (scripts/kube.sh crds <name>), not a binary
+	name string  // scripts/kube.sh's name
+	env  string  // the variable that gives the path
+	crds bool    // a CRD directory (scripts/kube.sh crds <name>), not a binary
+	path *string // where findKubeParts puts its absolute path (in kubeBins)
 }
 
 var kubePartList = []kubePart{
-	{name: "etcd", env: "NHNCERT_ETCD_BIN"},
-	{name: "kube-apiserver", env: "NHNCERT_KUBE_APISERVER_BIN"},
-	{name: "vso", env: "NHNCERT_VSO_BIN"},
-	{name: "eso", env: "NHNCERT_ESO_BIN"},
-	{name: "vso", env: "NHNCERT_VSO_CRDS", crds: true},
-	{name: "eso", env: "NHNCERT_ESO_CRDS", crds: true},
+	{name: "etcd", env: "NHNCERT_ETCD_BIN", path: &kubeBins.etcd},
+	{name: "kube-apiserver", env: "NHNCERT_KUBE_APISERVER_BIN", path: &kubeBins.apiserver},
+	{name: "vso", env: "NHNCERT_VSO_BIN", path: &kubeBins.vso},
+	{name: "eso", env: "NHNCERT_ESO_BIN", path: &kubeBins.eso},
+	{name: "vso", env: "NHNCERT_VSO_CRDS", crds: true, path: &kubeBins.vsoCRDs},
+	{name: "eso", env: "NHNCERT_ESO_CRDS", crds: true, path: &kubeBins.esoCRDs},
 }
 
 // kubeBins are the parts' paths, filled by findKubeParts; kubectl is the
@@ -95,20 +96,7 @@ func findKubeParts() error {
 		case !p.crds && (st.IsDir() || st.Mode()&0o111 == 0):
 			return fmt.Errorf("%s=%s is not an executable file", p.env, path)
 		}
-		switch p.env {
-		case "NHNCERT_ETCD_BIN":
-			kubeBins.etcd = abs
-		case "NHNCERT_KUBE_APISERVER_BIN":
-			kubeBins.apiserver = abs
-		case "NHNCERT_VSO_BIN":
-			kubeBins.vso = abs
-		case "NHNCERT_ESO_BIN":
-			kubeBins.eso = abs
-		case "NHNCERT_VSO_CRDS":
-			kubeBins.vsoCRDs = abs
-		case "NHNCERT_ESO_CRDS":
-			kubeBins.esoCRDs = abs
-		}
+		*p.path = abs
 	}
 	k, err := exec.LookPath("kubectl")
 	if err != nil {

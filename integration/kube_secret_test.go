@@ -100,21 +100,6 @@ func checkSecretMatchesVault(t *testing.T, e *env, s *kubeSecret, name string) {
 	assert.Len(t, s.Data, 2, "the Secret holds other keys than tls.crt and tls.key")
 }
 
-// emulatorSerial returns the serial of the certificate the emulator holds
-// under name.
-func emulatorSerial(t *testing.T, e *env, name string) string {
-	t.Helper()
-	certs, err := e.emu.admin.Certs(ctxT(t))
-	require.NoError(t, err)
-	for _, c := range certs {
-		if c.Name == name {
-			return c.Serial
-		}
-	}
-	t.Fatalf("the emulator holds no certificate %q", name)
-	return ""
-}
-
 // secretWatch records every change of one Secret that the API server
 // reports through a watch: unlike polling, it misses no rewrite.
 type secretWatch struct {

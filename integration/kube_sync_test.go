@@ -60,8 +60,7 @@ const (
 // the operator reads again.
 func runSyncCase(t *testing.T, c syncCase) {
 	k := sharedKube(t)
-	e := newEnv(t)
-	require.NoError(t, e.configure(mount, fmt.Sprintf("refresh_interval=%ds", int(kubeRefreshInterval.Seconds()))))
+	e := newEnv(t, withMountConfig(fmt.Sprintf("refresh_interval=%ds", int(kubeRefreshInterval.Seconds()))))
 	ns := kubeNamespace(t, k, "itest")
 	vaultForKube(t, k, e, ns)
 	if c.appRole {

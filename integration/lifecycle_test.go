@@ -1,11 +1,7 @@
 package integration
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,10 +16,9 @@ import (
 // cached_in_storage 1, a private key the operator believed purged).
 func TestConfigDeleteDuringDownload(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnv(t, withMountConfig("refresh_interval=0"))
 	v := e.vault
 	ctx := ctxT(t)
-	require.NoError(t, e.configure(mount, "refresh_interval=0"))
 	require.NoError(t, e.emu.admin.ResetStats(ctx))
 	require.NoError(t, e.emu.admin.SetLatency(ctx, 3*time.Second))
 	t.Cleanup(func() { _ = e.emu.admin.SetLatency(ctx, 0) })
@@ -61,48 +56,16 @@ func TestConfigDeleteDuringDownload(t *testing.T) {
 // due, an hour later).
 func TestAgentSeesRenewalBeforeFirstList(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	v := e.vault
+	e := newEnv(t, withMountConfig("refresh_interval=0"))
 	ctx := ctxT(t)
 	const name = "example.com"
-	require.NoError(t, e.configure(mount, "refresh_interval=0"))
-	readCert(t, v, name, nil) // cached before any list
+	readCert(t, e.vault, name, nil) // cached before any list
 	require.NoError(t, e.configure(mount, "refresh_interval=5s"))
 
-	dir := t.TempDir()
-	token := tokenWithPolicy(t, v, "agent-first-list", `path "`+mount+`/certs/`+name+`" { capabilities = ["read"] }`+"\n")
-	chainPEM, keyPEM := filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "key.pem")
-	agent, _ := startAgent(t, e, dir, agentRun{
-		token:          token,
-		renderInterval: "10m",
-		templates: []agentTemplate{
-			{text: fieldTemplate(mount+"/certs/"+name, "full_chain"), dest: chainPEM, perms: "0644"},
-			{text: fieldTemplate(mount+"/certs/"+name, "private_key"), dest: keyPEM, perms: "0600"},
-		},
-		logName: "agent-first-list.log",
-	})
-	rendered := func() (string, error) {
-		c, err := os.ReadFile(chainPEM)
-		if err != nil {
-			return "", err
-		}
-		k, err := os.ReadFile(keyPEM)
-		if err != nil {
-			return "", err
-		}
-		pair, err := tls.X509KeyPair(c, k)
-		if err != nil {
-			return "", fmt.Errorf("fullchain.pem and key.pem do not match (yet): %w", err)
-		}
-		leaf, err := x509.ParseCertificate(pair.Certificate[0])
-		if err != nil {
-			return "", err
-		}
-		return serialHex(leaf.SerialNumber), nil
-	}
+	agent := startTLSAgent(t, e, name, withAgentLog("agent-first-list.log"))
 	var first string
-	require.NoError(t, poll(agentRenderTimeout, "Agent's first render", agent, func() (bool, error) {
-		s, err := rendered()
+	require.NoError(t, poll(agentRenderTimeout, "Agent's first render", agent.proc, func() (bool, error) {
+		s, _, err := agent.rendered()
 		first = s
 		return err == nil, err
 	}))
@@ -110,8 +73,8 @@ func TestAgentSeesRenewalBeforeFirstList(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, first, rotated.Serial)
 	start := time.Now()
-	require.NoError(t, poll(3*agentRotationBound, "Agent to render the renewal", agent, func() (bool, error) {
-		s, err := rendered()
+	require.NoError(t, poll(3*agentRotationBound, "Agent to render the renewal", agent.proc, func() (bool, error) {
+		s, _, err := agent.rendered()
 		return err == nil && s == rotated.Serial, fmt.Errorf("serial %s, want %s (%v)", s, rotated.Serial, err)
 	}))
 	took := time.Since(start)

@@ -32,12 +32,7 @@ func TestNames(t *testing.T) {
 		require.NoError(t, err, "adding %q to the emulator", n)
 	}
 	names := append([]string{"example.com (new)", "웹 서버 인증서"}, extra...)
-	certs, err := e.emu.admin.Certs(ctx)
-	require.NoError(t, err)
-	ids := map[string]int64{}
-	for _, c := range certs {
-		ids[c.Name] = c.ID
-	}
+	certs := emulatorCerts(t, e)
 
 	t.Run("listed with certificate_id", func(t *testing.T) {
 		out := mustCLI(t, v, "list", "-detailed", "-format=json", mount+"/certs")
@@ -52,7 +47,7 @@ func TestNames(t *testing.T) {
 			assert.Contains(t, list.Data.Keys, n, "vault list -detailed")
 			info := list.Data.KeyInfo[n]
 			if assert.NotNil(t, info, "key_info of %q", n) {
-				assert.Equal(t, float64(ids[n]), info["certificate_id"], "key_info of %q: certificate_id is NHN's certificateId, a JSON number", n)
+				assert.Equal(t, float64(certs[n].ID), info["certificate_id"], "key_info of %q: certificate_id is NHN's certificateId, a JSON number", n)
 			}
 		}
 		table := mustCLI(t, v, "list", "-detailed", mount+"/certs")
@@ -71,7 +66,7 @@ func TestNames(t *testing.T) {
 			}
 			require.NoError(t, json.Unmarshal([]byte(c.stdout), &s), "vault read %q", n)
 			assert.True(t, strings.HasPrefix(str(t, s.Data, "certificate"), "-----BEGIN CERTIFICATE-----"), "vault read %q: certificate", n)
-			assert.Equal(t, float64(ids[n]), s.Data["certificate_id"], "vault read %q: certificate_id", n)
+			assert.Equal(t, float64(certs[n].ID), s.Data["certificate_id"], "vault read %q: certificate_id", n)
 
 			// The Go API client escapes the path as the CLI does.
 			sec, err := v.client.Logical().Read(mount + "/certs/" + n)
@@ -120,13 +115,7 @@ func TestNames(t *testing.T) {
 	})
 
 	t.Run("a policy on a name with a space grants that one only", func(t *testing.T) {
-		token := tokenWithPolicy(t, v, "nhncert-example-new", `path "`+mount+`/certs/example.com (new)" {
-  capabilities = ["read"]
-}
-`, "-no-default-policy")
-		c := v.cli(token, "", "read", "-field=common_name", mount+"/certs/example.com (new)")
-		assert.Equal(t, 0, c.code, "the token reads example.com (new): %s", c)
-		assert.Equal(t, "example.com", strings.TrimSpace(c.stdout), "the token reads example.com (new): %s", c)
+		token := certReader(t, v, "nhncert-example-new", "example.com (new)", "example.com")
 		r := mustRaw(t, v, token, "GET", mount+"/certs/example.com%20%28new%29", nil, nil)
 		assert.Equal(t, 200, r.status, "GET with the token, percent-encoded: %s", r)
 		for _, other := range []string{"example.com", "example.com (new", "웹 서버 인증서"} {
@@ -136,10 +125,10 @@ func TestNames(t *testing.T) {
 		}
 		// The policy path is exact: a trailing space is another name. (The
 		// CLI trims the spaces around a path, so only the HTTP API can
-		// name it; the README says so.)
+		// name it; docs/paths.md says so.)
 		r = mustRaw(t, v, token, "GET", mount+"/certs/example.com%20%28new%29%20", nil, nil)
 		assert.Equal(t, 403, r.status, "GET \"example.com (new) \" with the token: %s", r)
-		c = v.cli(token, "", "read", mount+"/metadata/example.com (new)")
+		c := v.cli(token, "", "read", mount+"/metadata/example.com (new)")
 		assert.Contains(t, c.stderr, "Code: 403", "the policy names certs/, not metadata/: %s", c)
 	})
 }

@@ -159,3 +159,10 @@ func randomHex(n int) string {
 
 // errProcessExited is returned by waits whose subprocess died.
 var errProcessExited = errors.New("process exited")
+
+// cmdOutput is one run of a command line tool (vault, kubectl): its
+// arguments and what it printed.
+type cmdOutput struct {
+	args           []string
+	stdout, stderr string
+}

@@ -23,8 +23,11 @@ import (
 // fires the expiry alert for a certificate that expires in 10 days; the
 // rules' own unit tests pass under promtool.
 
-// rulesFile is the rules file the repository ships (the README shows it).
+// rulesFile is the rules file the repository ships (rulesDoc shows it).
 const rulesFile = "../deploy/prometheus/nhncert-rules.yml"
+
+// rulesDoc is the docs page that shows the rules and the scrape config.
+const rulesDoc = "../docs/monitoring.md"
 
 // prometheusDir returns the directory with the prometheus and promtool
 // binaries (scripts/prometheus.sh, which `make integration` runs); the test
@@ -57,12 +60,12 @@ func TestPrometheusRulesUnitTests(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "promtool test rules:\n%s", out)
 	require.Contains(t, string(out), "SUCCESS")
-	// The README shows the rules as they are in the file.
+	// The monitoring page shows the rules as they are in the file.
 	rules, err := os.ReadFile(rulesFile)
 	require.NoError(t, err)
-	readme, err := os.ReadFile("../README.md")
+	doc, err := os.ReadFile(rulesDoc)
 	require.NoError(t, err)
-	require.Contains(t, string(readme), "```yaml\n"+string(rules)+"```\n", "the README's rules differ from %s", rulesFile)
+	require.Contains(t, string(doc), "```yaml\n"+string(rules)+"```\n", "the rules shown in %s differ from %s", rulesDoc, rulesFile)
 }
 
 func TestPrometheusScrapesAndAlerts(t *testing.T) {
@@ -167,7 +170,7 @@ func TestPrometheusScrapesAndAlerts(t *testing.T) {
 	}))
 }
 
-// prometheusConfig scrapes Vault the way the README shows (its values
+// prometheusConfig scrapes Vault the way docs/monitoring.md shows (its values
 // filled in): %s rules, %s mount, %s token file, %s Vault address.
 const prometheusConfig = `global:
   scrape_interval: 1s

@@ -25,12 +25,7 @@ func TestRead(t *testing.T) {
 	e := sharedEnv(t)
 	v := e.vault
 	ctx := ctxT(t)
-	certs, err := e.emu.admin.Certs(ctx)
-	require.NoError(t, err)
-	serials := map[string]string{}
-	for _, c := range certs {
-		serials[c.Name] = c.Serial
-	}
+	certs := emulatorCerts(t, e)
 
 	t.Run("fields", func(t *testing.T) {
 		for _, c := range []struct {
@@ -45,7 +40,7 @@ func TestRead(t *testing.T) {
 			t.Run(c.name, func(t *testing.T) {
 				s := readCert(t, v, c.name, nil)
 				leaf := checkPEMRead(t, s, c.name, c.keyType, c.chainLen)
-				assert.Equal(t, serials[c.name], serialHex(leaf.SerialNumber), "serial; the emulator serves another")
+				assert.Equal(t, certs[c.name].Serial, serialHex(leaf.SerialNumber), "serial; the emulator serves another")
 				assert.Empty(t, s.Warnings, "warnings")
 				// The raw answer: no lease, no expiration anywhere.
 				r := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+url.PathEscape(c.name), nil, nil)
@@ -144,7 +139,7 @@ func TestRead(t *testing.T) {
 	})
 
 	t.Run("wildcard", func(t *testing.T) {
-		want := serials["*.example.com"]
+		want := certs["*.example.com"].Serial
 		out := mustCLI(t, v, "read", "-format=json", mount+"/certs/*.example.com")
 		var s api.Secret
 		require.NoError(t, json.Unmarshal([]byte(out), &s), "vault read -format=json:\n%s", out)

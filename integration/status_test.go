@@ -52,7 +52,7 @@ func TestRefreshStatus(t *testing.T) {
 		assert.GreaterOrEqual(t, n, 1.0, f)
 	}
 
-	// The README's monitoring check, as an operator would run it (jq's
+	// The monitoring check of docs/monitoring.md, as an operator would run it (jq's
 	// test done here in Go: the check's inputs are these fields).
 	c := v.cli(token, "", "read", "-format=json", mount+"/status")
 	require.Equal(t, 0, c.code, "%s", c)

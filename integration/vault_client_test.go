@@ -16,9 +16,8 @@ import (
 
 // cliResult is one run of the vault CLI.
 type cliResult struct {
-	args           []string
-	stdout, stderr string
-	code           int
+	cmdOutput
+	code int
 }
 
 func (r cliResult) String() string {
@@ -40,7 +39,7 @@ func (v *vaultServer) cli(token, stdin string, args ...string) cliResult {
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()
-	r := cliResult{args: args, stdout: so.String(), stderr: se.String()}
+	r := cliResult{cmdOutput: cmdOutput{args: args, stdout: so.String(), stderr: se.String()}}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

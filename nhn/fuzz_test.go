@@ -3,9 +3,9 @@ package nhn
 import (
 	"encoding/json"
 	"errors"
-	"slices"
-	"strings"
 	"testing"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 // The committed seed corpus lives in testdata/fuzz/FuzzListAnswer/.
@@ -73,19 +73,10 @@ func FuzzListAnswer(f *testing.F) {
 				listed[c.Name] = true
 			}
 		}
-		if len(merged) != len(listed) {
-			t.Fatalf("merged %d names, want %d distinct ones", len(merged), len(listed))
-		}
+		names := make([]string, len(merged))
 		for i, c := range merged {
-			if !listed[c.Name] {
-				t.Fatalf("merged name %q was not in the input", c.Name)
-			}
-			if i > 0 && merged[i-1].Name >= c.Name {
-				t.Fatalf("names not sorted and unique: %q then %q", merged[i-1].Name, c.Name)
-			}
+			names[i] = c.Name
 		}
-		if !slices.IsSortedFunc(merged, func(a, b Certificate) int { return strings.Compare(a.Name, b.Name) }) {
-			t.Fatal("not sorted")
-		}
+		testkit.RequireMergedNames(t, names, listed)
 	})
 }

@@ -2,7 +2,7 @@
 # make compat: builds (cached, by scripts/vault.sh) the newest patch of each
 # Vault line the Go module proxy serves and that compiles, and runs the whole
 # real-Vault integration suite against each; prints a table of the results.
-# CI keeps its v1.21.0 pin (make test); this is run by hand, and the README's
+# CI keeps its v1.21.0 pin (make test); this is run by hand, and docs/vault-versions.md's
 # table of measured versions comes from it. scripts/vault-versions lists the
 # versions measured, which `make demo` accepts from PATH.
 set -uo pipefail

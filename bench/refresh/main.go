@@ -230,9 +230,7 @@ func run(ctx context.Context, o *options) error {
 	work := make(chan string, o.readers)
 	var wg sync.WaitGroup
 	for range o.readers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			local := make([]time.Duration, 0, 1024)
 			for name := range work {
 				t0 := time.Now()
@@ -254,7 +252,7 @@ func run(ctx context.Context, o *options) error {
 			mu.Lock()
 			lat = append(lat, local...)
 			mu.Unlock()
-		}()
+		})
 	}
 	sampled := make(chan struct{})
 	go func() {
@@ -362,9 +360,7 @@ func readAll(ctx context.Context, be logical.Backend, s logical.Storage, o *opti
 	errc := make(chan error, o.readers)
 	var wg sync.WaitGroup
 	for range o.readers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for name := range names {
 				if _, err := request(ctx, be, s, logical.ReadOperation, "certs/"+name, nil); err != nil {
 					select {
@@ -373,7 +369,7 @@ func readAll(ctx context.Context, be logical.Backend, s logical.Storage, o *opti
 					}
 				}
 			}
-		}()
+		})
 	}
 feed:
 	for i := range o.n {
