@@ -3,7 +3,8 @@
 #
 #   vault-plugin-secrets-nhncert_X.Y.Z_<os>_<arch>.zip   the binary at the top level (.exe on Windows)
 #   vault-plugin-secrets-nhncert_X.Y.Z_<os>_<arch>.cdx.json   CycloneDX SBOM of that binary
-#   vault-plugin-secrets-nhncert_X.Y.Z_oci.tar          OCI image layout: multi-arch index (linux/amd64, linux/arm64)
+#   vault-plugin-secrets-nhncert_X.Y.Z_oci.tar          OCI image layout: multi-arch index (linux/amd64, linux/arm64),
+#                                                       when both are among the platforms
 #   vault-plugin-secrets-nhncert_X.Y.Z_SHA256SUMS       sha256sum -c format, every file above
 #   vault-plugin-secrets-nhncert_X.Y.Z_SHA256SUMS.sig   detached GPG signature, when RELEASE_GPG_KEY is set
 #
@@ -71,7 +72,9 @@ for plat in $PLATFORMS; do
   fi
 done
 
-if [ ${#oci_args[@]} -gt 0 ]; then
+# The image is the multi-arch index of both linux platforms: a build of
+# fewer platforms (RELEASE_PLATFORMS) makes none rather than another image.
+if [ ${#oci_args[@]} -eq 2 ]; then
   push=()
   [ -n "${RELEASE_IMAGE:-}" ] && push=(-push "$RELEASE_IMAGE:$VERSION")
   "$tool" oci -o "$DIST/${prefix}_oci.tar" -mtime "$SOURCE_DATE_EPOCH" -version "$VERSION" -name "$PLUGIN" "${push[@]}" "${oci_args[@]}"
