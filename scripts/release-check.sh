@@ -100,6 +100,7 @@ step "the previous release (CHANGELOG.md), built from its commit"
 read -r prev_version prev_bin < <(scripts/release-prev.sh)
 
 step "real-Vault release tests"
+[ -x bin/vault-plugin-secrets-nhncert ] && [ -x bin/nhncert-emulator ] || make --no-print-directory build
 set -o pipefail
 VAULT_BIN=$(scripts/vault.sh) \
 NHNCERT_PLUGIN_BIN="$root/bin/vault-plugin-secrets-nhncert" NHNCERT_EMULATOR_BIN="$root/bin/nhncert-emulator" \
