@@ -14,7 +14,7 @@ FUZZTIME ?=
 # Where the pinned Vault build is cached, outside the repository.
 export NHNCERT_CACHE ?= $(HOME)/.cache/nhncert
 
-.PHONY: help build test unit fuzz integration vet lint fmt fmt-check vault kube demo dev clean bench soak compat
+.PHONY: help build test unit fuzz integration vet lint fmt fmt-check vault kube demo dev clean bench soak compat release release-check
 
 help:
 	@echo "make build        build bin/$(PLUGIN) and bin/nhncert-emulator"
@@ -25,13 +25,15 @@ help:
 	@echo "make soak         the randomized model test (model_test.go) for SOAK_TIME (default 20m) of seeded histories, with the race detector"
 	@echo "make vault        build or find the pinned Vault (cached in $(NHNCERT_CACHE))"
 	@echo "make compat       the integration suite against each Vault line (1.19, 1.20, 1.21; built once, cached)"
+	@echo "make release      VERSION=vX.Y.Z: zips for every platform, SHA256SUMS (+ .sig with RELEASE_GPG_KEY), SBOMs, OCI image into dist/ (RELEASE_IMAGE=registry/repo pushes it)"
+	@echo "make release-check the release smoke of make test: reproducible zip, register it in Vault, image, upgrade, licenses, workflows"
 	@echo "make kube         build or find etcd, kube-apiserver, VSO and ESO for the Kubernetes tier (cached there too)"
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/$(PLUGIN) ./cmd/$(PLUGIN)
 	$(GO) build -trimpath -o bin/nhncert-emulator ./cmd/nhncert-emulator
 
-test: fmt-check vet lint unit fuzz integration
+test: fmt-check vet lint unit fuzz integration release-check
 
 # Every package but the real-Vault tests (integration), with the race
 # detector: the plugin, the emulator, the programs, the test kit and the
@@ -122,3 +124,20 @@ compat:
 
 clean:
 	rm -rf bin
+
+# The release artifacts of VERSION (given explicitly: the default above is
+# the development version the tests register) into dist/, by
+# scripts/release.sh; RELEASE_GPG_KEY signs SHA256SUMS, RELEASE_IMAGE
+# pushes the image. See docs/install.md.
+release:
+	@if [ "$(origin VERSION)" = file ]; then echo "make release needs VERSION=vX.Y.Z"; exit 1; fi
+	@scripts/release.sh $(VERSION)
+
+# The release smoke that make test runs (scripts/release-check.sh): the
+# release tool's tests and the license check, actionlint on the workflows,
+# the linux zips built twice (the second from a copy at another path with
+# an empty GOCACHE) and compared, then the real-Vault release tests: the
+# zip's binary registered and read from, the image opened by skopeo, and
+# the upgrade from the release CHANGELOG.md names.
+release-check: build
+	@scripts/release-check.sh

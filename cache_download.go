@@ -125,7 +125,10 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 	old := c.get(name, gen)
 	if old == nil {
 		var err error
-		if old, err = c.load(ctx, s, name, gen); err != nil {
+		if old, err = c.load(ctx, s, name, gen); errors.Is(err, errNewerStorageFormat) {
+			// A newer build's entry: neither served nor overwritten.
+			return fillResult{}, err
+		} else if err != nil {
 			c.logger.Warn("cannot read the cache entry from storage", "name", logName(name), "error", err)
 		}
 	}

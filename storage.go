@@ -55,6 +55,9 @@ func readConfig(ctx context.Context, s logical.Storage) (*nhnConfig, error) {
 	if entry == nil {
 		return nil, nil
 	}
+	if err := checkFormat(entry); err != nil {
+		return nil, err
+	}
 	var cfg nhnConfig
 	if err := entry.DecodeJSON(&cfg); err != nil {
 		return nil, fmt.Errorf("decoding config: %w", err)
@@ -63,11 +66,10 @@ func readConfig(ctx context.Context, s logical.Storage) (*nhnConfig, error) {
 }
 
 func writeConfig(ctx context.Context, s logical.Storage, cfg *nhnConfig) error {
-	entry, err := logical.StorageEntryJSON(configPath, cfg)
+	entry, err := formattedEntry(configPath, cfg)
 	if err != nil {
 		return err
 	}
-	entry.SealWrap = true
 	return s.Put(ctx, entry)
 }
 
@@ -106,6 +108,9 @@ func readStoredEntryAt(ctx context.Context, s logical.Storage, key string) (*sto
 	if err != nil || raw == nil {
 		return nil, err
 	}
+	if err := checkFormat(raw); err != nil {
+		return nil, err
+	}
 	var se storedEntry
 	if err := raw.DecodeJSON(&se); err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadStoredEntry, err)
@@ -114,11 +119,10 @@ func readStoredEntryAt(ctx context.Context, s logical.Storage, key string) (*sto
 }
 
 func writeStoredEntry(ctx context.Context, s logical.Storage, se *storedEntry) error {
-	entry, err := logical.StorageEntryJSON(storageKey(se.Name), se)
+	entry, err := formattedEntry(storageKey(se.Name), se)
 	if err != nil {
 		return err
 	}
-	entry.SealWrap = true
 	return s.Put(ctx, entry)
 }
 
@@ -147,6 +151,9 @@ func readPassphrase(ctx context.Context, s logical.Storage, name string) (*passp
 	if err != nil || raw == nil {
 		return nil, err
 	}
+	if err := checkFormat(raw); err != nil {
+		return nil, err
+	}
 	var pe passphraseEntry
 	if err := raw.DecodeJSON(&pe); err != nil {
 		// The decoder's message could quote the entry: it is not passed on.
@@ -159,11 +166,10 @@ func readPassphrase(ctx context.Context, s logical.Storage, name string) (*passp
 }
 
 func writePassphrase(ctx context.Context, s logical.Storage, pe *passphraseEntry) error {
-	entry, err := logical.StorageEntryJSON(passphraseKey(pe.Name), pe)
+	entry, err := formattedEntry(passphraseKey(pe.Name), pe)
 	if err != nil {
 		return errors.New("cannot encode the passphrase entry")
 	}
-	entry.SealWrap = true
 	return s.Put(ctx, entry)
 }
 
@@ -186,6 +192,9 @@ func listPassphraseNames(ctx context.Context, s logical.Storage) ([]string, erro
 		}
 		if raw == nil {
 			continue // deleted meanwhile
+		}
+		if err := checkFormat(raw); err != nil {
+			return nil, err
 		}
 		var pe passphraseEntry
 		if err := raw.DecodeJSON(&pe); err != nil {
