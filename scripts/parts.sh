@@ -11,6 +11,7 @@ report() { # name, command...
   local name=$1; shift
   local out
   if out=$("$@" 2>/dev/null); then
+    [ -n "$out" ] || out="${*: -1}"
     printf 'parts: %-16s cached   %s\n' "$name" "$out"
   else
     printf 'parts: %-16s MISSING  (built or fetched by this run)\n' "$name"
@@ -20,9 +21,19 @@ report vault "$HERE/vault.sh"
 for p in etcd kube-apiserver vso eso; do report "$p" "$HERE/kube.sh" "$p"; done
 report prometheus "$HERE/prometheus.sh"
 report staticcheck "$HERE/staticcheck.sh"
-for t in "$HERE"/tool-*.sh; do
-  [ -e "$t" ] || continue
-  n=$(basename "$t" .sh); report "${n#tool-}" "$t"
+cache="${NHNCERT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nhncert}"
+for t in cyclonedx-gomod actionlint; do
+  var=$(echo "$t" | tr 'a-z-' 'A-Z_')_VERSION
+  v=$(grep -o "$var:-v[0-9.]*" "$HERE/release-tools.sh" | head -n1); v=${v#*:-}
+  report "$t" test -x "$cache/tools/$t-$v/$t"
+done
+report "previous release" bash -c 'ls "$1"/releases/*/vault-plugin-secrets-nhncert 2>/dev/null | head -n1 | grep .' _ "$cache"
+for pkg in skopeo gpg; do
+  if v=$(dpkg-query -W -f '${Version}' "$pkg" 2>/dev/null) && [ -n "$v" ]; then
+    printf 'parts: %-16s installed %s (Debian package)\n' "$pkg" "$v"
+  else
+    printf 'parts: %-16s MISSING  (installed by name with apt-get by this run)\n' "$pkg"
+  fi
 done
 size() { if [ -d "$1" ]; then du -sh "$1" 2>/dev/null | cut -f1; else echo empty; fi; }
 echo "parts: go module cache $(go env GOMODCACHE): $(size "$(go env GOMODCACHE)")"
