@@ -63,6 +63,9 @@ kube:
 # scripts/kube.sh into $(NHNCERT_CACHE)). NHNCERT_SKIP_VAULT=1 skips them
 # all, NHNCERT_SKIP_KUBE=1 the Kubernetes tier; skipped tests are reported
 # as skipped, never as passed; CI (CI set) may skip neither.
+# The release tests need a release built first: make release-check runs
+# them, so the integration run leaves them out instead of counting skips.
+export RELEASE_TESTS := ^(TestReleaseSums|TestReleaseZip|TestReleaseImage|TestUpgrade)$$
 integration: build
 	@if [ "$${NHNCERT_SKIP_VAULT:-}" = 1 ] && [ -n "$${CI:-}" ]; then \
 		echo "NHNCERT_SKIP_VAULT=1 is refused when CI is set: CI must check against a real Vault"; exit 1; \
@@ -81,7 +84,7 @@ integration: build
 				NHNCERT_VSO_CRDS=$$(scripts/kube.sh crds vso) NHNCERT_ESO_CRDS=$$(scripts/kube.sh crds eso); \
 		fi && \
 		VAULT_BIN="$$vault_bin" NHNCERT_PROMETHEUS_DIR="$$prom_dir" NHNCERT_PLUGIN_BIN="$(CURDIR)/bin/$(PLUGIN)" NHNCERT_EMULATOR_BIN="$(CURDIR)/bin/nhncert-emulator" \
-			$(GO) test -count=1 -timeout 30m -v ./integration/ 2>&1 | scripts/test-summary.sh; \
+			$(GO) test -count=1 -timeout 30m -v -skip "$$RELEASE_TESTS" ./integration/ 2>&1 | scripts/test-summary.sh; \
 	fi
 
 vet:

@@ -7,7 +7,7 @@ const esoGroup = "/apis/external-secrets.io/v1"
 
 // TestKubeESOExternalSecret runs the README's SecretStore (Vault provider,
 // version v1, Kubernetes auth) and ExternalSecret (a kubernetes.io/tls
-// template) through ESO v0.16.2: ESO re-reads every refreshInterval,
+// template) through ESO v0.20.4: ESO re-reads every refreshInterval,
 // whatever the ttl.
 func TestKubeESOExternalSecret(t *testing.T) {
 	t.Parallel()

@@ -24,9 +24,8 @@ var otherCert = []string{
 // policy does not allow (web-tls allows nhncert/certs/example.com only):
 // no operator writes the Secret, and each says why where a user looks
 // (kubectl describe): Vault's "permission denied" in the resource's
-// events, and for ESO also Ready=False in its status. VSO v0.10.0 keeps
-// no condition in a VaultDynamicSecret's or VaultStaticSecret's status:
-// its events are the only place.
+// events, and for ESO also Ready=False in its status. For VSO (v1.5.0)
+// the test looks at the events only, the place VSO v0.10.0 used.
 func TestKubePolicyDenies(t *testing.T) {
 	t.Parallel()
 	k := sharedKube(t)

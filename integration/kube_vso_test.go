@@ -13,13 +13,13 @@ const vsoGroup = "/apis/secrets.hashicorp.com/v1beta1"
 // vdsPeriod is the longest time between two reads of a VaultDynamicSecret
 // with allowStaticCreds: VSO re-reads at ttl + 0.5 s + up to 0.15 s of
 // jitter, and the engine's ttl is at most the time to its next background
-// run (engineLag). VSO v0.10.0 takes the ttl of the last read whose data
-// changed, not of the last read (fixed in VSO 1.4.0), which the same bound
-// covers: every ttl the engine gives is within it.
+// run (engineLag). VSO v1.5.0 takes the ttl of the last read (before
+// 1.4.0 it took the ttl of the last read whose data changed, which the
+// same bound covered): every ttl the engine gives is within it.
 const vdsPeriod = engineLag + 650*time.Millisecond
 
 // TestKubeVSODynamicSecret runs the README's VaultDynamicSecret
-// (allowStaticCreds) with Kubernetes auth through VSO v0.10.0.
+// (allowStaticCreds) with Kubernetes auth through VSO v1.5.0.
 func TestKubeVSODynamicSecret(t *testing.T) {
 	t.Parallel()
 	k := sharedKube(t)
