@@ -1,0 +1,532 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+)
+
+// chaosRegressionSeeds are seeds that once found a bug; the short run in
+// `make test` replays the first, NHNCERT_CHAOS_SEED picks any other.
+// 27001: a deposed active node's plugin ran the background refresh after
+// its Vault was resumed; a killed Vault's plugin went on running.
+var chaosRegressionSeeds = []uint64{27001}
+
+const (
+	chaosInterval   = 10 * time.Second // the config's refresh_interval
+	chaosShortTime  = 100 * time.Second
+	chaosClientWait = 10 * time.Second
+	chaosColdCount  = 20
+)
+
+// hotNames are the demo certificates the readers read and the renewal
+// actor renews.
+var hotNames = []string{"example.com", "*.example.com", "api.example.com", "ed25519.example.com", "example.com (new)", "웹 서버 인증서"}
+
+// TestChaos runs a 3-node raft Vault (raw_storage_endpoint on), the plugin
+// and the emulator on loopback; readers on every node (standbys forward),
+// a config actor (writes keeping the identity, switches of api_version,
+// deletes), a passphrase actor and a renewal actor (renewals, deletes and
+// registrations again in NHN) run while the nemesis (chaos_nemesis_test.go)
+// kills, pauses and slows things down. Then the checker
+// (chaos_check_test.go) reads the history. NHNCERT_CHAOS_TIME (default
+// 100 s, the short run of `make test`) sets how long the faults go on;
+// NHNCERT_CHAOS_SEED the seed (printed; it replays the nemesis schedule).
+func TestChaos(t *testing.T) {
+	requireVault(t)
+	total := chaosShortTime
+	if v := os.Getenv("NHNCERT_CHAOS_TIME"); v != "" {
+		d, err := time.ParseDuration(v)
+		require.NoError(t, err, "NHNCERT_CHAOS_TIME")
+		total = d
+	}
+	seed := chaosRegressionSeeds[0]
+	if v := os.Getenv("NHNCERT_CHAOS_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		require.NoError(t, err, "NHNCERT_CHAOS_SEED")
+		seed = s
+	}
+	schedule := nemesisSchedule(seed, total)
+	t.Logf("chaos: seed %d (NHNCERT_CHAOS_SEED=%d replays the schedule), %s of faults: %v", seed, seed, total, schedule)
+
+	dir := t.TempDir()
+	em, err := startEmulator(dir, "-bulk", strconv.Itoa(chaosColdCount))
+	if em != nil && em.proc != nil {
+		t.Cleanup(func() { _ = em.proc.stop() })
+	}
+	require.NoError(t, err, "starting the emulator")
+	c := &chaosCluster{em: em, h: newHistory(), log: t.Logf, paused: map[string]bool{}, fast: map[string]*api.Client{}}
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			_ = syscallCont(n)
+			if t.Failed() {
+				t.Logf("---- %s: %s (tail) ----\n%s", n.id, n.logPath, tail(n.logPath, 40))
+			}
+			_ = n.stop()
+		}
+	})
+	require.NoError(t, startChaosCluster(t, c, dir))
+	n1 := c.nodes[0]
+	e := &env{dir: dir, vault: n1.vaultServer, emu: em}
+	require.NoError(t, e.mountPlugin())
+	require.NoError(t, e.configure(mount, "refresh_interval="+chaosInterval.String()))
+
+	certs, err := em.admin.Certs(ctxT(t))
+	require.NoError(t, err)
+	var cold []string
+	for _, ct := range certs {
+		if ct.Serial != "" {
+			c.h.held(ct.Name, ct.Serial, time.Time{})
+		}
+		if strings.HasPrefix(ct.Name, "bulk") {
+			cold = append(cold, ct.Name)
+			c.h.coldNames[ct.Name] = true
+		}
+	}
+	require.Len(t, cold, chaosColdCount)
+
+	a := &chaosActors{c: c, token: n1.rootToken, cold: cold, http: &http.Client{Timeout: chaosClientWait}}
+	a.readCold("setup")
+	ctx, cancel := context.WithTimeout(context.Background(), total)
+	defer cancel()
+	var wg sync.WaitGroup
+	monCtx, monCancel := context.WithCancel(context.Background())
+	var monWG sync.WaitGroup
+	c.monitor(monCtx, cold, &monWG)
+	for i, n := range c.nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.reader(ctx, n, seed+uint64(i)) }()
+	}
+	wg.Add(3)
+	go func() { defer wg.Done(); a.configActor(ctx, seed+10) }()
+	go func() { defer wg.Done(); a.passphraseActor(ctx, seed+11) }()
+	go func() { defer wg.Done(); a.renewalActor(ctx, seed+12) }()
+	var nemErr error
+	for _, s := range schedule {
+		if sleepCtx(ctx, s.gap); ctx.Err() != nil {
+			break
+		}
+		if nemErr = c.run(ctx, s); nemErr != nil {
+			break
+		}
+	}
+	cancel()
+	wg.Wait()
+	a.watchers.Wait()
+	require.NoError(t, nemErr, "nemesis")
+
+	// The end: NHN back, every node up, the config deleted; the checker
+	// looks once raft caught up.
+	require.NoError(t, em.admin.ClearFault(ctxT(t)))
+	require.NoError(t, em.admin.SetLatency(ctxT(t), 0))
+	for _, n := range c.nodes {
+		require.NoError(t, n.waitStandbyOrActive(), "%s after the faults", n.id)
+	}
+	require.True(t, a.deleteConfig(context.Background()), "the final config delete")
+	sleepCtx(context.Background(), 5*time.Second)
+	monCancel()
+	monWG.Wait()
+	c.h.mu.Lock()
+	c.h.deleted[len(c.h.deleted)-1].to = time.Now()
+	c.h.mu.Unlock()
+
+	var violations []string
+	if act := c.active(); act != nil {
+		violations = append(violations, rawScan(t, act, n1.rootToken)...)
+	} else {
+		violations = append(violations, "no active node at the end")
+	}
+	var runs []refreshRun
+	for _, n := range c.nodes {
+		runs = append(runs, refreshRuns(n.id, n.logPath)...)
+	}
+	v, summary := c.h.check(chaosInterval, runs)
+	violations = append(violations, v...)
+	ops, served := len(c.h.ops), 0
+	for _, o := range c.h.ops {
+		if o.served() {
+			served++
+		}
+	}
+	t.Logf("chaos seed %d: %d operations (%d certificates served), %d nemesis events, %d renewals, %d config-deleted windows, %d background runs",
+		seed, ops, served, len(c.h.nemeses), len(c.h.renewals), len(c.h.deleted), len(runs))
+	for _, s := range summary {
+		t.Log(s)
+	}
+	for _, s := range violations {
+		t.Error(s)
+	}
+	if len(violations) > 0 {
+		t.Logf("replay: NHNCERT_CHAOS_SEED=%d NHNCERT_CHAOS_TIME=%s", seed, total)
+	}
+}
+
+// startChaosCluster starts three raft nodes with raw_storage_endpoint
+// and debug logs (the checker reads the refresh runs from them).
+func startChaosCluster(t *testing.T, c *chaosCluster, dir string) error {
+	for _, id := range []string{"node1", "node2", "node3"} {
+		n, err := newRaftNode(dir, id)
+		if err != nil {
+			return err
+		}
+		n.extraArgs = []string{"-log-level=debug"}
+		c.nodes = append(c.nodes, n)
+	}
+	pick := func(n *raftNode) func() error {
+		return func() error {
+			if err := n.pickRaftPorts(); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(n.configPath, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			_, err = f.WriteString("raw_storage_endpoint = true\n")
+			return errors.Join(err, f.Close())
+		}
+	}
+	n1 := c.nodes[0]
+	if err := n1.startOnFreePorts(pick(n1)); err != nil {
+		return err
+	}
+	if err := n1.initAndUnseal(); err != nil {
+		return err
+	}
+	if _, err := n1.client.Logical().Write("sys/storage/raft/autopilot/configuration", map[string]any{"server_stabilization_time": "2s"}); err != nil {
+		return err
+	}
+	for _, n := range c.nodes[1:] {
+		if err := n.startOnFreePorts(pick(n)); err != nil {
+			return err
+		}
+		n.unsealKey, n.rootToken = n1.unsealKey, n1.rootToken
+		n.client.SetToken(n.rootToken)
+		if r := n.cli("", "", "operator", "raft", "join", n1.addr); r.code != 0 {
+			return fmt.Errorf("%s: raft join: %s", n.id, r)
+		}
+		if _, err := n.client.Sys().Unseal(n.unsealKey); err != nil {
+			return err
+		}
+		if err := n.waitStandby(); err != nil {
+			return err
+		}
+	}
+	for _, n := range c.nodes {
+		n.rootToken = n1.rootToken
+		cl, err := fastClient(n)
+		if err != nil {
+			return err
+		}
+		c.fast[n.id] = cl
+	}
+	return waitVoters(n1.client, []string{"node1", "node2", "node3"})
+}
+
+// waitStandbyOrActive waits until the node is unsealed.
+func (n *raftNode) waitStandbyOrActive() error {
+	return poll(haTimeout, n.id+" to be unsealed", n.proc, func() (bool, error) {
+		h, err := n.client.Sys().Health()
+		if err != nil {
+			return false, err
+		}
+		return h.Initialized && !h.Sealed, fmt.Errorf("health: %+v", h)
+	})
+}
+
+// rawScan lists every storage key of the mount through sys/raw and
+// reports a cached copy or the config left after the last delete (C1).
+func rawScan(t *testing.T, n *raftNode, token string) []string {
+	m, err := n.client.Logical().Read("sys/mounts/" + mount)
+	require.NoError(t, err, "sys/mounts/%s", mount)
+	require.NotNil(t, m)
+	uuid, _ := m.Data["uuid"].(string)
+	require.NotEmpty(t, uuid, "sys/mounts/%s: %v", mount, m.Data)
+	var bad []string
+	var walk func(prefix string)
+	walk = func(prefix string) {
+		s, err := n.client.Logical().List("sys/raw/logical/" + uuid + "/" + prefix)
+		require.NoError(t, err, "LIST sys/raw/logical/%s/%s", uuid, prefix)
+		if s == nil {
+			return
+		}
+		keys, _ := s.Data["keys"].([]any)
+		for _, k := range keys {
+			key := prefix + fmt.Sprint(k)
+			switch {
+			case strings.HasSuffix(key, "/"):
+				walk(key)
+			case key == "config" || strings.HasPrefix(key, "cache/"):
+				bad = append(bad, fmt.Sprintf("C1: storage key %q of the mount is left after the last config delete", key))
+			}
+		}
+	}
+	walk("")
+	t.Logf("sys/raw scan of logical/%s/ done: %d keys that should be gone", uuid, len(bad))
+	return bad
+}
+
+// chaosActors are the clients.
+type chaosActors struct {
+	c        *chaosCluster
+	token    string
+	cold     []string
+	http     *http.Client
+	watchers sync.WaitGroup
+
+	cfgMu   sync.Mutex
+	deleted bool
+}
+
+// do sends one request to node n and records it as an op.
+func (a *chaosActors) do(actor, kind string, n *raftNode, name, method, path string, q url.Values, body any) chaosOp {
+	op := chaosOp{actor: actor, kind: kind, node: n.id, name: name, start: time.Now()}
+	u := n.addr + "/v1/" + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, u, rd)
+	req.Header.Set("X-Vault-Token", a.token)
+	resp, err := a.http.Do(req)
+	if err != nil {
+		op.end, op.err = time.Now(), err.Error()
+		a.c.h.add(op)
+		return op
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	op.end, op.status = time.Now(), resp.StatusCode
+	var out struct {
+		Data     map[string]any `json:"data"`
+		Warnings []string       `json:"warnings"`
+		Errors   []string       `json:"errors"`
+	}
+	_ = json.Unmarshal(b, &out)
+	op.serial, _ = out.Data["serial_number"].(string)
+	op.stale = strings.Contains(strings.Join(out.Warnings, " "), "stale")
+	op.err = strings.Join(out.Errors, "; ")
+	a.c.h.add(op)
+	return op
+}
+
+func (a *chaosActors) read(actor string, n *raftNode, name string, refresh bool) chaosOp {
+	var q url.Values
+	if refresh {
+		q = url.Values{"refresh": {"true"}}
+	}
+	return a.do(actor, "read", n, name, "GET", mount+"/certs/"+url.PathEscape(name), q, nil)
+}
+
+func (a *chaosActors) reader(ctx context.Context, n *raftNode, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for ctx.Err() == nil {
+		switch x := rng.IntN(20); {
+		case x == 0:
+			a.do("reader", "list", n, "", "LIST", mount+"/certs", url.Values{"status": {"all"}}, nil)
+		case x == 1:
+			a.do("reader", "list", n, "", "LIST", mount+"/certs", nil, nil)
+		default:
+			a.read("reader", n, hotNames[rng.IntN(len(hotNames))], x == 2)
+		}
+		sleepCtx(ctx, time.Duration(100+rng.IntN(300))*time.Millisecond)
+	}
+}
+
+// readCold reads every cold certificate once (the config was written:
+// the cache may have been dropped).
+func (a *chaosActors) readCold(actor string) {
+	for i, name := range a.cold {
+		a.read(actor, a.c.nodes[i%len(a.c.nodes)], name, false)
+	}
+}
+
+// writeConfig writes the config through any node that answers (bounded
+// attempts); extra are the fields besides the emulator's.
+func (a *chaosActors) writeConfig(ctx context.Context, extra map[string]any) bool {
+	body := map[string]any{"endpoint": a.c.em.url, "auth_endpoint": a.c.em.url, "app_key": a.c.em.appKey,
+		"access_key_id": a.c.em.accessKeyID, "secret_access_key": a.c.em.secret, "refresh_interval": chaosInterval.String()}
+	for k, v := range extra {
+		body[k] = v
+	}
+	a.cfgMu.Lock()
+	defer a.cfgMu.Unlock()
+	for i := 0; i < 20; i++ {
+		start := time.Now()
+		op := a.do("config", "config-write", a.c.nodes[i%3], "", "POST", mount+"/config", nil, body)
+		if op.status/100 == 2 {
+			if a.deleted {
+				a.c.h.mu.Lock()
+				a.c.h.deleted[len(a.c.h.deleted)-1].to = start
+				a.c.h.mu.Unlock()
+				a.deleted = false
+			}
+			return true
+		}
+		sleepCtx(context.Background(), 500*time.Millisecond)
+	}
+	return false
+}
+
+// deleteConfig deletes the config; a delete acknowledged opens a window
+// the checker holds to C1 and C2.
+func (a *chaosActors) deleteConfig(ctx context.Context) bool {
+	a.cfgMu.Lock()
+	defer a.cfgMu.Unlock()
+	for i := 0; i < 20; i++ {
+		op := a.do("config", "config-delete", a.c.nodes[i%3], "", "DELETE", mount+"/config", nil, nil)
+		if op.status/100 == 2 {
+			if !a.deleted {
+				a.c.h.mu.Lock()
+				a.c.h.deleted = append(a.c.h.deleted, configWindow{from: op.end})
+				a.c.h.mu.Unlock()
+				a.deleted = true
+			}
+			return true
+		}
+		// An unanswered delete may or may not have happened: no
+		// window is opened for it; the next write closes nothing.
+		sleepCtx(context.Background(), 500*time.Millisecond)
+	}
+	return false
+}
+
+func (a *chaosActors) configActor(ctx context.Context, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	v11 := false
+	for ctx.Err() == nil {
+		sleepCtx(ctx, time.Duration(8+rng.IntN(10))*time.Second)
+		if ctx.Err() != nil {
+			return
+		}
+		switch rng.IntN(3) {
+		case 0: // delete, stay deleted a while, write again
+			a.deleteConfig(ctx)
+			sleepCtx(context.Background(), time.Duration(2+rng.IntN(3))*time.Second)
+			a.writeConfig(ctx, map[string]any{"api_version": apiVersion(v11)})
+			a.readCold("config")
+		case 1: // switch the identity
+			v11 = !v11
+			a.writeConfig(ctx, map[string]any{"api_version": apiVersion(v11)})
+			a.readCold("config")
+		default: // keep the identity
+			a.writeConfig(ctx, map[string]any{"api_version": apiVersion(v11), "cache_ttl": fmt.Sprintf("%dm", 60+rng.IntN(60))})
+		}
+	}
+}
+
+func apiVersion(v11 bool) string {
+	if v11 {
+		return "v1.1"
+	}
+	return "v1.3"
+}
+
+func (a *chaosActors) passphraseActor(ctx context.Context, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	for ctx.Err() == nil {
+		sleepCtx(ctx, time.Duration(5+rng.IntN(6))*time.Second)
+		n := a.c.nodes[rng.IntN(3)]
+		name := hotNames[rng.IntN(len(hotNames))]
+		path := mount + "/passphrases/" + url.PathEscape(name)
+		if rng.IntN(2) == 0 {
+			a.do("passphrase", "passphrase-write", n, name, "POST", path, nil, map[string]any{"passphrase": "chaos-" + strconv.Itoa(rng.IntN(1000))})
+		} else {
+			a.do("passphrase", "passphrase-delete", n, name, "DELETE", path, nil, nil)
+		}
+	}
+}
+
+// renewalActor renews a hot certificate in NHN (or deletes it and
+// registers it again) and watches every node until it serves the new
+// file (C6).
+func (a *chaosActors) renewalActor(ctx context.Context, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 4))
+	// No renewal in the last 40 s: its watchers would outlast the run.
+	end, _ := ctx.Deadline()
+	for ctx.Err() == nil {
+		sleepCtx(ctx, time.Duration(10+rng.IntN(10))*time.Second)
+		if ctx.Err() != nil || time.Until(end) < 40*time.Second {
+			return
+		}
+		name := hotNames[rng.IntN(len(hotNames)-2)] // the first four: plain names
+		at := time.Now()
+		actx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var serial string
+		if rng.IntN(4) == 0 {
+			err := a.c.em.admin.Remove(actx, name)
+			if err == nil {
+				var r emulator.AddCertResponse
+				r, err = a.c.em.admin.AddCert(actx, emulator.AddCertRequest{Name: name, DNSNames: []string{name}})
+				serial = r.Serial
+			}
+			if err != nil {
+				a.c.log("renewal actor: re-registering %s: %v", name, err)
+			}
+		} else if r, err := a.c.em.admin.Rotate(actx, name); err == nil {
+			serial = r.Serial
+		} else {
+			a.c.log("renewal actor: rotating %s: %v", name, err)
+		}
+		cancel()
+		if serial == "" {
+			continue
+		}
+		a.c.h.held(name, serial, at)
+		rn := &renewal{name: name, serial: serial, at: at, reached: map[string]time.Duration{}}
+		a.c.h.mu.Lock()
+		a.c.h.renewals = append(a.c.h.renewals, rn)
+		a.c.h.mu.Unlock()
+		for _, n := range a.c.nodes {
+			a.watchers.Add(1)
+			go func() { defer a.watchers.Done(); a.watch(rn, n) }()
+		}
+	}
+}
+
+// watch reads rn's name on n every half second until n serves rn's
+// serial, or a bound well past C6's.
+func (a *chaosActors) watch(rn *renewal, n *raftNode) {
+	deadline := rn.at.Add(4*chaosInterval + 60*time.Second)
+	d := time.Duration(-1)
+	for time.Now().Before(deadline) {
+		op := a.read("watch", n, rn.name, false)
+		if op.serial == rn.serial {
+			d = op.end.Sub(rn.at)
+			break
+		}
+		sleepCtx(context.Background(), 500*time.Millisecond)
+	}
+	a.c.h.mu.Lock()
+	rn.reached[n.id] = d
+	a.c.h.mu.Unlock()
+}
+
+// syscallCont resumes a node the test may have left paused.
+func syscallCont(n *raftNode) error {
+	if n.proc == nil || n.proc.exited() {
+		return nil
+	}
+	return syscall.Kill(n.proc.cmd.Process.Pid, syscall.SIGCONT)
+}
