@@ -66,14 +66,30 @@ type catalog struct {
 	byName     map[string]*certInfo
 }
 
-// record stores a list's entries; a complete list (status ALL) replaces
-// what was known, a filtered one adds to it.
-func (l *catalog) record(generation string, infos []certInfo, complete bool) {
+// record stores a list's entries. A list says what NHN holds of its
+// status filter now: a name an earlier list showed, that this list's
+// filter covers (by the date that list gave it) and that this list no
+// longer shows is gone, deleted in NHN or moved to the other status;
+// names outside the filter stay as the last list of their status showed
+// them (CONTRACT, metrics: "as far as the last list of each status
+// showed"). today is the date (UTC, YYYY-MM-DD) the filter is read at,
+// as NHN reads it: expired when expirationDate is before today.
+func (l *catalog) record(generation string, infos []certInfo, status, today string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if complete || l.generation != generation || l.byName == nil {
+	if status == "all" || l.generation != generation || l.byName == nil {
 		l.byName = make(map[string]*certInfo, len(infos))
 		l.generation = generation
+	}
+	listed := make(map[string]bool, len(infos))
+	for i := range infos {
+		listed[infos[i].Name] = true
+	}
+	for name, c := range l.byName {
+		expired := c.ExpirationDate != "" && c.ExpirationDate < today
+		if !listed[name] && (status == "expired") == expired {
+			delete(l.byName, name)
+		}
 	}
 	for i := range infos {
 		c := infos[i]

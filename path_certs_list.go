@@ -89,7 +89,7 @@ func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return nil, certError(err)
 	}
-	b.recordList(sess.cfg.Generation, infos, status == "all")
+	b.recordList(sess.cfg.Generation, infos, status)
 
 	now := b.now()
 	keys := make([]string, 0, len(infos))
