@@ -84,8 +84,13 @@ type client struct {
 	// [0, 1)); tests replace both.
 	sleep  func(ctx context.Context, d time.Duration) error
 	jitter func() float64
-	// closed is set by close.
-	closed atomic.Bool
+	// closed is set by close. inflight holds the cancel of every attempt
+	// under way (sendMu guards both): close cancels them before it
+	// returns, and no attempt starts after it.
+	closed   atomic.Bool
+	sendMu   sync.Mutex
+	inflight map[uint64]context.CancelFunc
+	nextID   uint64
 	// metrics counts the requests sent (nil: not counted).
 	metrics *mountMetrics
 }
@@ -130,9 +135,49 @@ func newClient(cfg clientConfig, logger hclog.Logger) *client {
 // close drops the client's connections: the idle ones now, and each one a
 // request in flight gives back, when it does (the session was replaced or
 // the backend cleaned up: nothing may linger until IdleConnTimeout).
+//
+// It also ends the client's credentials (CONTRACT: once DELETE config, or
+// a write that changes the identity, returns, "no request to NHN that
+// carries them, or a token issued for them, starts ... (a token exchange
+// in flight included)"): every attempt under way, a detached token
+// exchange included, is cancelled before close returns, and no attempt
+// starts afterwards; a retry loop stops at its next attempt instead of
+// waiting out its bound.
 func (c *client) close() {
+	c.sendMu.Lock()
 	c.closed.Store(true)
+	for _, cancel := range c.inflight {
+		cancel()
+	}
+	c.inflight = nil
+	c.sendMu.Unlock()
 	c.http.CloseIdleConnections()
+}
+
+// errClientClosed is a call refused because the client was closed.
+func errClientClosed(op string) *upstreamError {
+	return &upstreamError{Op: op, Message: "the configuration changed or was deleted; the request was not sent"}
+}
+
+// track registers a call's cancel; false when the client is closed (the
+// call must not start). untrack is called when the call ends.
+func (c *client) track(cancel context.CancelFunc) (untrack func(), ok bool) {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.closed.Load() {
+		return nil, false
+	}
+	if c.inflight == nil {
+		c.inflight = map[uint64]context.CancelFunc{}
+	}
+	c.nextID++
+	id := c.nextID
+	c.inflight[id] = cancel
+	return func() {
+		c.sendMu.Lock()
+		delete(c.inflight, id)
+		c.sendMu.Unlock()
+	}, true
 }
 
 // afterRequest closes a connection a request gave back to a closed client.

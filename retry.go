@@ -71,6 +71,13 @@ func (c *client) do(ctx context.Context, call upstreamCall, op string, authentic
 	attempts := attemptsFor(ctx)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout*time.Duration(attempts))
 	defer cancel()
+	// Closing the client cancels ctx (the attempts, the waits between
+	// them) before close returns; a closed client sends nothing.
+	untrack, ok := c.track(cancel)
+	if !ok {
+		return nil, nil, errClientClosed(op)
+	}
+	defer untrack()
 	defer c.afterRequest()
 
 	var (

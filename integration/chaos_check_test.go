@@ -71,7 +71,7 @@ func (o chaosOp) served() bool { return o.kind == "read" && o.status == 200 && o
 // statsSample is the emulator's counters at one moment.
 type statsSample struct {
 	at           time.Time
-	calls        int64 // token + list + file + auth-rejected
+	calls        int64 // token + list + file requests
 	coldFiles    int64
 	filesTotal   int64
 	listCalls    int64

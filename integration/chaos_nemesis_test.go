@@ -349,7 +349,7 @@ func (c *chaosCluster) sampleStats(cold []string) {
 	if err != nil {
 		return
 	}
-	s := statsSample{at: time.Now(), calls: st.TokenIssued + st.TokenDenied + st.ListCalls + st.FileCalls + st.AuthRejected,
+	s := statsSample{at: time.Now(), calls: st.TokenCalls + st.ListCalls + st.FileCalls,
 		filesTotal: st.FileCalls, listCalls: st.ListCalls, tokenIssued: st.TokenIssued, authRejected: st.AuthRejected}
 	for _, n := range cold {
 		s.coldFiles += st.FileCallsByName[n]
