@@ -84,6 +84,11 @@ type client struct {
 	// [0, 1)); tests replace both.
 	sleep  func(ctx context.Context, d time.Duration) error
 	jitter func() float64
+	// listFlight shares one walk of NHN's pages among concurrent lists
+	// of the same status; listBound is the bound of one list (tests
+	// lower it).
+	listFlight singleflight.Group
+	listBound  listBound
 	// closed is set by close. inflight holds the cancel of every attempt
 	// under way (sendMu guards both): close cancels them before it
 	// returns, and no attempt starts after it.
@@ -110,6 +115,7 @@ type listAnswer struct {
 		PageSize    int        `json:"pageSize"`
 		Data        []certInfo `json:"data"`
 	} `json:"body"`
+	size int // bytes of the answer
 }
 
 func newClient(cfg clientConfig, logger hclog.Logger) *client {
@@ -124,11 +130,12 @@ func newClient(cfg clientConfig, logger hclog.Logger) *client {
 		ExpectContinueTimeout: time.Second,
 	}
 	return &client{
-		cfg:    cfg,
-		http:   &http.Client{Transport: transport, CheckRedirect: noRedirect},
-		logger: logger,
-		sleep:  sleepCtx,
-		jitter: rand.Float64,
+		cfg:       cfg,
+		http:      &http.Client{Transport: transport, CheckRedirect: noRedirect},
+		logger:    logger,
+		sleep:     sleepCtx,
+		jitter:    rand.Float64,
+		listBound: listBound{bytes: maxListBytes, certs: maxListCerts},
 	}
 }
 
@@ -192,12 +199,17 @@ func (c *client) certsURL() string {
 		"/appkeys/" + url.PathEscape(c.cfg.AppKey) + "/certificates"
 }
 
-// ListCertificates returns every certificate with the given status (ALL,
+// walkList returns every certificate with the given status (ALL,
 // EXPIRED or UNEXPIRED), across all pages, sorted by name, without
-// duplicates, and the names left out as unservable.
-func (c *client) ListCertificates(ctx context.Context, status string) ([]certInfo, []string, error) {
+// duplicates, and the names left out as unservable; what NHN answers adds
+// up to at most the list bound (client_list.go).
+func (c *client) walkList(ctx context.Context, status string) ([]certInfo, []string, error) {
+	var budget listBudget
 	first, err := c.listPage(ctx, status, 1, listPageSize)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.spend(&budget, first, first.Body.TotalCount); err != nil {
 		return nil, nil, err
 	}
 	pages := first.Body.TotalPage
@@ -218,6 +230,9 @@ func (c *client) ListCertificates(ctx context.Context, status string) ([]certInf
 			g.Go(func() error {
 				a, err := c.listPage(gctx, status, p, size)
 				if err != nil {
+					return err
+				}
+				if err := c.spend(&budget, a, 0); err != nil {
 					return err
 				}
 				results[p-1] = a.Body.Data
@@ -245,7 +260,11 @@ func (c *client) listPage(ctx context.Context, status string, page, size int) (*
 	if err != nil {
 		return nil, err
 	}
-	return decodeListPage(op, body)
+	a, err := decodeListPage(op, body)
+	if a != nil {
+		a.size = len(body)
+	}
+	return a, err
 }
 
 // decodeListPage checks and decodes one list answer.
