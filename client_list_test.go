@@ -37,7 +37,7 @@ func TestListBound(t *testing.T) {
 // another status walk on their own; each caller gets the whole answer.
 func TestConcurrentListsShareOneWalk(t *testing.T) {
 	ch := newClientHarness(t, apiV13, func(o *emulator.Options) { o.MaxPageSize = 10 })
-	require.NoError(t, ch.emu.Seed("b", 30)) // 3 pages
+	require.NoError(t, ch.emu.Seed("b", 30))  // 3 pages
 	ch.emu.SetLatency(300 * time.Millisecond) // well inside the harness's 2 s attempt timeout
 	var wg sync.WaitGroup
 	lens := make([]int, 5)
