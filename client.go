@@ -152,11 +152,13 @@ func newClient(cfg clientConfig, logger hclog.Logger) *client {
 // waiting out its bound.
 func (c *client) close() {
 	c.sendMu.Lock()
-	c.closed.Store(true)
+	// Cancelled before closed is set: a request that sees the client
+	// closed has a cancelled context (the model test relies on it).
 	for _, cancel := range c.inflight {
 		cancel()
 	}
 	c.inflight = nil
+	c.closed.Store(true)
 	c.sendMu.Unlock()
 	c.http.CloseIdleConnections()
 }

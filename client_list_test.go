@@ -33,8 +33,8 @@ func TestListBound(t *testing.T) {
 }
 
 // CONTRACT: "Concurrent lists with the same parameters share one walk of
-// NHN's pages": five lists at once (NHN slow) cost one walk; lists of
-// another status walk on their own; each caller gets the whole answer.
+// NHN's pages": five lists at once (NHN slow) cost one walk, and each
+// caller gets the whole answer.
 func TestConcurrentListsShareOneWalk(t *testing.T) {
 	ch := newClientHarness(t, apiV13, func(o *emulator.Options) { o.MaxPageSize = 10 })
 	require.NoError(t, ch.emu.Seed("b", 30))  // 3 pages
