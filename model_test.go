@@ -136,7 +136,7 @@ var modelRegressionSeeds = []uint64{
 	// the next run: not an engine bug; I5 and I8 now count what the run's
 	// and the reads' own client sends (sentCounts).
 	1796298273223565739,
-	// I10 on the catalog before e136752's parent: a certificate NHN
+	// I10 on the catalog before 2cb423c: a certificate NHN
 	// deleted stayed in the expiry family after an unexpired list no
 	// longer showed it (fixed in catalog.record).
 	1796654044220130177,
