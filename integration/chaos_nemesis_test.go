@@ -72,15 +72,6 @@ type chaosCluster struct {
 	fast map[string]*api.Client
 }
 
-func (c *chaosCluster) node(id string) *raftNode {
-	for _, n := range c.nodes {
-		if n.id == id {
-			return n
-		}
-	}
-	return nil
-}
-
 // active is the node that says it is active, or nil.
 func (c *chaosCluster) active() *raftNode {
 	for _, n := range c.nodes {
