@@ -38,16 +38,17 @@ test: fmt-check vet lint unit fuzz integration
 # detector: the plugin, the emulator, the programs, the test kit and the
 # benchmark tool's own tests.
 unit:
-	$(GO) test -race -count=1 . ./emulator/... ./cmd/... ./internal/... ./bench/...
+	$(GO) test -race -count=1 . ./nhn/... ./certfile/... ./emulator/... ./cmd/... ./internal/... ./bench/...
 
-# Each fuzz target runs on top of its committed seed corpus, for its own
-# execution count (target:count) or for FUZZTIME when set.
-FUZZ_TARGETS := FuzzParseBundle:20000x FuzzValidateName:50000x FuzzListAnswer:40000x
+# Each fuzz target runs in its package on top of its committed seed corpus
+# (<package>/testdata/fuzz/<target>), for its own execution count
+# (package:target:count) or for FUZZTIME when set.
+FUZZ_TARGETS := ./certfile:FuzzParseBundle:20000x .:FuzzRenderBundle:5000x .:FuzzValidateName:50000x .:FuzzListServable:20000x ./nhn:FuzzListAnswer:40000x
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
-		f=$${t%%:*}; n=$(if $(FUZZTIME),$(FUZZTIME),$${t##*:}); \
-		echo "fuzz $$f for $$n"; \
-		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $$n -fuzzminimizetime 10x . || exit 1; \
+		p=$${t%%:*}; r=$${t#*:}; f=$${r%%:*}; n=$(if $(FUZZTIME),$(FUZZTIME),$${r##*:}); \
+		echo "fuzz $$p $$f for $$n"; \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $$n -fuzzminimizetime 10x $$p || exit 1; \
 	done
 
 vault:

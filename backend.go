@@ -31,6 +31,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 // Version is the plugin's version, set at build time with
@@ -62,9 +64,9 @@ type backend struct {
 	// jitter returns a random number in [0, 1); it spreads the background
 	// refresh and the ttl of a read. Tests pin it.
 	jitter func() float64
-	// onNewClient, when set, is given each NHN client the backend builds,
-	// before any request uses it (tests make retries wait no time).
-	onNewClient func(*client)
+	// newClient, when set, builds the NHN client of each new session in
+	// place of nhn.New (tests: retries that wait no time, counted requests).
+	newClient func(nhn.Config) nhnClient
 	// mountPath is where Vault mounted this backend ("nhncert/"), learnt
 	// from requests, for the paths in events (events.go).
 	mountPath atomic.Pointer[string]
@@ -80,6 +82,27 @@ type session struct {
 	cfg    *nhnConfig
 	client nhnClient
 }
+
+// nhnClient is all the engine asks of NHN Cloud Certificate Manager. The
+// nhn package's Client is the one implementation; the protocol detail
+// (tokens, retries, pages, error answers) stays behind it.
+type nhnClient interface {
+	// ListCertificates returns every certificate with the given status
+	// (ALL, EXPIRED or UNEXPIRED), across all pages, sorted by name, each
+	// name once; the engine leaves out the names it cannot serve
+	// (servable).
+	ListCertificates(ctx context.Context, status string) ([]certInfo, error)
+	// DownloadFile returns the certificate file of name.
+	DownloadFile(ctx context.Context, name string) ([]byte, error)
+	// Close releases idle connections; the session that owns the client
+	// is being replaced.
+	Close()
+	// TokenExpiresAt is when the v1.3 token held expires; zero when none
+	// is held (or v1.1, which has no token). For status: never the token.
+	TokenExpiresAt() time.Time
+}
+
+var _ nhnClient = (*nhn.Client)(nil)
 
 // Factory returns a configured backend, as Vault asks of a plugin.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
@@ -191,7 +214,7 @@ func (b *backend) reset() { b.resetKeeping(false) }
 // config generation, which such a write keeps.
 func (b *backend) resetKeeping(failures bool) {
 	if old := b.current.Swap(nil); old != nil {
-		old.client.close()
+		old.client.Close()
 	}
 	if failures {
 		b.cache.memory.Purge()
@@ -217,10 +240,14 @@ func (b *backend) session(ctx context.Context, s logical.Storage) (*session, err
 	if err != nil || cfg == nil {
 		return nil, err
 	}
-	c := newClient(cfg.clientConfig(), b.Logger().Named("nhn"))
-	c.metrics = b.metrics
-	if b.onNewClient != nil {
-		b.onNewClient(c)
+	ccfg := cfg.clientConfig()
+	ccfg.Logger = b.Logger().Named("nhn")
+	ccfg.Observer = b.metrics
+	var c nhnClient
+	if b.newClient != nil {
+		c = b.newClient(ccfg)
+	} else {
+		c = nhn.New(ccfg)
 	}
 	sess := &session{cfg: cfg, client: c}
 	b.cache.gate.setLive(cfg.Generation)

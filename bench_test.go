@@ -7,7 +7,9 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/nhncert/vault-plugin-secrets-nhncert/certfile"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 // BenchmarkCacheHit measures the in-process hot path: a read of a cached
@@ -65,7 +67,7 @@ func BenchmarkParseBundle(b *testing.B) {
 	b.SetBytes(int64(len(file)))
 	b.ReportAllocs()
 	for range b.N {
-		bn, err := ParseBundle(file)
+		bn, err := certfile.Parse(file, nil)
 		if err != nil || len(bn.Chain) != 3 {
 			b.Fatalf("parse: %v", err)
 		}
@@ -85,7 +87,7 @@ func BenchmarkListMerge(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for range b.N {
-		infos, _ := mergeCertInfos(pages)
+		infos, _ := servable(nhn.MergePages(pages))
 		if len(infos) != 10000 || infos[0].Name != "bulk00000.example.com" {
 			b.Fatal("bad merge")
 		}

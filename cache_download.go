@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/certfile"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 // lookup returns name's entry: from memory when fresh; else from one
@@ -184,7 +187,7 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 	// attempt: each retry would be one more request to a failing NHN
 	// (the window paces the next one). A first download keeps its retries.
 	if _, failing := c.retry.lookup(gen, name); failing || (old != nil && old.usable(now)) {
-		ctx = withOneAttempt(ctx)
+		ctx = nhn.WithOneAttempt(ctx)
 	}
 
 	// The entry is dated when the download began: a copy is never older
@@ -198,8 +201,8 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 	if err == nil {
 		e, err = newEntry(name, gen, file, began, passphraseOf(ctx, s, name))
 	}
-	if ek, ok := isEncryptedKeyError(err); ok {
-		err = ek.withPath(c.hooks.passphrasePath(name))
+	if ek, ok := certfile.AsKeyError(err); ok {
+		err = ek.WithPath(c.hooks.passphrasePath(name))
 		c.noteRefused(gen, name, listed, epoch, began, err)
 	}
 	if err == nil {
@@ -217,7 +220,7 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 		// Cancelled by a config change: not NHN's failure.
 		return fillResult{}, errConfigChanged
 	}
-	if isNotFound(err) {
+	if nhn.IsNotFound(err) {
 		c.retry.ended(gen, name)
 		if old != nil {
 			c.drop(ctx, s, name, gen)

@@ -9,9 +9,12 @@ import (
 
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/certfile"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/safetext"
 )
 
-// The cache and the passphrases of encrypted keys (bundle_encrypted.go,
+// The cache and the passphrases of encrypted keys (certfile/encrypted.go,
 // path_passphrases.go).
 //
 // What is cached: the file as NHN sent it, still encrypted, in memory and
@@ -82,7 +85,7 @@ func (r *refusedFiles) lookup(gen, name string, listed *certInfo, now time.Time,
 	if !ok {
 		return refusedFile{}, false
 	}
-	changed := listed != nil && (rec.listed == nil || listed.describesAnotherFile(rec.listed))
+	changed := listed != nil && (rec.listed == nil || describesAnotherFile(listed, rec.listed))
 	if changed || !now.Before(rec.at.Add(ttl)) {
 		delete(r.recs, k)
 		return refusedFile{}, false
@@ -166,7 +169,7 @@ func (c *certCache) changePassphrase(ctx context.Context, s logical.Storage, nam
 	c.index.remove(name)
 	c.refused.forgetName(name)
 	if err := deleteStoredEntry(ctx, s, name); err != nil && !errors.Is(err, logical.ErrReadOnly) {
-		return fmt.Errorf("the passphrase of %s was changed, but its cached copy cannot be removed from storage: %w", quoteName(name), err)
+		return fmt.Errorf("the passphrase of %s was changed, but its cached copy cannot be removed from storage: %w", safetext.Quote(name), err)
 	}
 	return nil
 }
@@ -188,7 +191,7 @@ func (c *certCache) forgetPassphraseKey(key string) {
 
 // passphraseOf is the passphrase source of name's file: the entry in
 // storage when asked (only for an encrypted key).
-func passphraseOf(ctx context.Context, s logical.Storage, name string) passphraseSource {
+func passphraseOf(ctx context.Context, s logical.Storage, name string) certfile.Passphrase {
 	return func() ([]byte, error) {
 		pe, err := readPassphrase(ctx, s, name)
 		if err != nil || pe == nil {

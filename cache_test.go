@@ -13,6 +13,9 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/safetext"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 func TestReadInvalidFilesAreNeverCached(t *testing.T) {
@@ -157,7 +160,7 @@ func TestStaleWarningBoundsTheName(t *testing.T) {
 	require.Len(t, resp.Warnings, 1)
 	w := resp.Warnings[0]
 	require.Contains(t, w, "may be stale")
-	require.Contains(t, w, quoteName(name))
+	require.Contains(t, w, safetext.Quote(name))
 	require.NotContains(t, w, "\u202e", "the bidi override is escaped")
 	require.NotContains(t, w, strings.Repeat("x", 100), "the name is cut")
 }
@@ -177,7 +180,7 @@ func TestUncachedNameFailsWhenNHNDown(t *testing.T) {
 		require.True(t, errors.As(err, &coded))
 		require.Equal(t, http.StatusBadGateway, coded.Code())
 		if target == "files" {
-			require.EqualValues(t, maxAttempts, h.emu.Stats().FileCalls, "tried %d times, then given up", maxAttempts)
+			require.EqualValues(t, nhn.MaxAttempts, h.emu.Stats().FileCalls, "tried %d times, then given up", nhn.MaxAttempts)
 		}
 		h.requireNoSecrets("error", err.Error())
 	}

@@ -1,45 +1,22 @@
 package nhncert
 
 import (
-	"encoding/json"
-	"strconv"
 	"sync"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
-// certInfo is one entry of NHN's certificate list.
-type certInfo struct {
-	// ID is NHN's certificateId: a JSON number in today's v1.3 list,
-	// absent from older answers (and from v1.1's so far). json.Number
-	// keeps an absent ID apart from 0, and also takes an ID sent as a
-	// numeric string.
-	ID                 json.Number `json:"certificateId,omitempty"`
-	Name               string      `json:"certificateName"`
-	Authority          string      `json:"authority"`
-	Domains            []string    `json:"domains"`
-	SignatureAlgorithm string      `json:"signatureAlgorithm"`
-	FileCreationDate   string      `json:"fileCreationDate"`
-	ExpirationDate     string      `json:"expirationDate"`
-}
+// certInfo is one entry of NHN's certificate list (nhn.Certificate).
+type certInfo = nhn.Certificate
 
-// certificateID returns NHN's certificateId, and false when the list gave
-// none (or one that is not a whole number, which is then left out rather
-// than shown wrong).
-func (c *certInfo) certificateID() (int64, bool) {
-	if c == nil || c.ID == "" {
-		return 0, false
-	}
-	id, err := strconv.ParseInt(string(c.ID), 10, 64)
-	return id, err == nil
-}
-
-// describesAnotherFile reports whether the list now says something of the
-// certificate that means its file changed since old was listed. NHN's list
+// describesAnotherFile reports whether the list now says of c something
+// that means its file changed since old was listed. NHN's list
 // has dates only, so a file re-uploaded on the same day looks the same;
 // a certificateId that changed means the certificate was deleted and
 // registered again under the same name.
-func (c *certInfo) describesAnotherFile(old *certInfo) bool {
-	if id, ok := c.certificateID(); ok {
-		if oldID, ok := old.certificateID(); ok && id != oldID {
+func describesAnotherFile(c, old *certInfo) bool {
+	if id, ok := c.CertificateID(); ok {
+		if oldID, ok := old.CertificateID(); ok && id != oldID {
 			return true
 		}
 	}

@@ -8,13 +8,14 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/safetext"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 const (
 	regionPublic = "public"
 	regionGov    = "gov"
-	apiV11       = "v1.1"
-	apiV13       = "v1.3"
 
 	defaultCacheTTL        = time.Hour
 	maxCacheTTL            = 30 * 24 * time.Hour
@@ -29,8 +30,8 @@ const (
 // regionEndpoints are the default Certificate Manager and token service
 // base URLs per region.
 var regionEndpoints = map[string]struct{ certs, auth, api string }{
-	regionPublic: {"https://certmanager.api.nhncloudservice.com", "https://oauth.api.nhncloudservice.com", apiV13},
-	regionGov:    {"https://certmanager.api.gov-nhncloudservice.com", "https://oauth.api.gov-nhncloudservice.com", apiV11},
+	regionPublic: {"https://certmanager.api.nhncloudservice.com", "https://oauth.api.nhncloudservice.com", nhn.V13},
+	regionGov:    {"https://certmanager.api.gov-nhncloudservice.com", "https://oauth.api.gov-nhncloudservice.com", nhn.V11},
 }
 
 // nhnConfig is the mount's configuration as stored. Region-dependent fields
@@ -80,8 +81,8 @@ func (c *nhnConfig) identity() string {
 	return strings.Join([]string{c.AppKey, c.Region, c.effectiveAPIVersion(), c.effectiveEndpoint(), c.AccessKeyID, c.SecretAccessKey}, "\x00")
 }
 
-func (c *nhnConfig) clientConfig() clientConfig {
-	return clientConfig{
+func (c *nhnConfig) clientConfig() nhn.Config {
+	return nhn.Config{
 		APIVersion:      c.effectiveAPIVersion(),
 		Endpoint:        c.effectiveEndpoint(),
 		AuthEndpoint:    c.effectiveAuthEndpoint(),
@@ -111,10 +112,10 @@ func validateConfig(cfg *nhnConfig, warnings *[]string) string {
 		}
 	}
 	if _, ok := regionEndpoints[cfg.Region]; !ok {
-		return fmt.Sprintf("unknown region %q; use %q or %q", cleanText(cfg.Region, 40), regionPublic, regionGov)
+		return fmt.Sprintf("unknown region %q; use %q or %q", safetext.Clean(cfg.Region, 40), regionPublic, regionGov)
 	}
-	if v := cfg.APIVersion; v != "" && v != apiV11 && v != apiV13 {
-		return fmt.Sprintf("unknown api_version %q; use %q or %q", cleanText(v, 40), apiV13, apiV11)
+	if v := cfg.APIVersion; v != "" && v != nhn.V11 && v != nhn.V13 {
+		return fmt.Sprintf("unknown api_version %q; use %q or %q", safetext.Clean(v, 40), nhn.V13, nhn.V11)
 	}
 	for _, f := range []struct{ name, val string }{
 		{"endpoint", cfg.Endpoint},

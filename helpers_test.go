@@ -1,11 +1,7 @@
 package nhncert
 
 import (
-	"bytes"
 	"context"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"maps"
 	"strings"
@@ -18,8 +14,10 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/testhelpers/schema"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
-	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 // The scaffolding every test of this package shares. Helpers shared with
@@ -76,7 +74,9 @@ func (h *harness) newBackend(s logical.Storage) *backend {
 	// same ttl; tests that need another clock or jitter set their own.
 	t.now = func() time.Time { return h.start }
 	t.jitter = func() float64 { return 0 }
-	// Retries wait no time in unit tests; backoff itself is tested apart.
+	// Retries wait no time in unit tests; backoff itself is tested apart
+	// (nhn).
+	t.newClient = noWaitClient
 	h.t.Cleanup(func() { t.clean(context.Background()) })
 	return t
 }
@@ -101,13 +101,20 @@ func (h *harness) configure(extra map[string]any) {
 	h.noRetryWait()
 }
 
-// noRetryWait makes the current client retry without sleeping.
+// noRetryWait builds the current session now; its client, as every client
+// of a harness backend, retries without sleeping (noWaitClient).
 func (h *harness) noRetryWait() {
-	st, err := h.b.session(context.Background(), h.storage)
+	_, err := h.b.session(context.Background(), h.storage)
 	require.NoError(h.t, err)
-	if st != nil {
-		st.client.(*client).sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
-	}
+}
+
+// noWait is a wait between attempts that takes no time.
+func noWait(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+
+// noWaitClient is an NHN client whose retries wait no time.
+func noWaitClient(cfg nhn.Config) nhnClient {
+	cfg.Sleep = noWait
+	return nhn.New(cfg)
 }
 
 func (h *harness) request(op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
@@ -275,155 +282,6 @@ func (r *readOnlyStorage) Put(context.Context, *logical.StorageEntry) error {
 }
 
 func (r *readOnlyStorage) Delete(context.Context, string) error { return logical.ErrReadOnly }
-
-// The bundle fixture and PEM helpers of the parser, render and fuzz tests.
-
-// bundleFixture holds certificates shared by the bundle tests, made once:
-// key generation (RSA above all) is the expensive part.
-type bundleFixture struct {
-	ca     *emulator.CA // one intermediate
-	other  *emulator.CA // one intermediate, same subject names, other keys
-	chains map[emulator.KeyType]*emulator.Chain
-}
-
-var (
-	bundleFixtureOnce sync.Once
-	bundleFixtureVal  *bundleFixture
-	bundleFixtureErr  error
-)
-
-func loadBundleFixture(t testing.TB) *bundleFixture {
-	t.Helper()
-	bundleFixtureOnce.Do(func() { bundleFixtureVal, bundleFixtureErr = makeBundleFixture() })
-	if bundleFixtureErr != nil {
-		t.Fatalf("making test certificates: %v", bundleFixtureErr)
-	}
-	return bundleFixtureVal
-}
-
-func makeBundleFixture() (*bundleFixture, error) {
-	ca, err := emulator.NewCA(1)
-	if err != nil {
-		return nil, err
-	}
-	other, err := emulator.NewCA(1)
-	if err != nil {
-		return nil, err
-	}
-	fx := &bundleFixture{ca: ca, other: other, chains: map[emulator.KeyType]*emulator.Chain{}}
-	// One RSA and one EC key each serve two encodings (PKCS#1 or SEC1, and
-	// PKCS#8) so that only one RSA key is generated.
-	for _, kt := range []emulator.KeyType{emulator.RSA, emulator.EC, emulator.Ed25519} {
-		c, err := emulator.GenerateChain(emulator.ChainOptions{
-			CommonName: string(kt) + ".example.com",
-			DNSNames:   []string{string(kt) + ".example.com", "www." + string(kt) + ".example.com"},
-			KeyType:    kt,
-			CA:         ca,
-		})
-		if err != nil {
-			return nil, err
-		}
-		fx.chains[kt] = c
-	}
-	for kt, from := range map[emulator.KeyType]emulator.KeyType{emulator.RSAPKCS8: emulator.RSA, emulator.ECPKCS8: emulator.EC} {
-		c, err := reencodeKey(fx.chains[from], kt)
-		if err != nil {
-			return nil, err
-		}
-		fx.chains[kt] = c
-	}
-	return fx, nil
-}
-
-// reencodeKey returns a copy of c with its key written as kt.
-func reencodeKey(c *emulator.Chain, kt emulator.KeyType) (*emulator.Chain, error) {
-	p, err := emulator.EncodeKey(kt, c.Key)
-	if err != nil {
-		return nil, err
-	}
-	cp := *c
-	cp.KeyPEM, cp.KeyType = p, kt
-	return &cp, nil
-}
-
-// allKeyPEMs is every private key of the fixture, for leak checks.
-func (fx *bundleFixture) allKeyPEMs() [][]byte {
-	var out [][]byte
-	for _, c := range fx.chains {
-		out = append(out, c.KeyPEM)
-	}
-	return out
-}
-
-// joinPEM concatenates PEM parts, each ending in a newline.
-func joinPEM(parts ...[]byte) []byte {
-	var b bytes.Buffer
-	for _, p := range parts {
-		b.Write(p)
-		if len(p) > 0 && p[len(p)-1] != '\n' {
-			b.WriteByte('\n')
-		}
-	}
-	return b.Bytes()
-}
-
-func pemOf(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-}
-
-func firstBlock(t testing.TB, p []byte) *pem.Block {
-	t.Helper()
-	b, _ := pem.Decode(p)
-	require.NotNil(t, b, "no PEM block")
-	return b
-}
-
-// requireNoKeyMaterial fails when msg holds a line of any key's base64, or
-// a 16-byte run of its DER in hex.
-func requireNoKeyMaterial(t testing.TB, msg string, keyPEMs ...[]byte) {
-	t.Helper()
-	for _, kp := range keyPEMs {
-		for _, line := range strings.Split(string(kp), "\n") {
-			line = strings.TrimSpace(line)
-			if len(line) < 16 || strings.HasPrefix(line, "-----") || strings.Contains(line, ":") {
-				continue
-			}
-			require.NotContains(t, msg, line, "error text holds key material")
-		}
-		blocks, _ := testkit.PEMBlocks(kp)
-		for _, b := range blocks {
-			for i := 0; i+16 <= len(b.Bytes); i += 8 {
-				w := b.Bytes[i : i+16]
-				require.NotContains(t, strings.ToLower(msg), hex.EncodeToString(w), "error text holds key material (hex)")
-				require.NotContains(t, msg, string(w), "error text holds key material (raw)")
-			}
-		}
-	}
-}
-
-func describeChain(chain []*x509.Certificate) string {
-	var names []string
-	for _, c := range chain {
-		names = append(names, c.Subject.CommonName)
-	}
-	return strings.Join(names, ", then ")
-}
-
-func requireChain(t testing.TB, want, got []*x509.Certificate, msgAndArgs ...any) {
-	t.Helper()
-	require.Len(t, got, len(want), msgAndArgs...)
-	for i := range want {
-		require.True(t, want[i].Equal(got[i]), append([]any{"chain[%d] is %q, want %q", i, got[i].Subject.String(), want[i].Subject.String()}, msgAndArgs...)...)
-	}
-}
-
-var keyTypeWant = map[emulator.KeyType]string{
-	emulator.RSA:      "rsa",
-	emulator.RSAPKCS8: "rsa",
-	emulator.EC:       "ec",
-	emulator.ECPKCS8:  "ec",
-	emulator.Ed25519:  "ed25519",
-}
 
 // withoutCopyTiming is a read's data without the fields that describe the
 // served copy's age (rotation.go), for comparing the certificate two reads

@@ -1,13 +1,12 @@
 package nhncert
 
 import (
-	"context"
-	"errors"
-	"net"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 // The mount's Prometheus metrics (CONTRACT.md, "nhncert/metrics"). The
@@ -20,35 +19,6 @@ import (
 //
 // No family has a label or value taken from a secret: names and
 // certificateIds are NHN's public metadata, outcomes a fixed set.
-
-// upstreamCall is the kind of request made to NHN.
-type upstreamCall int
-
-const (
-	callToken upstreamCall = iota
-	callList
-	callDownload
-	numCalls
-)
-
-var callNames = [numCalls]string{"token", "list", "download"}
-
-// upstreamOutcome is what became of one request to NHN: a small fixed set,
-// never a free-form string.
-type upstreamOutcome int
-
-const (
-	outcomeOK upstreamOutcome = iota
-	outcomeNotFound
-	outcomeHTTP4xx
-	outcomeHTTP5xx
-	outcomeTimeout
-	outcomeTransport
-	outcomeNHNError
-	numOutcomes
-)
-
-var outcomeNames = [numOutcomes]string{"ok", "not_found", "http_4xx", "http_5xx", "timeout", "transport", "nhn_error"}
 
 // readOutcome is what a read of certs/<name> was.
 type readOutcome int
@@ -70,8 +40,8 @@ type mountMetrics struct {
 	reg *prometheus.Registry
 
 	reads       [numReadOutcomes]prometheus.Counter
-	requests    [numCalls][numOutcomes]prometheus.Counter
-	requestTime [numCalls]prometheus.Observer
+	requests    [nhn.NumCalls][nhn.NumOutcomes]prometheus.Counter
+	requestTime [nhn.NumCalls]prometheus.Observer
 	runs        [2]prometheus.Counter // ok, error
 	runDuration prometheus.Histogram
 	deferred    prometheus.Gauge
@@ -98,9 +68,9 @@ func newMountMetrics(version string, panics func() float64) *mountMetrics {
 	}, []string{"call"})
 	for c := range m.requests {
 		for o := range m.requests[c] {
-			m.requests[c][o] = requests.WithLabelValues(callNames[c], outcomeNames[o])
+			m.requests[c][o] = requests.WithLabelValues(nhn.Call(c).String(), nhn.Outcome(o).String())
 		}
-		m.requestTime[c] = durations.WithLabelValues(callNames[c])
+		m.requestTime[c] = durations.WithLabelValues(nhn.Call(c).String())
 	}
 	runs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nhncert_refresh_runs_total", Help: "Background refresh runs on this node, by result.",
@@ -131,8 +101,9 @@ func (m *mountMetrics) read(o readOutcome) {
 	}
 }
 
-// request counts one request to NHN and its duration.
-func (m *mountMetrics) request(c upstreamCall, o upstreamOutcome, d time.Duration) {
+// Request counts one request to NHN and its duration: the mount's
+// metrics are the NHN client's observer.
+func (m *mountMetrics) Request(c nhn.Call, o nhn.Outcome, d time.Duration) {
 	if m != nil {
 		m.requests[c][o].Inc()
 		m.requestTime[c].Observe(d.Seconds())
@@ -152,32 +123,4 @@ func (m *mountMetrics) run(rep runReport) {
 	}
 	m.runs[0].Inc()
 	m.lastSuccess.Store(rep.finished.UnixNano())
-}
-
-// transportOutcome classifies a request that got no HTTP answer.
-func transportOutcome(err error) upstreamOutcome {
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return outcomeTimeout
-	}
-	return outcomeTransport
-}
-
-// statusOutcome classifies an HTTP answer from NHN. h is the answer's NHN
-// result header when it has one.
-func statusOutcome(status int, h *resultHeader) upstreamOutcome {
-	notFound := h != nil && (h.ResultCode == 52000 || h.ResultCode == 52001)
-	switch {
-	case notFound:
-		return outcomeNotFound
-	case status >= 500:
-		return outcomeHTTP5xx
-	case status >= 400:
-		return outcomeHTTP4xx
-	case status < 200 || status >= 300:
-		return outcomeTransport // 1xx/3xx: not an answer this client follows
-	case h != nil && headerError("", status, h) != nil:
-		return outcomeNHNError
-	}
-	return outcomeOK
 }

@@ -123,7 +123,7 @@ func (b *backend) metricsSnapshot(ctx context.Context, s logical.Storage) (*stat
 	}
 	snap.configured = true
 	gen := sess.cfg.Generation
-	snap.tokenExpires = sess.client.tokenExpiresAt()
+	snap.tokenExpires = sess.client.TokenExpiresAt()
 	mem := b.cache.entriesOf(gen)
 	snap.memory = len(mem)
 	if n, err := b.cache.storedLen(ctx, s); err == nil {
@@ -146,7 +146,7 @@ func (b *backend) metricsSnapshot(ctx context.Context, s logical.Storage) (*stat
 	now := b.now()
 	for _, info := range infos {
 		c := certExpiry{name: info.Name}
-		if id, ok := info.certificateID(); ok {
+		if id, ok := info.CertificateID(); ok {
 			c.id = strconv.FormatInt(id, 10)
 		}
 		if t, ok := held[info.Name]; ok {

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/fixture"
 )
 
 // scrape reads nhncert/metrics as Prometheus would and parses it with
@@ -157,7 +158,7 @@ func certID(t *testing.T, h *harness, name string) string {
 	t.Helper()
 	info := h.b.catalog.lookup(mustSession(h).cfg.Generation, name)
 	require.NotNil(t, info, "%s listed", name)
-	id, ok := info.certificateID()
+	id, ok := info.CertificateID()
 	require.True(t, ok)
 	return fmt.Sprint(id)
 }
@@ -294,7 +295,7 @@ func TestMetricsNoSecret(t *testing.T) {
 	h.requireNoSecrets("the scrape", text)
 	require.NotContains(t, text, testAppKey)
 	require.NotContains(t, text, testKeyID)
-	requireNoKeyMaterial(t, text, ch.KeyPEM)
+	fixture.RequireNoKeyMaterial(t, text, ch.KeyPEM)
 }
 
 // Unconfigured, a scrape still answers (the build, the counters) and names

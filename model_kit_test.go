@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 // The model test's view of NHN (two projects) and of a read's answer; the
@@ -117,13 +118,13 @@ type sentCounts struct {
 type countingTransport struct {
 	next http.RoundTripper
 	n    *sentCounts
-	c    *client
+	c    *nhn.Client // set once the client is made
 }
 
-func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	// I11: a request that starts, live, on a closed client carries the
 	// credentials of a config that was deleted or replaced.
-	if c.c != nil && c.c.closed.Load() && r.Context().Err() == nil {
+	if c.c != nil && c.c.Closed() && r.Context().Err() == nil {
 		c.n.late.Add(1)
 	}
 	switch p := r.URL.Path; {
@@ -148,7 +149,7 @@ func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // CloseIdleConnections lets the client's close reach the transport.
-func (c countingTransport) CloseIdleConnections() {
+func (c *countingTransport) CloseIdleConnections() {
 	if t, ok := c.next.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}

@@ -16,8 +16,10 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"go.uber.org/goleak"
 
+	"github.com/nhncert/vault-plugin-secrets-nhncert/certfile"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 // TestModel drives random histories of the engine, in process, against two
@@ -64,8 +66,8 @@ import (
 // history prints its seed. Seeds that found a bug stay in
 // modelRegressionSeeds.
 func TestModel(t *testing.T) {
-	histories := int(envInt(t, "NHNCERT_MODEL_HISTORIES", 24))
-	steps := int(envInt(t, "NHNCERT_MODEL_STEPS", 40))
+	histories := int(testkit.EnvInt(t, "NHNCERT_MODEL_HISTORIES", 24))
+	steps := int(testkit.EnvInt(t, "NHNCERT_MODEL_STEPS", 40))
 	var seeds []uint64
 	if s := os.Getenv("NHNCERT_MODEL_SEED"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
@@ -152,7 +154,7 @@ type modelRun struct {
 	active   int  // index of the configured project
 	deleted  bool // the config is deleted
 	log      []string
-	sent     sync.Map    // *client -> *sentCounts
+	sent     sync.Map    // *nhn.Client -> *sentCounts
 	listed   listedModel // what the metrics must show (I10)
 }
 
@@ -215,15 +217,15 @@ func (m *modelRun) configure(p int) {
 // noRetryWait makes every client of the current backend retry without
 // sleeping, from its first request on.
 func (m *modelRun) noRetryWait() {
-	m.h.b.onNewClient = func(c *client) {
-		c.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	m.h.b.newClient = func(cfg nhn.Config) nhnClient {
+		cfg.Sleep = noWait
 		n := &sentCounts{}
-		next := c.http.Transport
-		if next == nil {
-			next = http.DefaultTransport
-		}
-		c.http.Transport = countingTransport{next: next, n: n, c: c}
+		ct := &countingTransport{next: http.DefaultTransport.(*http.Transport).Clone(), n: n}
+		cfg.Transport = ct
+		c := nhn.New(cfg)
+		ct.c = c
 		m.sent.Store(c, n)
+		return c
 	}
 }
 
@@ -409,7 +411,7 @@ func (m *modelRun) run() {
 		case !held:
 			m.t.Errorf("I4: %s is stored after a run although project %s no longer has it", n, p.id)
 		default:
-			b, err := ParseBundle(se.File)
+			b, err := certfile.Parse(se.File, nil)
 			if err != nil {
 				m.t.Fatalf("stored %s does not parse: %v", n, err)
 			}

@@ -8,6 +8,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/safetext"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 // requirePrintableShort checks that an error text can go into a response or
@@ -53,7 +56,7 @@ var validNames = []string{
 func TestValidateNameAccepts(t *testing.T) {
 	require.Equal(t, 512, maxNameLength)
 	for _, name := range validNames {
-		require.NoError(t, validateName(name), "%s (%d bytes)", quoteName(name), len(name))
+		require.NoError(t, validateName(name), "%s (%d bytes)", safetext.Quote(name), len(name))
 	}
 }
 
@@ -122,7 +125,7 @@ func TestValidateNameEveryByte(t *testing.T) {
 // segment that an HTTP server decodes back to the name, with '*' as it is.
 func TestPathNameIsOneSegment(t *testing.T) {
 	for _, name := range validNames {
-		seg := pathName(name)
+		seg := nhn.PathName(name)
 		require.NotContains(t, seg, "/", name)
 		require.NotContains(t, seg, " ", name)
 		require.NotContains(t, seg, "?", name)
@@ -135,27 +138,27 @@ func TestPathNameIsOneSegment(t *testing.T) {
 		require.NoError(t, err, seg)
 		require.Equal(t, "/certificates/"+name+"/files", u.Path, "one segment, decoded once")
 	}
-	require.Equal(t, "*.example.com", pathName("*.example.com"))
-	require.Equal(t, "example.com%20%28new%29", pathName("example.com (new)"))
-	require.Equal(t, "100%25", pathName("100%"))
-	require.Equal(t, "%252f", pathName("%2f"))
-	require.Equal(t, "a%3Fb=c%23d", pathName("a?b=c#d"))
-	require.Equal(t, "a%2Bb", pathName("a+b"), "'+' goes as %2B, never raw (a form decoder reads a raw '+' as a space)")
-	require.Equal(t, "c%2B%2B*", pathName("c++*"))
-	require.Equal(t, "%EC%9B%B9%20%EC%84%9C%EB%B2%84%20%EC%9D%B8%EC%A6%9D%EC%84%9C", pathName("웹 서버 인증서"))
+	require.Equal(t, "*.example.com", nhn.PathName("*.example.com"))
+	require.Equal(t, "example.com%20%28new%29", nhn.PathName("example.com (new)"))
+	require.Equal(t, "100%25", nhn.PathName("100%"))
+	require.Equal(t, "%252f", nhn.PathName("%2f"))
+	require.Equal(t, "a%3Fb=c%23d", nhn.PathName("a?b=c#d"))
+	require.Equal(t, "a%2Bb", nhn.PathName("a+b"), "'+' goes as %2B, never raw (a form decoder reads a raw '+' as a space)")
+	require.Equal(t, "c%2B%2B*", nhn.PathName("c++*"))
+	require.Equal(t, "%EC%9B%B9%20%EC%84%9C%EB%B2%84%20%EC%9D%B8%EC%A6%9D%EC%84%9C", nhn.PathName("웹 서버 인증서"))
 }
 
 func TestQuoteName(t *testing.T) {
-	require.Equal(t, `"example.com (new)"`, quoteName("example.com (new)"))
-	require.Equal(t, `"웹 서버 인증서"`, quoteName("웹 서버 인증서"))
-	require.Equal(t, `"a\u202eb"`, quoteName("a\u202eb"), "a bidi override cannot turn a log line around")
+	require.Equal(t, `"example.com (new)"`, safetext.Quote("example.com (new)"))
+	require.Equal(t, `"웹 서버 인증서"`, safetext.Quote("웹 서버 인증서"))
+	require.Equal(t, `"a\u202eb"`, safetext.Quote("a\u202eb"), "a bidi override cannot turn a log line around")
 	for _, in := range []string{
 		strings.Repeat("a", 10<<10), strings.Repeat("\x01", 600), strings.Repeat("\xff", 600),
 		strings.Repeat("웹", 300), strings.Repeat("\u202e", 300), strings.Repeat(`"`, 600),
 	} {
-		q := quoteName(in)
+		q := safetext.Quote(in)
 		requirePrintableShort(t, q)
-		require.LessOrEqual(t, len(q), maxQuotedName+2+len("... (10240 bytes)"))
+		require.LessOrEqual(t, len(q), safetext.MaxQuoted+2+len("... (10240 bytes)"))
 		require.Contains(t, q, "bytes)")
 	}
 }
@@ -170,4 +173,18 @@ func TestLogName(t *testing.T) {
 	requirePrintableShort(t, long)
 	require.True(t, strings.HasSuffix(long, "... (900 bytes)"), long)
 	require.NotContains(t, long, `"`)
+}
+
+func TestMergeCertInfos(t *testing.T) {
+	infos, skipped := servable(nhn.MergePages([][]certInfo{
+		{{Name: "b.example.com"}, {Name: "a.example.com"}},
+		{{Name: "b.example.com"}, {Name: "bad/name"}, {Name: "*.example.com"}, {Name: "웹 서버"}, {Name: ".."}, {Name: "bad/name"}},
+		nil,
+	}))
+	require.Equal(t, []string{"..", "bad/name"}, skipped, "sorted, each once")
+	var names []string
+	for _, c := range infos {
+		names = append(names, c.Name)
+	}
+	require.Equal(t, []string{"*.example.com", "a.example.com", "b.example.com", "웹 서버"}, names)
 }

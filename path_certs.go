@@ -158,7 +158,7 @@ func (b *backend) pathCertsRead(ctx context.Context, req *logical.Request, d *fr
 		}
 	}
 	maps.Copy(data, b.rotationFields(c.sess.cfg, c.entry, b.now()))
-	if id, ok := b.listedInfo(c.entry).certificateID(); ok {
+	if id, ok := b.listedInfo(c.entry).CertificateID(); ok {
 		data["certificate_id"] = id
 	}
 	return &logical.Response{Data: data, Warnings: c.warnings}, nil

@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/safetext"
 )
 
 func pathCertsList(b *backend) *framework.Path {
@@ -85,10 +87,11 @@ func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *fr
 	if sess == nil {
 		return errNotConfigured()
 	}
-	infos, unservable, err := sess.client.ListCertificates(ctx, strings.ToUpper(status))
+	listed, err := sess.client.ListCertificates(ctx, strings.ToUpper(status))
 	if err != nil {
 		return nil, certError(err)
 	}
+	infos, unservable := servable(listed)
 	b.recordList(sess.cfg.Generation, infos, status)
 
 	now := b.now()
@@ -113,7 +116,7 @@ func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *fr
 		if dated {
 			info["expires_in_days"] = days
 		}
-		if id, ok := c.certificateID(); ok {
+		if id, ok := c.CertificateID(); ok {
 			info["certificate_id"] = id
 		}
 		keys = append(keys, c.Name)
@@ -133,7 +136,7 @@ func unservableWarning(names []string) string {
 	shown := names[:min(len(names), maxWarnedNames)]
 	quoted := make([]string, len(shown))
 	for i, n := range shown {
-		quoted[i] = quoteName(n)
+		quoted[i] = safetext.Quote(n)
 	}
 	more := ""
 	if len(names) > len(shown) {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 func TestListKeysAndKeyInfo(t *testing.T) {
@@ -94,7 +95,7 @@ func TestListLeavesOutUnservableNames(t *testing.T) {
 	require.Contains(t, w, "5 certificate name(s) in NHN cannot be served and were left out: ")
 	require.Contains(t, w, `"..", "back\\slash", "bad/name", "bell\a", "longlonglong`, "each named, quoted, sorted")
 	require.Contains(t, w, "... (800 bytes)", "a long name is cut")
-	require.True(t, isPrintableText(w), w)
+	require.True(t, testkit.IsPrintableText(w), w)
 	require.Less(t, len(w), 600)
 
 	// Many: at most maxWarnedNames are spelled out.

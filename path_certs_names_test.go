@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 // freeTextNames are names NHN's console takes since names need not be the
@@ -48,7 +49,7 @@ func TestFreeTextNamesListedAndRead(t *testing.T) {
 		require.Equal(t, c.ID, md["certificate_id"], "%q", n)
 		require.EqualValues(t, 1, h.fileCalls(n), "%q: one download, under its exact name", n)
 
-		want := "/" + pathName(n) + "/files"
+		want := "/" + nhn.PathName(n) + "/files"
 		found := false
 		for _, u := range h.srv.RequestURIs() {
 			found = found || strings.HasSuffix(u, want)
@@ -105,46 +106,25 @@ func TestCertificateIDAbsentWhenNotListed(t *testing.T) {
 func TestCertificateIDChangeIsARotation(t *testing.T) {
 	old := &certInfo{ID: "7", FileCreationDate: "2026-01-01", ExpirationDate: "2027-01-01"}
 	same := *old
-	require.False(t, same.describesAnotherFile(old))
+	require.False(t, describesAnotherFile(&same, old))
 	other := same
 	other.ID = "8"
-	require.True(t, other.describesAnotherFile(old))
+	require.True(t, describesAnotherFile(&other, old))
 	noID := same
 	noID.ID = ""
-	require.False(t, noID.describesAnotherFile(old), "an answer without the ID says nothing of it")
-	require.False(t, old.describesAnotherFile(&noID))
+	require.False(t, describesAnotherFile(&noID, old), "an answer without the ID says nothing of it")
+	require.False(t, describesAnotherFile(old, &noID))
 
 	for raw, want := range map[string]int64{"7": 7, "9007199254740993": 9007199254740993} {
-		id, ok := (&certInfo{ID: json.Number(raw)}).certificateID()
+		id, ok := (&certInfo{ID: json.Number(raw)}).CertificateID()
 		require.True(t, ok)
 		require.Equal(t, want, id)
 	}
 	for _, raw := range []string{"", "1.5", "1e3", "-"} {
-		_, ok := (&certInfo{ID: json.Number(raw)}).certificateID()
+		_, ok := (&certInfo{ID: json.Number(raw)}).CertificateID()
 		require.False(t, ok, raw)
 	}
 	var nilInfo *certInfo
-	_, ok := nilInfo.certificateID()
+	_, ok := nilInfo.CertificateID()
 	require.False(t, ok)
-}
-
-// TestListAnswerCertificateID: certificateId as NHN's guide shows it (a
-// number), as a numeric string, or absent; a page decodes the same either
-// way.
-func TestListAnswerCertificateID(t *testing.T) {
-	page := func(item string) []byte {
-		return []byte(`{"header":{"resultCode":0,"resultMessage":"SUCCESS","isSuccessful":true},"body":{"totalCount":1,"totalPage":1,"currentPage":1,"pageSize":10,"data":[` + item + `]}}`)
-	}
-	for item, want := range map[string]int64{
-		`{"certificateId":1,"certificateName":"nhncloudservice.com","authority":"NHN","domains":["nhncloudservice.com"],"signatureAlgorithm":"SHA256withRSA","fileCreationDate":"2025-03-02","expirationDate":"2026-03-25"}`: 1,
-		`{"certificateId":"42","certificateName":"a"}`: 42,
-		`{"certificateName":"a"}`:                      0,
-		`{"certificateId":null,"certificateName":"a"}`: 0,
-	} {
-		a, err := decodeListPage("listing", page(item))
-		require.NoError(t, err, item)
-		id, ok := a.Body.Data[0].certificateID()
-		require.Equal(t, want != 0, ok, item)
-		require.Equal(t, want, id, item)
-	}
 }

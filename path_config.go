@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 func pathConfig(b *backend) *framework.Path {
@@ -88,7 +90,7 @@ func configFields() map[string]*framework.FieldSchema {
 		"api_version": {
 			Type:          framework.TypeLowerCaseString,
 			Description:   `"v1.3" (User Access Key token) or "v1.1" (key headers). Default: v1.3 for public, v1.1 for gov.`,
-			AllowedValues: []any{apiV13, apiV11},
+			AllowedValues: []any{nhn.V13, nhn.V11},
 		},
 		"endpoint": {
 			Type:        framework.TypeString,

@@ -79,7 +79,7 @@ func (b *backend) pathMetadataRead(ctx context.Context, req *logical.Request, d 
 	data["cache_expires_at"] = e.fetchedAt.Add(sess.cfg.CacheTTL).UTC().Format(time.RFC3339Nano)
 	data["private_key_encrypted_upstream"] = e.bundle.KeyEncrypted
 	info := b.listedInfo(e)
-	if id, ok := info.certificateID(); ok {
+	if id, ok := info.CertificateID(); ok {
 		data["certificate_id"] = id
 	}
 	if info == nil {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/safetext"
 )
 
 // maxPassphraseLength bounds a passphrase, in bytes: OpenSSL's own prompt
@@ -143,7 +145,7 @@ func (b *backend) pathPassphraseWrite(ctx context.Context, req *logical.Request,
 	pe := &passphraseEntry{Name: name, Passphrase: pass, UpdatedAt: time.Now().UTC()}
 	err := b.cache.changePassphrase(ctx, req.Storage, name, func() error {
 		if err := writePassphrase(ctx, req.Storage, pe); err != nil {
-			return fmt.Errorf("storing the passphrase of %s: %w", quoteName(name), err)
+			return fmt.Errorf("storing the passphrase of %s: %w", safetext.Quote(name), err)
 		}
 		return nil
 	})
@@ -158,7 +160,7 @@ func (b *backend) pathPassphraseDelete(ctx context.Context, req *logical.Request
 	b.rememberMountPath(req)
 	err := b.cache.changePassphrase(ctx, req.Storage, name, func() error {
 		if err := deletePassphrase(ctx, req.Storage, name); err != nil {
-			return fmt.Errorf("deleting the passphrase of %s: %w", quoteName(name), err)
+			return fmt.Errorf("deleting the passphrase of %s: %w", safetext.Quote(name), err)
 		}
 		return nil
 	})

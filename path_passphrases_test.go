@@ -20,6 +20,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/fixture"
 )
 
 // passphraseValue is the passphrase the tests write; it must appear in no
@@ -50,6 +51,18 @@ func requireNoPassphrase(t *testing.T, what, s string) {
 	t.Helper()
 	require.NotContains(t, s, passphraseValue, "%s holds the passphrase", what)
 	require.NotContains(t, s, base64.StdEncoding.EncodeToString([]byte(passphraseValue)), "%s holds the passphrase (base64)", what)
+}
+
+// parseKeyBlock reads a private key block in the encoding its label names.
+func parseKeyBlock(b *pem.Block) (any, error) {
+	switch b.Type {
+	case "RSA PRIVATE KEY":
+		return x509.ParsePKCS1PrivateKey(b.Bytes)
+	case "EC PRIVATE KEY":
+		return x509.ParseECPrivateKey(b.Bytes)
+	default:
+		return x509.ParsePKCS8PrivateKey(b.Bytes)
+	}
 }
 
 func samePublicKey(t *testing.T, want crypto.Signer, got any, msg string) {
@@ -117,7 +130,7 @@ func TestPassphrasePathNeverAnswersThePassphrase(t *testing.T) {
 }
 
 func TestEncryptedCertificateServedWithItsPassphrase(t *testing.T) {
-	fx := loadBundleFixture(t)
+	fx := fixture.LoadBundle(t)
 	for _, tc := range []struct {
 		name  string
 		kt    emulator.KeyType
@@ -132,9 +145,9 @@ func TestEncryptedCertificateServedWithItsPassphrase(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			h.configure(nil)
-			ch := fx.chains[tc.kt]
+			ch := fx.Chains[tc.kt]
 			h.emu.PutChain(tc.name, ch, emulator.FileOptions{KeyPassphrase: passphraseValue, KeyEncryption: tc.enc})
-			h.putChain("plain.example.com", emulator.ChainOptions{CA: fx.ca}, emulator.FileOptions{})
+			h.putChain("plain.example.com", emulator.ChainOptions{CA: fx.CA}, emulator.FileOptions{})
 
 			// No passphrase: refused, naming the path to write.
 			err := h.readErr(tc.name, nil)
@@ -157,11 +170,11 @@ func TestEncryptedCertificateServedWithItsPassphrase(t *testing.T) {
 			require.NotNil(t, kb)
 			require.Equal(t, tc.label, kb.Type)
 			require.Empty(t, kb.Headers)
-			k, err := parsePrivateKey(kb)
+			k, err := parseKeyBlock(kb)
 			require.NoError(t, err)
-			samePublicKey(t, ch.Key, k.signer, "pem")
+			samePublicKey(t, ch.Key, k, "pem")
 			require.Equal(t, emulator.FormatSerial(ch.Leaf.SerialNumber), d["serial_number"])
-			require.Equal(t, keyTypeWant[tc.kt], d["private_key_type"])
+			require.Equal(t, fixture.KeyTypeWant[tc.kt], d["private_key_type"])
 
 			p8 := h.read(tc.name, map[string]any{"private_key_format": "pkcs8"}).Data
 			kb, _ = pem.Decode([]byte(p8["private_key"].(string)))
@@ -173,9 +186,9 @@ func TestEncryptedCertificateServedWithItsPassphrase(t *testing.T) {
 			der := h.read(tc.name, map[string]any{"format": "der"}).Data
 			raw, err := base64.StdEncoding.DecodeString(der["private_key"].(string))
 			require.NoError(t, err)
-			k, err = parsePrivateKey(&pem.Block{Type: tc.label, Bytes: raw})
+			k, err = parseKeyBlock(&pem.Block{Type: tc.label, Bytes: raw})
 			require.NoError(t, err)
-			samePublicKey(t, ch.Key, k.signer, "der")
+			samePublicKey(t, ch.Key, k, "der")
 
 			bundle := h.read(tc.name, map[string]any{"format": "pem_bundle"}).Data["certificate"].(string)
 			bb, _ := pem.Decode([]byte(bundle))
@@ -239,11 +252,11 @@ func logicalCode(err error) int {
 }
 
 func TestPassphraseChangeDropsTheCachedCopy(t *testing.T) {
-	fx := loadBundleFixture(t)
+	fx := fixture.LoadBundle(t)
 	h := newHarness(t)
 	h.configure(nil)
 	const name = "enc.example.com"
-	h.emu.PutChain(name, fx.chains[emulator.EC], emulator.FileOptions{KeyPassphrase: passphraseValue})
+	h.emu.PutChain(name, fx.Chains[emulator.EC], emulator.FileOptions{KeyPassphrase: passphraseValue})
 	h.writePassphrase(name, passphraseValue)
 	h.read(name, nil)
 	require.EqualValues(t, 1, h.fileCalls(name))
@@ -283,11 +296,11 @@ func TestPassphraseChangeDropsTheCachedCopy(t *testing.T) {
 }
 
 func TestRefusedFileIsNotCached(t *testing.T) {
-	fx := loadBundleFixture(t)
+	fx := fixture.LoadBundle(t)
 	h := newHarness(t)
 	h.configure(nil)
 	const name = "enc.example.com"
-	h.emu.PutChain(name, fx.chains[emulator.EC], emulator.FileOptions{KeyPassphrase: passphraseValue})
+	h.emu.PutChain(name, fx.Chains[emulator.EC], emulator.FileOptions{KeyPassphrase: passphraseValue})
 
 	// A file whose key cannot be opened is refused again, without
 	// downloading and deriving again, until the passphrase or the file
@@ -308,17 +321,17 @@ func TestRefusedFileIsNotCached(t *testing.T) {
 
 	// The file re-uploaded without a passphrase on the same day (NHN's
 	// list cannot tell): refresh=true asks NHN and serves it.
-	h.emu.PutChain(name, fx.chains[emulator.EC], emulator.FileOptions{})
+	h.emu.PutChain(name, fx.Chains[emulator.EC], emulator.FileOptions{})
 	h.read(name, map[string]any{"refresh": true})
 	require.Equal(t, false, h.readPath("metadata/"+name, nil).Data["private_key_encrypted_upstream"])
 }
 
 func TestBackgroundRefreshDoesNotLoopOnAnEncryptedRotation(t *testing.T) {
-	fx := loadBundleFixture(t)
+	fx := fixture.LoadBundle(t)
 	h := newHarness(t)
 	h.configure(nil)
 	const name = "rotated.example.com"
-	h.emu.PutChain(name, fx.chains[emulator.EC], emulator.FileOptions{})
+	h.emu.PutChain(name, fx.Chains[emulator.EC], emulator.FileOptions{})
 	first := h.read(name, nil).Data
 	h.learnList()
 	base := h.fileCalls(name)
@@ -326,7 +339,7 @@ func TestBackgroundRefreshDoesNotLoopOnAnEncryptedRotation(t *testing.T) {
 	// Re-uploaded with a passphrase (another day, another file): every run
 	// sees the rotation in the list; the first downloads it and refuses
 	// the key, the others do not download it again.
-	next, err := emulator.GenerateChain(emulator.ChainOptions{CommonName: name, KeyType: emulator.EC, CA: fx.ca})
+	next, err := emulator.GenerateChain(emulator.ChainOptions{CommonName: name, KeyType: emulator.EC, CA: fx.CA})
 	require.NoError(t, err)
 	h.emu.PutChain(name, next, emulator.FileOptions{KeyPassphrase: passphraseValue})
 	h.relist(name, "2099-01-01")
@@ -394,11 +407,11 @@ func TestRefusalsEndWithTheFileOrTheirTTL(t *testing.T) {
 // matches the leaf or one of the errors that say why not, never another
 // key; after the last write of the right passphrase, reads are served.
 func TestPassphraseWritesRaceReads(t *testing.T) {
-	fx := loadBundleFixture(t)
+	fx := fixture.LoadBundle(t)
 	h := newHarness(t)
 	h.configure(nil)
 	const name = "enc.example.com"
-	ch := fx.chains[emulator.EC]
+	ch := fx.Chains[emulator.EC]
 	h.emu.PutChain(name, ch, emulator.FileOptions{KeyPassphrase: passphraseValue, KeyEncryption: emulator.KeyLegacy})
 
 	done := make(chan struct{})
@@ -424,11 +437,11 @@ func TestPassphraseWritesRaceReads(t *testing.T) {
 			if kb == nil {
 				return errors.New("no PEM private_key")
 			}
-			k, err := parsePrivateKey(kb)
+			k, err := parseKeyBlock(kb)
 			if err != nil {
 				return err
 			}
-			if !k.signer.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(ch.Key.Public()) {
+			if !k.(crypto.Signer).Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(ch.Key.Public()) {
 				return errors.New("a key that is not the leaf's")
 			}
 		}
@@ -463,12 +476,12 @@ func TestPassphraseWritesRaceReads(t *testing.T) {
 // standby drops its memory-only copy and refusals of that name (its copy
 // of another name stays).
 func TestPassphraseChangeOnAnotherNode(t *testing.T) {
-	fx := loadBundleFixture(t)
+	fx := fixture.LoadBundle(t)
 	h := newHarness(t)
 	h.configure(nil)
 	const name = "enc.example.com"
-	h.emu.PutChain(name, fx.chains[emulator.EC], emulator.FileOptions{KeyPassphrase: passphraseValue})
-	h.putChain("plain.example.com", emulator.ChainOptions{CA: fx.ca}, emulator.FileOptions{})
+	h.emu.PutChain(name, fx.Chains[emulator.EC], emulator.FileOptions{KeyPassphrase: passphraseValue})
+	h.putChain("plain.example.com", emulator.ChainOptions{CA: fx.CA}, emulator.FileOptions{})
 	h.writePassphrase(name, passphraseValue)
 	standby := h.newBackend(&readOnlyStorage{Storage: h.storage})
 	for _, n := range []string{name, "plain.example.com"} {

@@ -123,7 +123,7 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, _ *f
 		data["config_generation"] = sess.cfg.Generation
 		data["refresh_interval"] = int64(sess.cfg.RefreshInterval.Seconds())
 		data["cache_ttl"] = int64(sess.cfg.CacheTTL.Seconds())
-		data["token_expires_at"] = statusTime(sess.client.tokenExpiresAt())
+		data["token_expires_at"] = statusTime(sess.client.TokenExpiresAt())
 		switch {
 		case sess.cfg.RefreshInterval <= 0:
 		case !running:

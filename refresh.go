@@ -17,7 +17,7 @@ import (
 // at its own due time, spread over the time until the next run
 // (refresh_plan.go). A run that panics is recovered and counts as a
 // failure; failures back off. What the last run did is kept for the status
-// path (refresh_status.go).
+// path (below).
 
 const (
 	// maxRefreshBackoff caps the wait between runs while NHN keeps failing.
@@ -327,4 +327,24 @@ func (b *backend) logMount() string {
 		return p
 	}
 	return "(mount path not yet known: no request so far)"
+}
+
+// runReport is what one background run did, kept for the status path.
+type runReport struct {
+	started, finished time.Time
+	stats             refreshStats
+	err               error
+	woken             bool // the config changed during the run
+}
+
+func (b *backend) recordRun(rep runReport) {
+	b.refresher.mu.Lock()
+	defer b.refresher.mu.Unlock()
+	b.refresher.last = rep
+}
+
+func (b *backend) lastRunReport() runReport {
+	b.refresher.mu.Lock()
+	defer b.refresher.mu.Unlock()
+	return b.refresher.last
 }

@@ -21,7 +21,7 @@ type panickyClient struct {
 	list, download bool
 }
 
-func (p panickyClient) ListCertificates(ctx context.Context, status string) ([]certInfo, []string, error) {
+func (p panickyClient) ListCertificates(ctx context.Context, status string) ([]certInfo, error) {
 	if p.list {
 		panic("injected: list")
 	}

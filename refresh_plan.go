@@ -182,7 +182,7 @@ func rotatedUpstream(info *certInfo, c refreshCandidate) bool {
 	if c.listed == nil {
 		return true
 	}
-	return info.describesAnotherFile(c.listed)
+	return describesAnotherFile(info, c.listed)
 }
 
 // refreshCandidates gathers every cached certificate of a generation: the
@@ -238,10 +238,11 @@ func (b *backend) refreshRun(parent context.Context, s logical.Storage, sess *se
 	if err := b.cache.loadIndex(ctx, s, gen); err != nil {
 		return stats, false, fmt.Errorf("reading the cached certificates from storage: %w", err)
 	}
-	infos, _, err := sess.client.ListCertificates(ctx, "ALL")
+	all, err := sess.client.ListCertificates(ctx, "ALL")
 	if err != nil {
 		return stats, false, err
 	}
+	infos, _ := servable(all)
 	stats.listed = len(infos)
 	b.recordList(gen, infos, "all")
 	// A run covers one interval from when its list is in: a list slower
@@ -344,4 +345,43 @@ func (b *backend) refreshRun(parent context.Context, s logical.Storage, sess *se
 		return stats, woken, errors.New("every background download failed")
 	}
 	return stats, woken, nil
+}
+
+// unlistedNames remembers, in memory, since when NHN's lists have left out
+// each cached name (a truncated or glitching list, or a certificate being
+// deleted): the plan downloads such a name once to find out, and a
+// download that still gets the file confirms it until it falls due again
+// (refresh_plan.go). It holds cached names only, of one generation.
+type unlistedNames struct {
+	mu         sync.Mutex
+	generation string
+	since      map[string]time.Time
+}
+
+// update records what the run's list (listed, taken at now) says of the
+// cached names and returns a copy of the map for the plan.
+func (u *unlistedNames) update(generation string, now time.Time, cached []string, listed func(string) *certInfo) map[string]time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	prev := u.since
+	if u.generation != generation {
+		prev = nil
+	}
+	next := make(map[string]time.Time)
+	for _, name := range cached {
+		if listed(name) != nil {
+			continue
+		}
+		if at, ok := prev[name]; ok {
+			next[name] = at
+		} else {
+			next[name] = now
+		}
+	}
+	u.generation, u.since = generation, next
+	out := make(map[string]time.Time, len(next))
+	for k, v := range next {
+		out[k] = v
+	}
+	return out
 }

@@ -9,21 +9,24 @@ import (
 	"testing"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
-	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
 	"github.com/stretchr/testify/require"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/certfile"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/fixture"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 // keystoreBundles parses one file per key type (every encoding the
 // emulator writes), with the root, so that the keystores hold key, leaf,
 // intermediate and root.
-func keystoreBundles(t *testing.T) map[emulator.KeyType]*Bundle {
+func keystoreBundles(t *testing.T) map[emulator.KeyType]*certfile.Bundle {
 	t.Helper()
-	fx := loadBundleFixture(t)
-	out := map[emulator.KeyType]*Bundle{}
+	fx := fixture.LoadBundle(t)
+	out := map[emulator.KeyType]*certfile.Bundle{}
 	for _, kt := range emulator.KeyTypes {
-		bn, err := ParseBundle(fx.chains[kt].PEMFile(emulator.FileOptions{IncludeRoot: true}))
+		bn, err := certfile.Parse(fx.Chains[kt].PEMFile(emulator.FileOptions{IncludeRoot: true}), nil)
 		require.NoError(t, err)
 		require.Len(t, bn.Chain, 2)
 		out[kt] = bn
@@ -43,7 +46,7 @@ func TestRenderPKCS12DecodesBack(t *testing.T) {
 					key, leaf, cas, err := pkcs12.DecodeChain(pfx, pw)
 					require.NoError(t, err)
 					require.True(t, leaf.Equal(bn.Leaf))
-					requireChain(t, bn.Chain, cas)
+					fixture.RequireChain(t, bn.Chain, cas)
 					s, ok := key.(crypto.Signer)
 					require.True(t, ok, "key is %T", key)
 					testkit.RequireKeyMatches(t, s, bn.Leaf)

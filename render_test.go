@@ -12,18 +12,21 @@ import (
 	"time"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
-	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/certfile"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/fixture"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 )
 
 func TestRenderCertFormats(t *testing.T) {
-	fx := loadBundleFixture(t)
+	fx := fixture.LoadBundle(t)
 	for _, kt := range emulator.KeyTypes {
-		c := fx.chains[kt]
-		bn, err := ParseBundle(c.PEMFile(emulator.FileOptions{IncludeRoot: true, KeyFirst: true}))
+		c := fx.Chains[kt]
+		bn, err := certfile.Parse(c.PEMFile(emulator.FileOptions{IncludeRoot: true, KeyFirst: true}), nil)
 		require.NoError(t, err)
-		chain := []*x509.Certificate{fx.ca.Intermediates[0], fx.ca.Root}
-		requireChain(t, chain, bn.Chain)
+		chain := []*x509.Certificate{fx.CA.Intermediates[0], fx.CA.Root}
+		fixture.RequireChain(t, chain, bn.Chain)
 		for _, format := range []string{formatPEM, formatDER, formatPEMBundle} {
 			for _, keyFormat := range []string{"", keyFormatPKCS8} {
 				t.Run(fmt.Sprintf("%s/%s/%q", kt, format, keyFormat), func(t *testing.T) {
@@ -39,14 +42,14 @@ func TestRenderCertFormats(t *testing.T) {
 func checkRendered(t *testing.T, d map[string]any, c *emulator.Chain, chain []*x509.Certificate, format, keyFormat string) {
 	t.Helper()
 	require.NotContains(t, d, "expiration", "no numeric expiration next to the certificate")
-	require.Equal(t, keyTypeWant[c.KeyType], d["private_key_type"])
+	require.Equal(t, fixture.KeyTypeWant[c.KeyType], d["private_key_type"])
 	require.Equal(t, emulator.FormatSerial(c.Leaf.SerialNumber), d["serial_number"])
 	require.Equal(t, c.Leaf.Subject.CommonName, d["common_name"])
 	require.Equal(t, c.Leaf.DNSNames, d["dns_names"])
 	require.Equal(t, c.Leaf.NotBefore.UTC().Format(time.RFC3339), d["not_before"])
 	require.Equal(t, c.Leaf.NotAfter.UTC().Format(time.RFC3339), d["not_after"])
 
-	origKey := firstBlock(t, c.KeyPEM)
+	origKey := fixture.FirstBlock(t, c.KeyPEM)
 	wantKeyType := origKey.Type
 	if keyFormat == keyFormatPKCS8 {
 		wantKeyType = "PRIVATE KEY"
@@ -139,5 +142,20 @@ func checkRendered(t *testing.T, d map[string]any, c *emulator.Chain, chain []*x
 		}
 	default:
 		t.Fatalf("unknown format %q", format)
+	}
+}
+
+// TestRenderLeafAndKeyOnly: a file of a leaf and its key alone renders with
+// no issuing_ca and no chain.
+func TestRenderLeafAndKeyOnly(t *testing.T) {
+	fx := fixture.LoadBundle(t)
+	c := fx.Chains[emulator.EC]
+	for _, file := range [][]byte{fixture.JoinPEM(c.LeafPEM, c.KeyPEM), fixture.JoinPEM(c.KeyPEM, c.LeafPEM)} {
+		bn, err := certfile.Parse(file, nil)
+		require.NoError(t, err)
+		d, err := renderCert(bn, formatPEM, "")
+		require.NoError(t, err)
+		require.Equal(t, "", d["issuing_ca"])
+		require.Empty(t, d["ca_chain"])
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/safetext"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 // While NHN fails for a certificate (down, 5xx, 429, timeouts), the engine
@@ -16,7 +19,7 @@ import (
 // fail at once), their ttl counts to the next attempt, and the background
 // refresh leaves the name to a later run. A refresh=true read asks anyway.
 // A success ends the window. With a copy to serve, or once the name has
-// failed, a download is tried once, not retried (withOneAttempt).
+// failed, a download is tried once, not retried (nhn.WithOneAttempt).
 //
 // Without it an outage multiplies NHN's load instead of sparing it: every
 // read of a stale copy made three attempts, and its ttl of 3 s brought
@@ -76,7 +79,7 @@ func (w *retryWindows) width(k int, limit time.Duration) time.Duration {
 // credentials or a file that does not parse is an answer; asking again
 // soon is what an operator who fixes it expects.
 func isOutage(err error) bool {
-	var ue *upstreamError
+	var ue *nhn.Error
 	if !errors.As(err, &ue) {
 		return false
 	}
@@ -168,7 +171,7 @@ type retryWindowError struct {
 
 func (e *retryWindowError) Error() string {
 	return fmt.Sprintf("NHN failed for %s: %v; it is asked again at %s",
-		quoteName(e.name), e.cause, e.next.UTC().Format(time.RFC3339))
+		safetext.Quote(e.name), e.cause, e.next.UTC().Format(time.RFC3339))
 }
 
 func (e *retryWindowError) Unwrap() error { return e.cause }
@@ -177,7 +180,7 @@ func (e *retryWindowError) Unwrap() error { return e.cause }
 // next, when NHN's failure opened a window, is when it is asked again.
 func staleWarning(name string, old *cacheEntry, cause error, next time.Time) string {
 	w := fmt.Sprintf("serving the copy of %s cached at %s, which may be stale: refreshing it failed: %v",
-		quoteName(name), old.fetchedAt.UTC().Format(time.RFC3339), cause)
+		safetext.Quote(name), old.fetchedAt.UTC().Format(time.RFC3339), cause)
 	if !next.IsZero() {
 		w += "; NHN is asked again at " + next.UTC().Format(time.RFC3339)
 	}

@@ -1,7 +1,6 @@
 package nhncert
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 // elapse makes the retry window of name due now, as if its time had
@@ -143,12 +143,12 @@ func TestOutageUncachedNameAsksOncePerWindow(t *testing.T) {
 	}
 	asked := h.fileCalls("example.com")
 	t.Logf("10 reads of an uncached name during the outage: %d request(s) to NHN", asked)
-	require.EqualValues(t, maxAttempts, asked, "the first read's attempts, then none within the window")
+	require.EqualValues(t, nhn.MaxAttempts, asked, "the first read's attempts, then none within the window")
 
 	h.elapse("example.com")
 	_, err := h.request(logical.ReadOperation, "certs/example.com", nil)
 	require.Error(t, err)
-	require.EqualValues(t, maxAttempts+1, h.fileCalls("example.com"), "after the window, one attempt")
+	require.EqualValues(t, nhn.MaxAttempts+1, h.fileCalls("example.com"), "after the window, one attempt")
 
 	// NHN back, the window waited out: served, window closed.
 	h.emu.ClearFault()
@@ -295,20 +295,10 @@ func TestRetryWindowsStartCleanOnANewConfig(t *testing.T) {
 	require.Empty(t, resp.Warnings)
 }
 
-// TestClientOneAttempt: a context marked withOneAttempt tries NHN once,
-// and says it is unreachable as after every attempt.
-func TestClientOneAttempt(t *testing.T) {
-	ch := newClientHarness(t, apiV11)
-	ch.put("example.com")
-	ch.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown, Target: "files"})
-	_, err := ch.c.DownloadFile(withOneAttempt(context.Background()), "example.com")
-	var ue *upstreamError
-	require.True(t, errors.As(err, &ue))
-	require.True(t, ue.Unreachable)
-	require.True(t, isOutage(err))
-	require.EqualValues(t, 1, ch.emu.Stats().FileCalls)
-	require.Empty(t, ch.waits)
-	require.Equal(t, maxAttempts, attemptsFor(context.Background()))
+// TestOneAttemptIsAnOutage: a call tried once that found NHN down is an
+// outage to the retry windows (the client's side: nhn's TestClientOneAttempt).
+func TestOneAttemptIsAnOutage(t *testing.T) {
+	require.True(t, isOutage(&nhn.Error{Op: "downloading certificate", Unreachable: true}))
 }
 
 // A config write that keeps the identity (a new cache_ttl during an

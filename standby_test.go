@@ -43,7 +43,6 @@ func TestPerformanceStandby(t *testing.T) {
 	}
 	st, err := standby.session(ctx, ro)
 	require.NoError(t, err)
-	st.client.(*client).sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
 	resp, err := read("example.com", nil)
 	require.NoError(t, err)

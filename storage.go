@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/safetext"
 )
 
 // What this engine keeps in Vault's storage, all of it seal-wrapped (see
@@ -147,7 +149,7 @@ func readPassphrase(ctx context.Context, s logical.Storage, name string) (*passp
 	var pe passphraseEntry
 	if err := raw.DecodeJSON(&pe); err != nil {
 		// The decoder's message could quote the entry: it is not passed on.
-		return nil, fmt.Errorf("the passphrase entry of %s cannot be decoded", quoteName(name))
+		return nil, fmt.Errorf("the passphrase entry of %s cannot be decoded", safetext.Quote(name))
 	}
 	if pe.Name != name {
 		return nil, nil // a hash collision: not this name's

@@ -150,14 +150,24 @@ func (k *kubeEnv) startESO() error {
 	if err != nil {
 		return err
 	}
+	live, err := freePort()
+	if err != nil {
+		return err
+	}
+	// ESO v0.20 serves its liveness check on --live-addr (default :8082,
+	// every interface), beside the metrics; both stay on loopback here.
 	p, err := startProc("external-secrets", filepath.Join(k.dir, "eso.log"), baseEnv(k.dir, "KUBECONFIG="+k.kubeconfig), kubeBins.eso,
-		"--enable-leader-election=false", fmt.Sprintf("--metrics-addr=127.0.0.1:%d", metrics), "--loglevel=info")
+		"--enable-leader-election=false", fmt.Sprintf("--metrics-addr=127.0.0.1:%d", metrics),
+		fmt.Sprintf("--live-addr=127.0.0.1:%d", live), "--loglevel=info")
 	if err != nil {
 		return err
 	}
 	k.eso = p
 	plain := &http.Client{Timeout: 5 * time.Second}
-	return poll(startTimeout, "ESO's metrics endpoint", p, func() (bool, error) {
+	return poll(startTimeout, "ESO's /healthz and metrics endpoints", p, func() (bool, error) {
+		if _, err := httpGet(plain, fmt.Sprintf("http://127.0.0.1:%d/healthz", live), ""); err != nil {
+			return false, err
+		}
 		_, err := httpGet(plain, fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics), "")
 		return err == nil, err
 	})

@@ -27,11 +27,11 @@ part_info() {
     VERSION=1.37.2; PKG=.; CRDS=
     ;;
   vso)
-    VERSION=0.10.0; PKG=github.com/hashicorp/vault-secrets-operator
+    VERSION=1.5.0; PKG=github.com/hashicorp/vault-secrets-operator
     MODULE=github.com/hashicorp/vault-secrets-operator; CRDS=config/crd/bases
     ;;
   eso)
-    VERSION=0.16.2; PKG=github.com/external-secrets/external-secrets
+    VERSION=0.20.4; PKG=github.com/external-secrets/external-secrets
     MODULE=github.com/external-secrets/external-secrets; CRDS=config/crds/bases
     ;;
   *)
@@ -73,6 +73,8 @@ STAMP_WANT=$(cat "$HERE/kube/$PART/go.mod" "$HERE/kube/$PART/go.sum" | sha256sum
 fresh() { [ -x "$OUT" ] && [ "$(cat "$OUT.stamp" 2>/dev/null)" = "$STAMP_WANT" ]; }
 
 if fresh; then echo "$OUT"; exit 0; fi
+# NHNCERT_CHECK_ONLY=1: say whether it is there, build nothing (.ci/run).
+[ -z "${NHNCERT_CHECK_ONLY:-}" ] || exit 3
 
 mkdir -p "$CACHE_DIR"
 exec 9>"$CACHE_DIR/$PART-$VERSION.lock"

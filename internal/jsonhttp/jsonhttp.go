@@ -1,7 +1,7 @@
 // Package jsonhttp makes one JSON request and decodes its JSON answer: the
 // round trip shared by the clients of this module's own test tooling (the
 // emulator's admin client, the benchmark's Vault client). The plugin's NHN
-// client does not use it: NHN's answers need their own checks (retry.go).
+// client does not use it: NHN's answers need their own checks (nhn/retry.go).
 package jsonhttp
 
 import (
