@@ -32,7 +32,7 @@ type nemesisStep struct {
 	kind   string
 	gap    time.Duration // quiet time before it
 	length time.Duration // how long it lasts (down, slow, pause)
-	pick   int           // which standby or plugin process, modulo their number
+	pick   int           // which standby, modulo their number
 }
 
 // nemesisSchedule draws the faults for total: every kind once first (in
@@ -191,14 +191,20 @@ func (c *chaosCluster) run(ctx context.Context, s nemesisStep) error {
 			return admin.SetFault(ctx, emulator.Fault{Mode: emulator.FaultFlaky, Target: emulator.TargetList, Count: 3})
 		})
 	case "kill-plugin":
-		n := c.nodes[s.pick%len(c.nodes)]
+		// The active node's: standbys run no plugin process (they
+		// forward every request).
+		n := c.active()
+		if n == nil {
+			ev.note = "no active node"
+			return nil
+		}
 		ev.node = n.id
 		pids := pluginPIDs(n.proc.cmd.Process.Pid)
 		if len(pids) == 0 {
 			ev.note = "no plugin process running"
 			return nil
 		}
-		pid := pids[s.pick%len(pids)]
+		pid := pids[0]
 		ev.note = fmt.Sprintf("pid %d", pid)
 		return syscall.Kill(pid, syscall.SIGKILL)
 	case "pause-standby":
