@@ -36,19 +36,23 @@ type nemesisStep struct {
 }
 
 // nemesisSchedule draws the faults for total: every kind once first (in
-// a seeded order), then seeded draws.
+// a seeded order, with short gaps; even when that outlasts total), then
+// seeded draws.
 func nemesisSchedule(seed uint64, total time.Duration) []nemesisStep {
 	rng := rand.New(rand.NewPCG(seed, seed^0x6e656d65))
 	var out []nemesisStep
 	var used time.Duration
 	order := rng.Perm(len(nemesisKinds))
-	for i := 0; used < total; i++ {
+	for i := 0; used < total || i < len(order); i++ {
 		kind := nemesisKinds[rng.IntN(len(nemesisKinds))]
 		if i < len(order) {
 			kind = nemesisKinds[order[i]]
 		}
 		s := nemesisStep{kind: kind, gap: time.Duration(4+rng.IntN(8)) * time.Second,
 			length: time.Duration(5+rng.IntN(6)) * time.Second, pick: rng.IntN(1 << 16)}
+		if i < len(order) {
+			s.gap = time.Duration(2+rng.IntN(3)) * time.Second // every kind early, even in the short run
+		}
 		used += s.gap + s.length + 8*time.Second // election and restart
 		out = append(out, s)
 	}
@@ -348,8 +352,10 @@ func (c *chaosCluster) sampleStats(cold []string) {
 	}
 	s := statsSample{at: time.Now(), calls: st.TokenCalls + st.ListCalls + st.FileCalls,
 		filesTotal: st.FileCalls, listCalls: st.ListCalls, tokenIssued: st.TokenIssued, authRejected: st.AuthRejected}
+	s.coldByName = map[string]int64{}
 	for _, n := range cold {
 		s.coldFiles += st.FileCallsByName[n]
+		s.coldByName[n] = st.FileCallsByName[n]
 	}
 	c.h.mu.Lock()
 	c.h.stats = append(c.h.stats, s)

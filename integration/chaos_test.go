@@ -33,6 +33,7 @@ var chaosRegressionSeeds = []uint64{27001}
 const (
 	chaosInterval   = 10 * time.Second // the config's refresh_interval
 	chaosShortTime  = 100 * time.Second
+	chaosQuietTail  = 15 * time.Second // clients only, after the last fault
 	chaosClientWait = 10 * time.Second
 	chaosColdCount  = 20
 )
@@ -103,10 +104,21 @@ func TestChaos(t *testing.T) {
 	}
 	require.Len(t, cold, chaosColdCount)
 
-	a := &chaosActors{c: c, token: n1.rootToken, cold: cold, http: &http.Client{Timeout: chaosClientWait}}
+	a := &chaosActors{c: c, token: n1.rootToken, cold: cold, http: &http.Client{Timeout: chaosClientWait}, end: time.Now().Add(total)}
 	a.readCold("setup")
-	ctx, cancel := context.WithTimeout(context.Background(), total)
+	// The serials of the cold certificates exist once first downloaded.
+	certs, err = em.admin.Certs(ctxT(t))
+	require.NoError(t, err)
+	for _, ct := range certs {
+		if c.h.coldNames[ct.Name] && ct.Serial != "" {
+			c.h.held(ct.Name, ct.Serial, time.Time{})
+		}
+	}
+	// The clients go on chaosQuietTail after the last fault.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	nemCtx, nemCancel := context.WithTimeout(ctx, total)
+	defer nemCancel()
 	var wg sync.WaitGroup
 	monCtx, monCancel := context.WithCancel(context.Background())
 	var monWG sync.WaitGroup
@@ -121,13 +133,14 @@ func TestChaos(t *testing.T) {
 	go func() { defer wg.Done(); a.renewalActor(ctx, seed+12) }()
 	var nemErr error
 	for _, s := range schedule {
-		if sleepCtx(ctx, s.gap); ctx.Err() != nil {
+		if sleepCtx(nemCtx, s.gap); nemCtx.Err() != nil {
 			break
 		}
-		if nemErr = c.run(ctx, s); nemErr != nil {
+		if nemErr = c.run(nemCtx, s); nemErr != nil {
 			break
 		}
 	}
+	sleepCtx(ctx, chaosQuietTail)
 	cancel()
 	wg.Wait()
 	a.watchers.Wait()
@@ -293,6 +306,7 @@ type chaosActors struct {
 
 	cfgMu   sync.Mutex
 	deleted bool
+	end     time.Time // when the faults end
 }
 
 // do sends one request to node n and records it as an op.
@@ -463,11 +477,11 @@ func (a *chaosActors) passphraseActor(ctx context.Context, seed uint64) {
 // file (C6).
 func (a *chaosActors) renewalActor(ctx context.Context, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 4))
-	// No renewal in the last 40 s: its watchers would outlast the run.
-	end, _ := ctx.Deadline()
+	// No renewal in the last 25 s of the faults: its watchers would
+	// outlast the run.
 	for ctx.Err() == nil {
 		sleepCtx(ctx, time.Duration(10+rng.IntN(10))*time.Second)
-		if ctx.Err() != nil || time.Until(end) < 40*time.Second {
+		if ctx.Err() != nil || time.Until(a.end) < 25*time.Second {
 			return
 		}
 		name := hotNames[rng.IntN(len(hotNames)-2)] // the first four: plain names
