@@ -311,7 +311,7 @@ type chaosActors struct {
 
 // do sends one request to node n and records it as an op.
 func (a *chaosActors) do(actor, kind string, n *raftNode, name, method, path string, q url.Values, body any) chaosOp {
-	op := chaosOp{actor: actor, kind: kind, node: n.id, name: name, start: time.Now()}
+	op := chaosOp{actor: actor, kind: kind, node: n.id, name: name, start: time.Now(), refresh: q.Get("refresh") == "true"}
 	u := n.addr + "/v1/" + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
