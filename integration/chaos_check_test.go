@@ -53,7 +53,7 @@ const (
 	inFlightGrace   = 300 * time.Millisecond
 	chaosMaxRSS     = 512 << 20
 	chaosMaxThreads = 256
-	orphanBound     = 5 * time.Second
+	orphanBound     = 1500 * time.Millisecond
 )
 
 // chaosOp is one client operation of the history.
