@@ -386,16 +386,17 @@ func (a *chaosActors) writeConfig(ctx context.Context, extra map[string]any) boo
 	}
 	a.cfgMu.Lock()
 	defer a.cfgMu.Unlock()
+	// The deleted window ends when the first attempt starts: one that
+	// timed out (its node paused or killed) may still have been applied.
+	if a.deleted {
+		a.c.h.mu.Lock()
+		a.c.h.deleted[len(a.c.h.deleted)-1].to = time.Now()
+		a.c.h.mu.Unlock()
+		a.deleted = false
+	}
 	for i := 0; i < 20; i++ {
-		start := time.Now()
 		op := a.do("config", "config-write", a.c.nodes[i%3], "", "POST", mount+"/config", nil, body)
 		if op.status/100 == 2 {
-			if a.deleted {
-				a.c.h.mu.Lock()
-				a.c.h.deleted[len(a.c.h.deleted)-1].to = start
-				a.c.h.mu.Unlock()
-				a.deleted = false
-			}
 			return true
 		}
 		sleepCtx(context.Background(), 500*time.Millisecond)
