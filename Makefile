@@ -14,7 +14,7 @@ FUZZTIME ?=
 # Where the pinned Vault build is cached, outside the repository.
 export NHNCERT_CACHE ?= $(HOME)/.cache/nhncert
 
-.PHONY: help build test unit fuzz integration vet lint fmt fmt-check vault kube demo dev clean bench soak compat release release-check
+.PHONY: help build test unit fuzz integration vet lint fmt fmt-check vault kube demo dev clean bench soak compat chaos release release-check
 
 help:
 	@echo "make build        build bin/$(PLUGIN) and bin/nhncert-emulator"
@@ -23,6 +23,7 @@ help:
 	@echo "make dev          the same against real NHN (needs NHN_APP_KEY, NHN_ACCESS_KEY_ID, NHN_SECRET_ACCESS_KEY)"
 	@echo "make bench        load benchmark through a real Vault (nhncert vs null plugin vs KV) + Go benchmarks"
 	@echo "make soak         the randomized model test (model_test.go) for SOAK_TIME (default 20m) of seeded histories, with the race detector"
+	@echo "make chaos        the chaos run (integration/chaos_*_test.go) on a 3-node raft Vault for CHAOS_TIME (default 20m); CHAOS_SEED replays a seed"
 	@echo "make vault        build or find the pinned Vault (cached in $(NHNCERT_CACHE))"
 	@echo "make compat       the integration suite against each Vault line (1.19, 1.20, 1.21; built once, cached)"
 	@echo "make release      VERSION=vX.Y.Z: zips for every platform, SHA256SUMS (+ .sig with RELEASE_GPG_KEY), SBOMs, OCI image into dist/ (RELEASE_IMAGE=registry/repo pushes it)"
@@ -119,6 +120,17 @@ SOAK_LOG ?= soak.log
 soak:
 	@echo "full log: $(SOAK_LOG)"
 	set -o pipefail; NHNCERT_MODEL_DURATION=$(SOAK_TIME) $(GO) test -race -count=1 -timeout 0 -run '^TestModel$$' -v . | tee $(SOAK_LOG) | grep -E 'model:|I[1-8]:|FAIL|replay|^ok'
+
+# The chaos run on a 3-node raft Vault (integration/chaos_test.go) for
+# CHAOS_TIME of faults; `make test` runs a short one (100 s, a fixed seed)
+# within `integration`. CHAOS_SEED replays a seed's nemesis schedule.
+CHAOS_TIME ?= 20m
+CHAOS_SEED ?=
+chaos: build
+	set -o pipefail; vault_bin=$$(scripts/vault.sh) && \
+	VAULT_BIN="$$vault_bin" NHNCERT_PLUGIN_BIN="$(CURDIR)/bin/$(PLUGIN)" NHNCERT_EMULATOR_BIN="$(CURDIR)/bin/nhncert-emulator" \
+	NHNCERT_CHAOS_TIME=$(CHAOS_TIME) NHNCERT_CHAOS_SEED=$(CHAOS_SEED) \
+		$(GO) test -count=1 -timeout 0 -run '^TestChaos$$' -v ./integration/ 2>&1 | tee chaos.log | grep -E 'chaos|nemesis|C[1-7]:|renewal|plugin pid|background runs|replay|FAIL|^ok|^---'
 
 # The integration suite against the newest patch of each Vault line the
 # module proxy serves (scripts/compat.sh); CI keeps the v1.21.0 pin.

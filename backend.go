@@ -187,13 +187,14 @@ func (b *backend) listInfo(generation, name string) *certInfo {
 	return b.catalog.lookup(generation, name)
 }
 
-// recordList keeps what a list of NHN said, for the live generation only.
-func (b *backend) recordList(generation string, infos []certInfo, complete bool) {
+// recordList keeps what a list of NHN with status filter status ("all",
+// "unexpired" or "expired") said, for the live generation only.
+func (b *backend) recordList(generation string, infos []certInfo, status string) {
 	if !b.cache.gate.admit(generation) {
 		return
 	}
 	defer b.cache.gate.release()
-	b.catalog.record(generation, infos, complete)
+	b.catalog.record(generation, infos, status, b.now().UTC().Format(time.DateOnly))
 }
 
 // invalidate is called on other nodes (standbys, performance standbys) when
@@ -238,11 +239,22 @@ func (b *backend) clean(context.Context) {
 
 // reset drops the session, the in-memory cache and the catalog; the next
 // request rebuilds them from storage. The caller holds configMu.
-func (b *backend) reset() {
+func (b *backend) reset() { b.resetKeeping(false) }
+
+// resetKeeping is reset that, with failures set, keeps what the engine
+// knows of NHN's failures (retry windows, refused files): a config write
+// that keeps the identity (a new cache_ttl during an outage, say) must
+// not send every read to the failing NHN at once. Both are keyed by the
+// config generation, which such a write keeps.
+func (b *backend) resetKeeping(failures bool) {
 	if old := b.current.Swap(nil); old != nil {
 		old.client.Close()
 	}
-	b.cache.clearMemory()
+	if failures {
+		b.cache.memory.Purge()
+	} else {
+		b.cache.clearMemory()
+	}
 	b.catalog.clear()
 	b.wakeRefresher()
 }

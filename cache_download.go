@@ -165,13 +165,25 @@ func (c *certCache) fill(ctx context.Context, s logical.Storage, sess *session, 
 	}
 	// What the list says now describes the file about to be downloaded.
 	listed := c.hooks.listInfo(gen, name)
-	// A file the background refresh found refused lately for its
-	// encrypted key is that state until the passphrase or the file
-	// changes (cache_passphrase.go); a read asks NHN, as for any file
-	// that does not parse.
-	if mode == fillBackground {
-		if _, ok := c.refused.lookup(gen, name, listed, now, ttl); ok {
-			return fillResult{}, errFileRefused
+	// A file refused lately for its encrypted key is that state until
+	// the passphrase or the file changes or cache_ttl passes
+	// (cache_passphrase.go): neither the background refresh nor a read
+	// downloads it and derives its key again (CONTRACT: "refused again,
+	// without downloading and deriving again"). An operator's
+	// refresh=true asks anyway.
+	if mode != fillRefresh {
+		if rec, ok := c.refused.lookup(gen, name, listed, now, ttl); ok {
+			switch {
+			case mode == fillBackground:
+				return fillResult{}, errFileRefused
+			case old != nil && old.usable(now):
+				cur, err := c.putNewer(old)
+				if err != nil {
+					return fillResult{}, err
+				}
+				return c.staleResult(name, cur, rec.cause, time.Time{}), nil
+			}
+			return fillResult{}, rec.cause
 		}
 	}
 	// With a copy to fall back on, or after NHN failed for the name, one

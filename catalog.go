@@ -50,11 +50,18 @@ type catalog struct {
 	version    uint64
 }
 
-// record stores a list's entries; a complete list (status ALL) replaces
-// what was known, a filtered one adds to it.
-func (l *catalog) record(generation string, infos []certInfo, complete bool) {
+// record stores a list's entries. A list says what NHN holds of its
+// status filter now: a name an earlier list showed, that this list's
+// filter covers (by the date that list gave it) and that this list no
+// longer shows is gone, deleted in NHN or moved to the other status;
+// names outside the filter stay as the last list of their status showed
+// them (CONTRACT, metrics: "as far as the last list of each status
+// showed"). today is the date (UTC, YYYY-MM-DD) the filter is read at,
+// as NHN reads it: expired when expirationDate is before today.
+func (l *catalog) record(generation string, infos []certInfo, status, today string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	complete := status == "all"
 	if complete || l.generation != generation || l.byName == nil {
 		if l.generation != generation {
 			l.completeAt = time.Time{}
@@ -66,6 +73,16 @@ func (l *catalog) record(generation string, infos []certInfo, complete bool) {
 		l.completeAt = time.Now()
 	}
 	l.version++
+	listed := make(map[string]bool, len(infos))
+	for i := range infos {
+		listed[infos[i].Name] = true
+	}
+	for name, c := range l.byName {
+		expired := c.ExpirationDate != "" && c.ExpirationDate < today
+		if !listed[name] && (status == "expired") == expired {
+			delete(l.byName, name)
+		}
+	}
 	for i := range infos {
 		c := infos[i]
 		l.byName[c.Name] = &c

@@ -178,7 +178,7 @@ func validateURL(field, raw string) string {
 	case u.User != nil:
 		// Do not echo the URL: it holds credentials.
 		return fmt.Sprintf("%s must not carry credentials (user:password@); set access_key_id and secret_access_key instead", field)
-	case u.RawQuery != "" || u.Fragment != "" || u.Opaque != "":
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#") || u.Opaque != "":
 		return fmt.Sprintf("%s must be a base URL without query or fragment", field)
 	}
 	if p := u.Port(); p != "" {

@@ -339,7 +339,7 @@ func (b *backend) listForHosts(ctx context.Context, sess *session, refresh bool)
 			return nil, err
 		}
 		infos, _ := servable(all)
-		b.recordList(gen, infos, true)
+		b.recordList(gen, infos, "all")
 		return nil, nil
 	})
 	select {

@@ -301,3 +301,34 @@ func TestMetricsUnconfigured(t *testing.T) {
 	require.NotContains(t, fams, "nhncert_certificate_expiry_timestamp_seconds")
 	require.NotContains(t, fams, "nhncert_refresh_last_success_timestamp_seconds")
 }
+
+// The certificate families describe the last list, whatever its filter
+// (CONTRACT, metrics: "a certificate a later list no longer shows, where
+// its filter covers it, is gone"): after NHN deletes a certificate, the
+// default list (unexpired) drops it from the expiry family and from the
+// count, and keeps the expired certificate the earlier complete list
+// showed, which its filter does not cover.
+func TestMetricsForgetCertificatesNHNDeleted(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"refresh_interval": "0"})
+	h.putChain("a.example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	h.putChain("b.example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	h.putChain("old.example.com", emulator.ChainOptions{NotBefore: time.Now().Add(-100 * 24 * time.Hour), NotAfter: time.Now().Add(-10 * 24 * time.Hour)}, emulator.FileOptions{})
+	_, err := h.request(logical.ListOperation, "certs/", map[string]any{"status": "all"})
+	require.NoError(t, err)
+	fams, _ := scrape(t, h)
+	v, _ := sample(fams, "nhncert_certificates", "status", "unexpired")
+	require.Equal(t, 2.0, v)
+
+	h.emu.Remove("b.example.com")
+	_, err = h.request(logical.ListOperation, "certs/", nil)
+	require.NoError(t, err)
+	fams, text := scrape(t, h)
+	require.NotContains(t, text, `name="b.example.com"`, "a certificate NHN deleted stays in the expiry family")
+	require.Contains(t, text, `name="a.example.com"`)
+	require.Contains(t, text, `name="old.example.com"`, "the expired certificate, outside the unexpired list's filter, stays")
+	v, _ = sample(fams, "nhncert_certificates", "status", "unexpired")
+	require.Equal(t, 1.0, v, "nhncert_certificates{status=unexpired} after NHN deleted one of two")
+	v, _ = sample(fams, "nhncert_certificates", "status", "expired")
+	require.Equal(t, 1.0, v, "nhncert_certificates{status=expired}")
+}

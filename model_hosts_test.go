@@ -10,13 +10,13 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// Host lookups in the model (I9 of model_test.go). The model's
+// Host lookups in the model (I13 of model_test.go). The model's
 // certificates share hosts: www.shared.example is covered by a.example and
 // c.example by name and by b.example's wildcard, api.shared.example by the
 // wildcard alone; renewals, deletions and re-registrations move the best
 // choice among them.
 //
-//	I9 Every hosts/<hostname> answer is a certificate and key that belong
+//	I13 Every hosts/<hostname> answer is a certificate and key that belong
 //	   together, a file the configured project held under the
 //	   certificate_name given, whose leaf covers the host and is valid.
 //	   After a background run with NHN up and its list complete, a lookup
@@ -67,16 +67,23 @@ func (m *modelRun) hostRead(host string, refresh bool) hostResult {
 }
 
 // hostLookup is a lookup after a step, one step in three, drawn from the
-// model's own host stream; held to I9's first part.
+// model's own host stream; held to I13's first part.
 func (m *modelRun) hostLookup() {
 	if m.deleted || m.hostRnd.IntN(3) != 0 {
 		return
 	}
 	host := modelHosts[m.hostRnd.IntN(len(modelHosts))]
 	refresh := m.hostRnd.IntN(5) == 0
+	sess := mustSession(m.h)
+	before := m.sentBy(sess.client)
 	r := m.hostRead(host, refresh)
 	m.logf("hosts/%s (refresh=%v): %q %s err=%v", host, refresh, r.name, r.serial, r.err)
 	m.checkHost(r)
+	// A lookup lists NHN (status ALL) when it knows no complete list or
+	// is asked to: the metrics (I10) then show that list, as after a run.
+	if p := m.projects[m.active]; !p.down && m.sentBy(sess.client).lists > before.lists {
+		m.recordListed("all", m.shownBy(p))
+	}
 }
 
 func (m *modelRun) checkHost(r hostResult) {
@@ -84,26 +91,26 @@ func (m *modelRun) checkHost(r hostResult) {
 		return
 	}
 	if _, err := tls.X509KeyPair([]byte(r.certPEM), []byte(r.key)); err != nil {
-		m.t.Errorf("I9: hosts/%s served a certificate and key that do not belong together: %v", r.host, err)
+		m.t.Errorf("I13: hosts/%s served a certificate and key that do not belong together: %v", r.host, err)
 	}
 	if !m.projects[m.active].held[r.name][r.serial] {
-		m.t.Errorf("I9: hosts/%s served %q serial %s, never held under that name by project %s", r.host, r.name, r.serial, m.projects[m.active].id)
+		m.t.Errorf("I13: hosts/%s served %q serial %s, never held under that name by project %s", r.host, r.name, r.serial, m.projects[m.active].id)
 	}
 	block, _ := pem.Decode([]byte(r.certPEM))
 	if block == nil {
-		m.t.Errorf("I9: hosts/%s served no PEM certificate", r.host)
+		m.t.Errorf("I13: hosts/%s served no PEM certificate", r.host)
 		return
 	}
 	leaf, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
-		m.t.Errorf("I9: hosts/%s: %v", r.host, err)
+		m.t.Errorf("I13: hosts/%s: %v", r.host, err)
 		return
 	}
 	if leaf.VerifyHostname(r.host) != nil {
-		m.t.Errorf("I9: hosts/%s served %q, whose leaf does not cover the host (%v)", r.host, r.name, leaf.DNSNames)
+		m.t.Errorf("I13: hosts/%s served %q, whose leaf does not cover the host (%v)", r.host, r.name, leaf.DNSNames)
 	}
 	if now := time.Now(); now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
-		m.t.Errorf("I9: hosts/%s served %q, not valid now", r.host, r.name)
+		m.t.Errorf("I13: hosts/%s served %q, not valid now", r.host, r.name)
 	}
 }
 
@@ -149,7 +156,7 @@ func modelBest(cands []modelCand, now time.Time) string {
 	return best.name
 }
 
-// checkHostsAfterRun is I9's second part, after a clean run of p.
+// checkHostsAfterRun is I13's second part, after a clean run of p.
 func (m *modelRun) checkHostsAfterRun(p *project, sess *session) {
 	for _, host := range modelHosts {
 		var cands []modelCand
@@ -173,18 +180,18 @@ func (m *modelRun) checkHostsAfterRun(p *project, sess *session) {
 		want := modelBest(cands, time.Now())
 		if want == "" {
 			if r.status != 404 {
-				m.t.Errorf("I9: after a run, hosts/%s answered %q (err %v); no certificate of project %s covers it", host, r.name, r.err, p.id)
+				m.t.Errorf("I13: after a run, hosts/%s answered %q (err %v); no certificate of project %s covers it", host, r.name, r.err, p.id)
 			}
 			continue
 		}
 		cur, _ := p.current(want)
 		switch {
 		case r.err != nil:
-			m.t.Errorf("I9: after a run, hosts/%s failed (%v); project %s holds %s for it", host, r.err, p.id, want)
+			m.t.Errorf("I13: after a run, hosts/%s failed (%v); project %s holds %s for it", host, r.err, p.id, want)
 		case r.name != want:
-			m.t.Errorf("I9: after a run, hosts/%s answered %q; the best of project %s is %s", host, r.name, p.id, want)
+			m.t.Errorf("I13: after a run, hosts/%s answered %q; the best of project %s is %s", host, r.name, p.id, want)
 		case r.serial != cur && !(p.sameDay[want] && p.held[want][r.serial]):
-			m.t.Errorf("I9: after a run, hosts/%s answered %s with serial %s; project %s holds %s", host, want, r.serial, p.id, cur)
+			m.t.Errorf("I13: after a run, hosts/%s answered %s with serial %s; project %s holds %s", host, want, r.serial, p.id, cur)
 		}
 		m.checkHost(r)
 	}

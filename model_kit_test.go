@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
 // The model test's view of NHN (two projects) and of a read's answer; the
@@ -26,7 +27,8 @@ type project struct {
 	url      string
 	held     map[string]map[string]bool // name -> every serial held so far
 	down     bool
-	unlisted bool // the list leaves names out (SetUnlisted)
+	unlisted bool     // the list leaves names out (SetUnlisted)
+	lost     []string // the names it leaves out
 	// sameDay names were reissued with the same expiry on the same day
 	// (same certificateId): the list cannot show it, so a run need not
 	// notice (the copy is downloaded again when it falls due).
@@ -108,6 +110,7 @@ func (m *modelRun) checkRead(r readResult, allowed ...int) {
 // may reach the emulator during a later run.
 type sentCounts struct {
 	tokens, lists, files atomic.Int64
+	late                 atomic.Int64 // sent after the client was closed (I11)
 	mu                   sync.Mutex
 	byName               map[string]int64 // downloads
 }
@@ -115,9 +118,15 @@ type sentCounts struct {
 type countingTransport struct {
 	next http.RoundTripper
 	n    *sentCounts
+	c    *nhn.Client // set once the client is made
 }
 
-func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	// I11: a request that starts, live, on a closed client carries the
+	// credentials of a config that was deleted or replaced.
+	if c.c != nil && c.c.Closed() && r.Context().Err() == nil {
+		c.n.late.Add(1)
+	}
 	switch p := r.URL.Path; {
 	case strings.HasSuffix(p, "/oauth2/token/create"):
 		c.n.tokens.Add(1)
@@ -140,7 +149,7 @@ func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // CloseIdleConnections lets the client's close reach the transport.
-func (c countingTransport) CloseIdleConnections() {
+func (c *countingTransport) CloseIdleConnections() {
 	if t, ok := c.next.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}
@@ -187,6 +196,35 @@ func (m *modelRun) concurrently(k int, f func(i int) readResult) []readResult {
 	}
 	wg.Wait()
 	return out
+}
+
+// checkGeneration is I3.
+func (m *modelRun) checkGeneration() {
+	keys := m.h.cacheKeys()
+	if m.deleted {
+		if len(keys) != 0 {
+			m.t.Errorf("I3: %d certificates in storage after the config was deleted", len(keys))
+		}
+		if n := m.h.b.cache.memoryLen(); n != 0 {
+			m.t.Errorf("I3: %d certificates in memory after the config was deleted", n)
+		}
+		return
+	}
+	gen := mustSession(m.h).cfg.Generation
+	for _, k := range keys {
+		se, err := readStoredEntryAt(context.Background(), m.h.storage, cacheStoragePrefix+k)
+		if err != nil || se == nil {
+			continue
+		}
+		if se.Generation != gen {
+			m.t.Errorf("I3: %s is stored under an old config's generation after the switch", se.Name)
+		}
+	}
+	for _, e := range m.h.b.cache.memory.Values() {
+		if e.generation != gen {
+			m.t.Errorf("I3: %s is in memory under an old config's generation after the switch", e.name)
+		}
+	}
 }
 
 // isAged reports whether name's stored copy is past cache_ttl.

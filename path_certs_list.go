@@ -99,7 +99,7 @@ func (b *backend) pathCertsList(ctx context.Context, req *logical.Request, d *fr
 		return nil, certError(err)
 	}
 	infos, unservable := servable(listed)
-	b.recordList(sess.cfg.Generation, infos, status == "all")
+	b.recordList(sess.cfg.Generation, infos, status)
 
 	now := b.now()
 	keys := make([]string, 0, len(infos))

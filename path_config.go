@@ -195,7 +195,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := writeConfig(ctx, req.Storage, &cfg); err != nil {
 		return nil, err
 	}
-	b.reset()
+	b.resetKeeping(!identityChanged)
 	if identityChanged && old != nil {
 		if err := b.cache.purge(ctx, req.Storage); err != nil {
 			warnings = append(warnings, "cached certificates of the previous configuration could not all be removed from storage; they are ignored: "+err.Error())

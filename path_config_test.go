@@ -89,6 +89,8 @@ func TestConfigRejectsBadInput(t *testing.T) {
 		{"file scheme", full(map[string]any{"endpoint": "file:///etc/passwd"}), "endpoint must be an http or https URL"},
 		{"credentials in url", full(map[string]any{"endpoint": "https://user:hunter2@example.com"}), "must not carry credentials"},
 		{"query in url", full(map[string]any{"endpoint": "https://example.com/?a=b"}), "without query"},
+		{"empty query in url", full(map[string]any{"endpoint": "https://example.com/?"}), "without query"},
+		{"empty fragment in url", full(map[string]any{"auth_endpoint": "https://example.com/#"}), "without query"},
 		{"negative ttl", full(map[string]any{"cache_ttl": "-1h"}), "negative"},
 		{"huge ttl", full(map[string]any{"cache_ttl": "100000h"}), "cache_ttl must be at most"},
 		{"zero timeout", full(map[string]any{"request_timeout": "0s"}), "request_timeout must be at least"},

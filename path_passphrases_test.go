@@ -298,24 +298,27 @@ func TestRefusedFileIsNotCached(t *testing.T) {
 	const name = "enc.example.com"
 	h.emu.PutChain(name, fx.Chains[emulator.EC], emulator.FileOptions{KeyPassphrase: passphraseValue})
 
-	// Each read of a name whose key cannot be opened asks NHN again, as
-	// for any file that does not parse: nothing is cached, so a file fixed
-	// in NHN's console is seen at once.
+	// A file whose key cannot be opened is refused again, without
+	// downloading and deriving again, until the passphrase or the file
+	// (as NHN's list shows it) changes, or cache_ttl passes (CONTRACT,
+	// passphrases): each read gives the same error, one download in all.
 	const reads = 3
 	for range reads {
 		require.Contains(t, h.readErr(name, nil).Error(), "no passphrase is set")
 	}
-	require.EqualValues(t, reads, h.fileCalls(name))
+	require.EqualValues(t, 1, h.fileCalls(name), "downloads of a refused file by %d reads", reads)
 	h.writePassphrase(name, "wrong")
 	for range reads {
 		require.Contains(t, h.readErr(name, nil).Error(), "does not decrypt")
 	}
-	require.EqualValues(t, 2*reads, h.fileCalls(name))
+	require.EqualValues(t, 2, h.fileCalls(name), "a new passphrase: one more download, then none")
 	require.Empty(t, h.cacheKeys(), "nothing cached")
 	require.Zero(t, h.b.cache.memoryLen(), "nothing cached")
 
-	// The file re-uploaded without a passphrase: served at once.
+	// The file re-uploaded without a passphrase on the same day (NHN's
+	// list cannot tell): refresh=true asks NHN and serves it.
 	h.emu.PutChain(name, fx.Chains[emulator.EC], emulator.FileOptions{})
+	h.read(name, map[string]any{"refresh": true})
 	require.Equal(t, false, h.readPath("metadata/"+name, nil).Data["private_key_encrypted_upstream"])
 }
 
@@ -346,7 +349,9 @@ func TestBackgroundRefreshDoesNotLoopOnAnEncryptedRotation(t *testing.T) {
 	require.Equal(t, []int{0, 1, 1, 1, 1, 1}, deferred, "each run after the first leaves the refused name for later")
 
 	// Reads serve the copy held; once it is past cache_ttl, with a warning
-	// that says what to write, still without downloading.
+	// that says what to write, still without downloading: the refusal
+	// holds until the passphrase or the file changes, or cache_ttl passes
+	// since the refusal.
 	resp := h.read(name, nil)
 	require.Equal(t, first["serial_number"], resp.Data["serial_number"])
 	require.EqualValues(t, base+1, h.fileCalls(name))
@@ -355,17 +360,17 @@ func TestBackgroundRefreshDoesNotLoopOnAnEncryptedRotation(t *testing.T) {
 	resp = h.read(name, nil)
 	require.Equal(t, first["serial_number"], resp.Data["serial_number"])
 	require.Contains(t, strings.Join(resp.Warnings, "\n"), `"nhncert/passphrases/rotated.example.com"`)
-	require.EqualValues(t, base+2, h.fileCalls(name), "a read past cache_ttl asks NHN")
+	require.EqualValues(t, base+1, h.fileCalls(name), "a read of a file refused lately asks NHN")
 
 	// The passphrase written: the rotation is served.
 	h.writePassphrase(name, passphraseValue)
 	got := h.read(name, nil).Data
 	require.Equal(t, emulator.FormatSerial(next.Leaf.SerialNumber), got["serial_number"])
-	require.EqualValues(t, base+3, h.fileCalls(name))
+	require.EqualValues(t, base+2, h.fileCalls(name))
 	for range 3 {
 		h.run()
 	}
-	require.EqualValues(t, base+3, h.fileCalls(name), "nothing more to download")
+	require.EqualValues(t, base+2, h.fileCalls(name), "nothing more to download")
 	requireNoPassphrase(t, "the log", h.logs.String())
 }
 

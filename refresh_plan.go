@@ -244,7 +244,7 @@ func (b *backend) refreshRun(parent context.Context, s logical.Storage, sess *se
 	}
 	infos, _ := servable(all)
 	stats.listed = len(infos)
-	b.recordList(gen, infos, true)
+	b.recordList(gen, infos, "all")
 	// A run covers one interval from when its list is in: a list slower
 	// than the interval (a short one, a slow NHN) moves the next run
 	// rather than leaving this one no time to download in.

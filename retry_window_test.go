@@ -291,3 +291,36 @@ func TestRetryWindowsStartCleanOnANewConfig(t *testing.T) {
 func TestOneAttemptIsAnOutage(t *testing.T) {
 	require.True(t, isOutage(&nhn.Error{Op: "downloading certificate", Unreachable: true}))
 }
+
+// A config write that keeps the identity (a new cache_ttl during an
+// outage) keeps what the engine knows of NHN's failures (CONTRACT: "A
+// config write that keeps the identity ... keeps what the engine knows of
+// NHN's failures (retry windows, refused files)"): the reads after it
+// serve the stale copy with the warning and do not call NHN within the
+// window.
+func TestConfigWriteKeepingIdentityKeepsRetryWindows(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]any{"cache_ttl": "1s", "refresh_interval": "0"})
+	h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{})
+	want := h.read("example.com", nil).Data["serial_number"]
+	expireCache(h, "example.com")
+	// Downloads fail; the token service answers (the new session asks
+	// it for a token, which is not the certificate's attempt).
+	h.emu.SetFault(emulator.Fault{Mode: emulator.FaultDown, Target: emulator.TargetFiles})
+	h.read("example.com", nil) // the failure opens the window
+	_, open := h.window("example.com")
+	require.True(t, open, "no retry window after NHN failed")
+	before := h.fileCalls("example.com")
+
+	_, err := h.request(logical.UpdateOperation, "config", map[string]any{"cache_ttl": "2s"})
+	require.NoError(t, err)
+	for i := range 5 {
+		resp := h.read("example.com", nil)
+		require.Equal(t, want, resp.Data["serial_number"], "read %d", i)
+		require.Len(t, resp.Warnings, 1, "read %d", i)
+		require.Contains(t, resp.Warnings[0], "may be stale", "read %d", i)
+	}
+	require.Equal(t, before, h.fileCalls("example.com"), "reads after a config write keeping the identity asked the failing NHN")
+	_, open = h.window("example.com")
+	require.True(t, open, "the retry window is gone after a config write keeping the identity")
+}

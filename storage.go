@@ -27,6 +27,9 @@ const (
 	// passphraseStoragePrefix holds one passphraseEntry per certificate
 	// whose key NHN holds encrypted, under passphraseKey(name).
 	passphraseStoragePrefix = "passphrase/"
+	// refreshClaimPath is written by the background refresh before each
+	// run's first call to NHN (refresh_claim.go); it holds no secret.
+	refreshClaimPath = "refresh/claim"
 )
 
 // storageKey is where a certificate's cache entry is stored. Names are

@@ -50,6 +50,7 @@ const (
 	refusedNoPassphrase    keyRefusal = iota + 1 // none is set for the name
 	refusedWrongPassphrase                       // the one set does not decrypt the key
 	refusedUnsupported                           // a scheme this engine does not read
+	refusedWork                                  // key derivation asking for more work than the bound
 )
 
 // encryptedKeyError is a file whose key is encrypted and cannot be opened
@@ -63,6 +64,8 @@ type KeyError struct {
 	// path is where the passphrase is written (the mount's
 	// passphrases/<name>), set by the cache; empty in ParseBundle's answer.
 	path string
+	// bound names the bound a refusedWork key derivation exceeds.
+	bound string
 }
 
 func (e *KeyError) Error() string {
@@ -75,6 +78,8 @@ func (e *KeyError) Error() string {
 		return fmt.Sprintf("the private key is encrypted (%s) and no passphrase is set for this certificate: write it to %s (vault write %s passphrase=-)", e.scheme, where, where)
 	case refusedWrongPassphrase:
 		return fmt.Sprintf("the passphrase set at %s does not decrypt the private key (%s): write the right one there", where, e.scheme)
+	case refusedWork:
+		return fmt.Sprintf("the private key is encrypted with %s, whose key derivation asks for more work than is allowed (%s, about a second): encrypt it again with OpenSSL's defaults (openssl pkcs8 -topk8 -v2 aes-256-cbc)", e.scheme, e.bound)
 	default:
 		return fmt.Sprintf("the private key is encrypted with %s, which this engine cannot decrypt: upload the file with the key encrypted by PBES2 (openssl pkcs8 -topk8 -v2 aes-256-cbc) or by AES in the legacy PEM form", e.scheme)
 	}
@@ -175,13 +180,17 @@ func legacyScheme(b pemBlock) (string, func([]byte) ([]byte, string, bool), erro
 	}, nil
 }
 
-// Bounds on the work a file's key derivation may ask for: OpenSSL writes
-// 2048 PBKDF2 iterations and scrypt N=16384, r=8, p=1 by default; a file
-// that asks for far more would make every download burn CPU or memory.
+// Bounds on the work a file's key derivation may ask for (CONTRACT:
+// "key derivation parameters whose work exceeds what about a second
+// allows (scrypt N x r x p, PBKDF2 iterations) are refused"). OpenSSL
+// writes 2048 PBKDF2 iterations and scrypt N=16384, r=8, p=1 (N x r x p =
+// 2^17) by default; OWASP asks for 600,000 PBKDF2-HMAC-SHA256 iterations.
+// scrypt's work grows with N x r x p (p = 16 at the memory bound took
+// 4.6 s), its memory with N x r; PBKDF2's with the iterations.
 const (
-	maxPBKDF2Iterations = 1 << 20
+	maxPBKDF2Iterations = 600_000
 	maxScryptMemory     = 64 << 20 // bytes: 128 * N * r
-	maxScryptParallel   = 16
+	maxScryptWork       = 1 << 20  // N * r * p: 8 times OpenSSL's default
 )
 
 var (
@@ -300,7 +309,8 @@ func pkcs8Scheme(der []byte) (string, func([]byte) ([]byte, string, bool), error
 			return "", nil, &KeyError{reason: refusedUnsupported, scheme: "PKCS#8 PBES2 (" + kdf + ", " + cipherName + ")"}
 		}
 		if kp.Iterations > maxPBKDF2Iterations {
-			return "", nil, bundleErrorf("the private key is encrypted with %d PBKDF2 iterations; at most %d are accepted", kp.Iterations, maxPBKDF2Iterations)
+			return "", nil, &KeyError{reason: refusedWork, scheme: fmt.Sprintf("PKCS#8 PBES2 (%s, %d iterations, %s)", kdf, kp.Iterations, cipherName),
+				bound: fmt.Sprintf("PBKDF2: at most %d iterations", maxPBKDF2Iterations)}
 		}
 	case p.KDF.Algorithm.Equal(oidScrypt):
 		var sp scryptParams
@@ -308,8 +318,10 @@ func pkcs8Scheme(der []byte) (string, func([]byte) ([]byte, string, bool), error
 			return "", nil, malformed
 		}
 		kdf = "scrypt"
-		if sp.Cost > maxScryptMemory/128/sp.Block || sp.Parallelism > maxScryptParallel {
-			return "", nil, bundleErrorf("the private key is encrypted with scrypt parameters that need more than %d MiB or parallelism %d", maxScryptMemory>>20, maxScryptParallel)
+		if sp.Cost > maxScryptMemory/128/sp.Block || sp.Parallelism > maxScryptWork/sp.Cost/sp.Block {
+			return "", nil, &KeyError{reason: refusedWork,
+				scheme: fmt.Sprintf("PKCS#8 PBES2 (scrypt N=%d r=%d p=%d, %s)", sp.Cost, sp.Block, sp.Parallelism, cipherName),
+				bound:  fmt.Sprintf("scrypt: N x r x p at most %d, N x r at most %d (%d MiB)", maxScryptWork, maxScryptMemory/128, maxScryptMemory>>20)}
 		}
 	default:
 		return "", nil, &KeyError{reason: refusedUnsupported, scheme: "PKCS#8 PBES2 with the key derivation " + p.KDF.Algorithm.String()}

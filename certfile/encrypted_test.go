@@ -307,11 +307,69 @@ func TestEncryptedKeyHostileParameters(t *testing.T) {
 	// Iterations far past what OpenSSL writes are refused before any work.
 	began := time.Now()
 	_, err = Parse(remarshal(1<<30, info.Data), fixedPassphrase("pw"))
-	require.ErrorContains(t, err, "PBKDF2 iterations")
+	require.ErrorContains(t, err, "PBKDF2: at most 600000 iterations")
 	require.Less(t, time.Since(began), time.Second)
 
 	// Ciphertext that is not whole blocks (the library's CBC would
 	// panic): refused as malformed.
 	_, err = Parse(remarshal(kp.Iterations, info.Data[:len(info.Data)-1]), fixedPassphrase("pw"))
 	require.ErrorContains(t, err, "cannot be parsed")
+}
+
+// The work of opening an encrypted key is bounded (CONTRACT: "key
+// derivation parameters whose work exceeds what about a second allows
+// (scrypt N x r x p, PBKDF2 iterations) are refused with an error naming
+// the scheme and the bound"): PBKDF2 past 600,000 iterations and scrypt
+// past N x r x p = 2^20 (p = 16 at N = 2^14, r = 8 is 2^21) are refused
+// before any derivation.
+func TestEncryptedKeyWorkBound(t *testing.T) {
+	fx := fixture.LoadBundle(t)
+	key, err := emulator.EncryptKeyPEM(fx.Chains[emulator.EC].KeyPEM, "pw", emulator.KeyPKCS8)
+	require.NoError(t, err)
+	b, _ := pem.Decode(key)
+	var info encryptedPrivateKeyInfo
+	_, err = asn1.Unmarshal(b.Bytes, &info)
+	require.NoError(t, err)
+	var p pbes2Params
+	_, err = asn1.Unmarshal(info.Algorithm.Parameters.FullBytes, &p)
+	require.NoError(t, err)
+	var kp pbkdf2Params
+	_, err = asn1.Unmarshal(p.KDF.Parameters.FullBytes, &kp)
+	require.NoError(t, err)
+	file := func(kdf asn1.ObjectIdentifier, params any) []byte {
+		kb, err := asn1.Marshal(params)
+		require.NoError(t, err)
+		q := p
+		q.KDF.Algorithm = kdf
+		q.KDF.Parameters = asn1.RawValue{FullBytes: kb}
+		pb, err := asn1.Marshal(q)
+		require.NoError(t, err)
+		in := info
+		in.Algorithm.Parameters = asn1.RawValue{FullBytes: pb}
+		der, err := asn1.Marshal(in)
+		require.NoError(t, err)
+		return fixture.JoinPEM(fx.Chains[emulator.EC].LeafPEM, fixture.PEMOf("ENCRYPTED PRIVATE KEY", der))
+	}
+	for _, c := range []struct {
+		what  string
+		file  []byte
+		wants []string
+	}{
+		{"PBKDF2 600,001 iterations", file(oidPBKDF2, func() pbkdf2Params { k := kp; k.Iterations = maxPBKDF2Iterations + 1; return k }()),
+			[]string{"PBKDF2", "600001 iterations", "at most 600000 iterations"}},
+		{"scrypt N=2^14 r=8 p=16", file(oidScrypt, scryptParams{Salt: kp.Salt, Cost: 1 << 14, Block: 8, Parallelism: 16}),
+			[]string{"scrypt N=16384 r=8 p=16", "N x r x p at most 1048576"}},
+		{"scrypt N=2^20 r=8 p=1 (1 GiB)", file(oidScrypt, scryptParams{Salt: kp.Salt, Cost: 1 << 20, Block: 8, Parallelism: 1}),
+			[]string{"scrypt N=1048576 r=8 p=1", "64 MiB"}},
+	} {
+		began := time.Now()
+		_, err := Parse(c.file, fixedPassphrase("pw"))
+		ek, ok := AsKeyError(err)
+		require.True(t, ok, "%s: %v", c.what, err)
+		require.Equal(t, refusedWork, ek.reason, "%s: %v", c.what, err)
+		for _, w := range c.wants {
+			require.ErrorContains(t, err, w, c.what)
+		}
+		require.Less(t, time.Since(began), time.Second, "%s: refused before any derivation", c.what)
+	}
 }

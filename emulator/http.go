@@ -82,6 +82,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	switch rt.kind {
+	case kindToken:
+		s.stats.TokenCalls++
 	case kindList:
 		s.stats.ListCalls++
 	case kindFiles:

@@ -4,6 +4,7 @@ package emulator
 type Stats struct {
 	TokenIssued     int64            `json:"token_issued"`
 	TokenDenied     int64            `json:"token_denied"`       // bad credentials at the token service
+	TokenCalls      int64            `json:"token_calls"`        // token requests that reached the handler (even when a fault answered)
 	ListCalls       int64            `json:"list_calls"`         // certmanager list requests that reached the handler (even when a fault answered)
 	FileCalls       int64            `json:"file_calls"`         // certmanager file requests that reached the handler (even when a fault answered)
 	FileCallsByName map[string]int64 `json:"file_calls_by_name"` // FileCalls by name, per requested (decoded) name

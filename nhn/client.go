@@ -90,8 +90,18 @@ type Client struct {
 	// [0, 1)); tests replace both.
 	sleep  func(ctx context.Context, d time.Duration) error
 	jitter func() float64
-	// closed is set by Close.
-	closed atomic.Bool
+	// listFlight shares one walk of NHN's pages among concurrent lists
+	// of the same status; listBound is the bound of one list (tests
+	// lower it).
+	listFlight singleflight.Group
+	listBound  listBound
+	// closed is set by Close. inflight holds the cancel of every call
+	// under way (sendMu guards both): Close cancels them before it
+	// returns, and no call starts after it.
+	closed   atomic.Bool
+	sendMu   sync.Mutex
+	inflight map[uint64]context.CancelFunc
+	nextID   uint64
 }
 
 type resultHeader struct {
@@ -109,6 +119,7 @@ type listAnswer struct {
 		PageSize    int           `json:"pageSize"`
 		Data        []Certificate `json:"data"`
 	} `json:"body"`
+	size int // bytes of the answer
 }
 
 // New returns a client for cfg.
@@ -135,11 +146,12 @@ func New(cfg Config) *Client {
 		sleep = sleepCtx
 	}
 	return &Client{
-		cfg:    cfg,
-		http:   &http.Client{Transport: transport, CheckRedirect: noRedirect},
-		logger: logger,
-		sleep:  sleep,
-		jitter: rand.Float64,
+		cfg:       cfg,
+		http:      &http.Client{Transport: transport, CheckRedirect: noRedirect},
+		logger:    logger,
+		sleep:     sleep,
+		jitter:    rand.Float64,
+		listBound: listBound{bytes: maxListBytes, certs: maxListCerts},
 	}
 }
 
@@ -153,10 +165,54 @@ func (c *Client) observe(call Call, o Outcome, d time.Duration) {
 // Close drops the client's connections: the idle ones now, and each one a
 // request in flight gives back, when it does (the session was replaced or
 // the backend cleaned up: nothing may linger until IdleConnTimeout).
+//
+// It also ends the client's credentials (CONTRACT: once DELETE config, or
+// a write that changes the identity, returns, "no request to NHN that
+// carries them, or a token issued for them, starts ... (a token exchange
+// in flight included)"): every call under way, a detached token exchange
+// included, is cancelled before Close returns, and no call starts
+// afterwards; a retry loop stops at once instead of waiting out its bound.
 func (c *Client) Close() {
+	c.sendMu.Lock()
+	// Cancelled before closed is set: a request that sees the client
+	// closed has a cancelled context (the model test relies on it).
+	for _, cancel := range c.inflight {
+		cancel()
+	}
+	c.inflight = nil
 	c.closed.Store(true)
+	c.sendMu.Unlock()
 	c.http.CloseIdleConnections()
 }
+
+// errClientClosed is a call refused because the client was closed.
+func errClientClosed(op string) *Error {
+	return &Error{Op: op, Message: "the configuration changed or was deleted; the request was not sent"}
+}
+
+// track registers a call's cancel; false when the client is closed (the
+// call must not start). untrack is called when the call ends.
+func (c *Client) track(cancel context.CancelFunc) (untrack func(), ok bool) {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.closed.Load() {
+		return nil, false
+	}
+	if c.inflight == nil {
+		c.inflight = map[uint64]context.CancelFunc{}
+	}
+	c.nextID++
+	id := c.nextID
+	c.inflight[id] = cancel
+	return func() {
+		c.sendMu.Lock()
+		delete(c.inflight, id)
+		c.sendMu.Unlock()
+	}, true
+}
+
+// Closed reports whether Close was called.
+func (c *Client) Closed() bool { return c.closed.Load() }
 
 // afterRequest closes a connection a request gave back to a closed client.
 func (c *Client) afterRequest() {
@@ -170,11 +226,16 @@ func (c *Client) certsURL() string {
 		"/appkeys/" + url.PathEscape(c.cfg.AppKey) + "/certificates"
 }
 
-// ListCertificates returns every certificate with the given status (ALL,
-// EXPIRED or UNEXPIRED), across all pages, sorted by name, each name once.
-func (c *Client) ListCertificates(ctx context.Context, status string) ([]Certificate, error) {
+// walkList returns every certificate with the given status (ALL,
+// EXPIRED or UNEXPIRED), across all pages, sorted by name, each name once;
+// what NHN answers adds up to at most the list bound (list_bound.go).
+func (c *Client) walkList(ctx context.Context, status string) ([]Certificate, error) {
+	var budget listBudget
 	first, err := c.listPage(ctx, status, 1, listPageSize)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.spend(&budget, first, first.Body.TotalCount); err != nil {
 		return nil, err
 	}
 	pages := first.Body.TotalPage
@@ -195,6 +256,9 @@ func (c *Client) ListCertificates(ctx context.Context, status string) ([]Certifi
 			g.Go(func() error {
 				a, err := c.listPage(gctx, status, p, size)
 				if err != nil {
+					return err
+				}
+				if err := c.spend(&budget, a, 0); err != nil {
 					return err
 				}
 				results[p-1] = a.Body.Data
@@ -221,7 +285,11 @@ func (c *Client) listPage(ctx context.Context, status string, page, size int) (*
 	if err != nil {
 		return nil, err
 	}
-	return decodeListPage(op, body)
+	a, err := decodeListPage(op, body)
+	if a != nil {
+		a.size = len(body)
+	}
+	return a, err
 }
 
 // decodeListPage checks and decodes one list answer.

@@ -73,6 +73,13 @@ func (c *Client) do(ctx context.Context, call Call, op string, authenticate bool
 	attempts := attemptsFor(ctx)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout*time.Duration(attempts))
 	defer cancel()
+	// Closing the client cancels ctx (the attempts, the waits between
+	// them) before close returns; a closed client sends nothing.
+	untrack, ok := c.track(cancel)
+	if !ok {
+		return nil, nil, errClientClosed(op)
+	}
+	defer untrack()
 	defer c.afterRequest()
 
 	var (

@@ -3,7 +3,9 @@ package nhn
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -90,14 +92,7 @@ func (c *Client) issueToken(ctx context.Context) (string, error) {
 	if a.TokenType != "" && !strings.EqualFold(a.TokenType, "Bearer") {
 		return "", &Error{Op: op, HTTPStatus: http.StatusOK, Message: fmt.Sprintf("unexpected token_type %q", safetext.Clean(a.TokenType, 20))}
 	}
-	lifetime := 86400 * time.Second // NHN's default when the answer has none
-	if len(a.ExpiresIn) > 0 {
-		secs, err := strconv.ParseFloat(strings.Trim(string(a.ExpiresIn), `"`), 64)
-		if err != nil || secs <= 0 {
-			return "", &Error{Op: op, HTTPStatus: http.StatusOK, Message: "answer has an invalid expires_in"}
-		}
-		lifetime = time.Duration(secs * float64(time.Second))
-	}
+	lifetime := tokenLifetime(a.ExpiresIn)
 	// Renew shortly before expiry: a tenth of the lifetime, at most a minute.
 	margin := min(lifetime/10, time.Minute)
 	c.tokenMu.Lock()
@@ -107,6 +102,33 @@ func (c *Client) issueToken(ctx context.Context) (string, error) {
 	c.tokenMu.Unlock()
 	c.logger.Debug("issued a User Access Key token", "expires_in", lifetime.String())
 	return a.AccessToken, nil
+}
+
+// Bounds of a token's lifetime (CONTRACT: expires_in is 60..86400 s).
+const (
+	minTokenLifetime = 60 * time.Second
+	maxTokenLifetime = 86400 * time.Second
+)
+
+// tokenLifetime reads expires_in as the contract says: absent, NHN's
+// default (24 h); outside 60..86400 s, clamped into that range; not a
+// number (NaN, text), 60 s. A lifetime out of range would otherwise
+// overflow to a negative one, and every request would issue a token.
+func tokenLifetime(raw json.RawMessage) time.Duration {
+	v := strings.Trim(string(raw), `"`)
+	if len(raw) == 0 || v == "null" {
+		return maxTokenLifetime
+	}
+	secs, err := strconv.ParseFloat(v, 64)
+	switch {
+	case err != nil && !errors.Is(err, strconv.ErrRange), math.IsNaN(secs):
+		return minTokenLifetime
+	case secs < minTokenLifetime.Seconds():
+		return minTokenLifetime
+	case secs > maxTokenLifetime.Seconds():
+		return maxTokenLifetime
+	}
+	return time.Duration(secs * float64(time.Second))
 }
 
 func (c *Client) TokenExpiresAt() time.Time {

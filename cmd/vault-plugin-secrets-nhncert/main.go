@@ -21,6 +21,11 @@ func main() {
 	tlsConfig := apiClientMeta.GetTLSConfig()
 	tlsProviderFunc := api.VaultPluginTLSProvider(tlsConfig)
 
+	go watchParent(os.Getppid, parentPoll, nil, func() {
+		hclog.New(&hclog.LoggerOptions{}).Error("the Vault that started this plugin is gone; exiting")
+		os.Exit(1)
+	})
+
 	if err := plugin.ServeMultiplex(&plugin.ServeOpts{
 		BackendFactoryFunc: nhncert.Factory,
 		TLSProviderFunc:    tlsProviderFunc,
