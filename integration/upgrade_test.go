@@ -44,19 +44,7 @@ func TestUpgrade(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	dir := t.TempDir()
-	e := &env{dir: dir}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("logs:\n%s", e.logTails())
-		}
-		e.close()
-	})
-	var err error
-	e.emu, err = startEmulator(dir)
-	require.NoError(t, err)
-	e.vault, err = startVault(dir, realVault)
-	require.NoError(t, err)
+	e := newBareEnv(t, realVault)
 	v := e.vault
 
 	// The previous release, installed as docs/install.md says.
