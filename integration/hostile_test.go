@@ -229,9 +229,19 @@ func TestHostileInput(t *testing.T) {
 			}
 			assert.LessOrEqual(t, d, hostileBound, "file %s: answered in %s", f.label, d)
 			assert.Equal(t, 1, proxy.calls(name), "file %s: NHN was asked more than once (a bad file is not retried)", f.label)
-			// A second read asks NHN again: nothing was cached.
-			mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
-			assert.Equal(t, 2, proxy.calls(name), "file %s: the second read did not ask NHN: something was cached", f.label)
+			// A second read is refused again. It asks NHN again (nothing
+			// was cached), except for a key the engine could not open: that
+			// refusal is remembered until the passphrase or the file changes
+			// or cache_ttl passes (CONTRACT, passphrases), so NHN is not
+			// asked and nothing is derived again.
+			r2 := mustRaw(t, v, v.rootToken, "GET", mount+"/certs/"+name, nil, nil)
+			assert.Equal(t, 502, r2.status, "file %s, second read: %s", f.label, truncateForTable(r2.String()))
+			assert.True(t, strings.Contains(r2.says(), f.want), "file %s, second read: %s; want %q", f.label, truncateForTable(r2.String()), f.want)
+			if f.refusalKept {
+				assert.Equal(t, 1, proxy.calls(name), "file %s: the second read asked NHN although the refusal is remembered", f.label)
+			} else {
+				assert.Equal(t, 2, proxy.calls(name), "file %s: the second read did not ask NHN: something was cached", f.label)
+			}
 		}
 		checkNothingChanged(t, "hostile files")
 	})
@@ -259,6 +269,9 @@ type hostileFile struct {
 	id, label string
 	body      []byte
 	want      string
+	// refusalKept: a key that cannot be opened (no passphrase set); the
+	// engine answers the next reads from the remembered refusal.
+	refusalKept bool
 }
 
 // hostileFiles builds certificate files NHN should never hold.
@@ -303,18 +316,18 @@ func hostileFiles(t *testing.T) []hostileFile {
 	damaged := []byte(strings.Replace(string(leaf), "\n", "\n!!!!", 2))
 
 	return []hostileFile{
-		{"1000", fmt.Sprintf("PEM with 1,000 certificates (%d KB)", thousand.Len()/1024), thousand.Bytes(), "more than 32 certificates"},
-		{"mismatch", "key of another certificate", append(append([]byte{}, leaf...), keyPEM(otherKey)...), "does not match the leaf"},
-		{"pkcs8-encrypted", "ENCRYPTED PRIVATE KEY (PKCS#8)", append(append([]byte{}, leaf...), encPKCS8...), "the private key is encrypted"},
-		{"legacy-encrypted", "RSA PRIVATE KEY with Proc-Type: 4,ENCRYPTED", append(append([]byte{}, leaf...), pem.EncodeToMemory(legacy)...), "the private key is encrypted"},
+		{"1000", fmt.Sprintf("PEM with 1,000 certificates (%d KB)", thousand.Len()/1024), thousand.Bytes(), "more than 32 certificates", false},
+		{"mismatch", "key of another certificate", append(append([]byte{}, leaf...), keyPEM(otherKey)...), "does not match the leaf", false},
+		{"pkcs8-encrypted", "ENCRYPTED PRIVATE KEY (PKCS#8)", append(append([]byte{}, leaf...), encPKCS8...), "the private key is encrypted", false},
+		{"legacy-encrypted", "RSA PRIVATE KEY with Proc-Type: 4,ENCRYPTED", append(append([]byte{}, leaf...), pem.EncodeToMemory(legacy)...), "the private key is encrypted", true},
 		// As `openssl pkey` and a server do, the first key is the key.
-		{"two-keys", "two private keys, another one first", append(append(append([]byte{}, leaf...), keyPEM(otherKey)...), keyPEM(ecKey)...), "does not match the leaf certificate"},
-		{"key-only", "a key and no certificate", keyPEM(ecKey), "holds no certificate"},
-		{"cert-only", "a certificate and no key", leaf, "holds no private key"},
-		{"damaged", "a block with broken base64", append(damaged, keyPEM(ecKey)...), "cannot be"},
-		{"empty", "an empty file", []byte{}, "not a PEM file"},
-		{"binary", "binary garbage", junk, "not a PEM file"},
-		{"over-cap", "1.5 MiB of certificates (over the 1 MiB cap)", bytes.Repeat(leaf, (3<<19)/len(leaf)+1), "larger than"},
+		{"two-keys", "two private keys, another one first", append(append(append([]byte{}, leaf...), keyPEM(otherKey)...), keyPEM(ecKey)...), "does not match the leaf certificate", false},
+		{"key-only", "a key and no certificate", keyPEM(ecKey), "holds no certificate", false},
+		{"cert-only", "a certificate and no key", leaf, "holds no private key", false},
+		{"damaged", "a block with broken base64", append(damaged, keyPEM(ecKey)...), "cannot be", false},
+		{"empty", "an empty file", []byte{}, "not a PEM file", false},
+		{"binary", "binary garbage", junk, "not a PEM file", false},
+		{"over-cap", "1.5 MiB of certificates (over the 1 MiB cap)", bytes.Repeat(leaf, (3<<19)/len(leaf)+1), "larger than", false},
 	}
 }
 
