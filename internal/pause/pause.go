@@ -184,3 +184,7 @@ func (g *Gate) Confirm(check func() error) error {
 	g.until.Store(int64(now + g.d.threshold))
 	return nil
 }
+
+// Late is the detector's Late: a timer of the gate's user that fired by
+// later than planned.
+func (g *Gate) Late(by time.Duration) bool { return g.d.Late(by) }
