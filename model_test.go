@@ -380,6 +380,7 @@ func (m *modelRun) run() {
 	clean := !p.down && p.emu.Latency() == 0
 	unlistedBefore := p.unlisted
 	cached := len(m.h.cacheKeys())
+	held := m.heldBefore(sess)
 	before := m.sentBy(sess.client)
 	stats, _, err := m.h.b.refreshRun(context.Background(), m.h.storage, sess, time.Now().Add(sess.cfg.RefreshInterval))
 	after := m.sentBy(sess.client)
@@ -397,7 +398,8 @@ func (m *modelRun) run() {
 		m.t.Errorf("I5: the run listed %d times (tokens asked for meanwhile: %d)", n, after.tokens-before.tokens)
 	}
 	if n := after.files - before.files; n > int64(cached) {
-		m.t.Errorf("I5: the run downloaded %d times for %d cached certificates", n, cached)
+		m.t.Errorf("I5: the run downloaded %d times for %d cached certificates (before the run %s; downloads %v)",
+			n, cached, held, m.downloadsSince(sess, held))
 	}
 	// I4, for the names the run did not leave to their retry window.
 	for _, n := range modelNames {
