@@ -159,3 +159,21 @@ func TestRunLatePaceIsAPause(t *testing.T) {
 	require.ErrorIs(t, err, errLostLeadership)
 	require.Zero(t, h.emu.Stats().FileCalls)
 }
+
+// A hosts learning pass (v1.1: names from the files, paced) goes on in the
+// background after the read that began it; paused past an election, it
+// stops before its next download as a run does.
+func TestHostsLearnPassStopsAfterAPauseItCannotConfirm(t *testing.T) {
+	h := newHarness(t)
+	hostsFixture(h)
+	h.configure(map[string]any{"api_version": "v1.1"})
+	clock := withPauses(h)
+	s := &refusingStorage{Storage: h.storage}
+	h.b.refresher.pace = func(context.Context, <-chan struct{}, time.Duration) pauseResult {
+		clock.add(10 * time.Second)
+		s.refuse.Store(true)
+		return paused
+	}
+	_, _ = h.requestOn(h.b, s, logical.ReadOperation, "hosts/www.example.com", nil)
+	require.EqualValues(t, 1, h.emu.Stats().FileCalls, "downloads after a pause the node could not confirm")
+}
