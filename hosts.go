@@ -59,25 +59,16 @@ type hostCandidates struct {
 // hostCertificate finds the best certificate for host (normalized).
 func (b *backend) hostCertificate(ctx context.Context, req *logical.Request, host string, refresh bool) (*hostChoice, *logical.Response, error) {
 	b.rememberMountPath(req)
-	for attempt := 0; ; attempt++ {
-		sess, err := b.session(ctx, req.Storage)
-		if err != nil {
-			return nil, nil, err
-		}
-		if sess == nil {
-			resp, err := errNotConfigured()
-			return nil, resp, err
-		}
-		choice, outcome, err := b.chooseHost(ctx, req.Storage, sess, host, refresh)
-		if errors.Is(err, errConfigChanged) && attempt == 0 {
-			continue
-		}
-		b.metrics.read(outcome)
-		if err != nil {
-			return nil, nil, hostError(err)
-		}
-		return choice, nil, nil
+	var choice *hostChoice
+	resp, err := b.readWithSession(ctx, req.Storage, func(sess *session) (readOutcome, error) {
+		c, outcome, err := b.chooseHost(ctx, req.Storage, sess, host, refresh)
+		choice = c
+		return outcome, err
+	}, hostError)
+	if resp != nil || err != nil {
+		return nil, resp, err
 	}
+	return choice, nil, nil
 }
 
 func (b *backend) chooseHost(ctx context.Context, s logical.Storage, sess *session, host string, refresh bool) (*hostChoice, readOutcome, error) {

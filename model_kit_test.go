@@ -3,7 +3,6 @@ package nhncert
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -242,43 +241,4 @@ func (m *modelRun) checkStale(r readResult) {
 		}
 	}
 	m.t.Errorf("I6: %s was served past cache_ttl while NHN is down without the stale warning (warnings %q)", r.name, r.warnings)
-}
-
-// heldCopies is what the engine held of each model name before a run, for
-// I5's message: the names in storage and in the index, and the downloads
-// the run's client had made of each.
-type heldCopies struct {
-	stored, indexed []string
-	files           map[string]int64
-}
-
-func (h heldCopies) String() string {
-	return fmt.Sprintf("stored %v, indexed %v", h.stored, h.indexed)
-}
-
-func (m *modelRun) heldBefore(sess *session) heldCopies {
-	h := heldCopies{files: map[string]int64{}}
-	idx := m.h.b.cache.index.of(sess.cfg.Generation)
-	for _, n := range modelNames {
-		if se, _ := readStoredEntry(context.Background(), m.h.storage, n); se != nil {
-			h.stored = append(h.stored, n)
-		}
-		if _, ok := idx[n]; ok {
-			h.indexed = append(h.indexed, n)
-		}
-		h.files[n] = m.countsOf(sess.client).filesFor(n)
-	}
-	return h
-}
-
-// downloadsSince is how many times the run's client downloaded each name
-// since heldBefore.
-func (m *modelRun) downloadsSince(sess *session, h heldCopies) map[string]int64 {
-	out := map[string]int64{}
-	for _, n := range modelNames {
-		if d := m.countsOf(sess.client).filesFor(n) - h.files[n]; d > 0 {
-			out[n] = d
-		}
-	}
-	return out
 }

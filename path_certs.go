@@ -183,27 +183,44 @@ func (b *backend) certificate(ctx context.Context, req *logical.Request, d *fram
 	}
 	b.rememberMountPath(req)
 	refresh := d.Get("refresh").(bool)
-	// A config write that changes the upstream (or a delete) drops the
-	// downloads in flight; the read then goes on once with the config now
-	// stored, so a reader sees at most one 503 per change, not a purge.
+	var served *servedCert
+	resp, err := b.readWithSession(ctx, req.Storage, func(sess *session) (readOutcome, error) {
+		e, warnings, outcome, err := b.cache.lookup(ctx, req.Storage, sess, name, refresh)
+		if err == nil {
+			served = &servedCert{sess: sess, entry: e, warnings: warnings}
+		}
+		return outcome, err
+	}, certError)
+	if resp != nil || err != nil {
+		return nil, resp, err
+	}
+	return served, nil, nil
+}
+
+// readWithSession runs read (a certs/<name> or hosts/<hostname> read) with
+// the config now stored and counts it in the read metrics. A config write
+// that changes the upstream (or a delete) drops the downloads in flight;
+// the read then goes on once with the config now stored, so a reader sees
+// at most one 503 per change, not a purge. mapErr turns the read's own
+// error into the answer's.
+func (b *backend) readWithSession(ctx context.Context, s logical.Storage, read func(*session) (readOutcome, error), mapErr func(error) error) (*logical.Response, error) {
 	for attempt := 0; ; attempt++ {
-		sess, err := b.session(ctx, req.Storage)
+		sess, err := b.session(ctx, s)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if sess == nil {
-			resp, err := errNotConfigured()
-			return nil, resp, err
+			return errNotConfigured()
 		}
-		e, warnings, outcome, err := b.cache.lookup(ctx, req.Storage, sess, name, refresh)
+		outcome, err := read(sess)
 		if errors.Is(err, errConfigChanged) && attempt == 0 {
 			continue
 		}
 		b.metrics.read(outcome)
 		if err != nil {
-			return nil, nil, certError(err)
+			return nil, mapErr(err)
 		}
-		return &servedCert{sess: sess, entry: e, warnings: warnings}, nil, nil
+		return nil, nil
 	}
 }
 

@@ -271,37 +271,15 @@ func TestEncryptedKeyNextToAPlainOne(t *testing.T) {
 }
 
 func TestEncryptedKeyHostileParameters(t *testing.T) {
-	fx := fixture.LoadBundle(t)
-	ec := fx.Chains[emulator.EC]
-	key, err := emulator.EncryptKeyPEM(ec.KeyPEM, "pw", emulator.KeyPKCS8)
-	require.NoError(t, err)
-	b, _ := pem.Decode(key)
-	var info encryptedPrivateKeyInfo
-	_, err = asn1.Unmarshal(b.Bytes, &info)
-	require.NoError(t, err)
-	var p pbes2Params
-	_, err = asn1.Unmarshal(info.Algorithm.Parameters.FullBytes, &p)
-	require.NoError(t, err)
-	var kp pbkdf2Params
-	_, err = asn1.Unmarshal(p.KDF.Parameters.FullBytes, &kp)
-	require.NoError(t, err)
+	pk := newPBES2Key(t)
+	kp := pk.kdf
 	remarshal := func(iterations int, data []byte) []byte {
 		k := kp
 		k.Iterations = iterations
-		kb, err := asn1.Marshal(k)
-		require.NoError(t, err)
-		q := p
-		q.KDF.Parameters = asn1.RawValue{FullBytes: kb}
-		pb, err := asn1.Marshal(q)
-		require.NoError(t, err)
-		in := info
-		in.Algorithm.Parameters = asn1.RawValue{FullBytes: pb}
-		in.Data = data
-		der, err := asn1.Marshal(in)
-		require.NoError(t, err)
-		return fixture.JoinPEM(ec.LeafPEM, fixture.PEMOf("ENCRYPTED PRIVATE KEY", der))
+		return pk.file(t, oidPBKDF2, k, data)
 	}
-	_, err = Parse(remarshal(kp.Iterations, info.Data), fixedPassphrase("pw"))
+	info := pk.info
+	_, err := Parse(remarshal(kp.Iterations, info.Data), fixedPassphrase("pw"))
 	require.NoError(t, err, "the file re-encoded as it was still opens")
 
 	// Iterations far past what OpenSSL writes are refused before any work.
@@ -323,32 +301,10 @@ func TestEncryptedKeyHostileParameters(t *testing.T) {
 // past N x r x p = 2^20 (p = 16 at N = 2^14, r = 8 is 2^21) are refused
 // before any derivation.
 func TestEncryptedKeyWorkBound(t *testing.T) {
-	fx := fixture.LoadBundle(t)
-	key, err := emulator.EncryptKeyPEM(fx.Chains[emulator.EC].KeyPEM, "pw", emulator.KeyPKCS8)
-	require.NoError(t, err)
-	b, _ := pem.Decode(key)
-	var info encryptedPrivateKeyInfo
-	_, err = asn1.Unmarshal(b.Bytes, &info)
-	require.NoError(t, err)
-	var p pbes2Params
-	_, err = asn1.Unmarshal(info.Algorithm.Parameters.FullBytes, &p)
-	require.NoError(t, err)
-	var kp pbkdf2Params
-	_, err = asn1.Unmarshal(p.KDF.Parameters.FullBytes, &kp)
-	require.NoError(t, err)
+	pk := newPBES2Key(t)
+	kp := pk.kdf
 	file := func(kdf asn1.ObjectIdentifier, params any) []byte {
-		kb, err := asn1.Marshal(params)
-		require.NoError(t, err)
-		q := p
-		q.KDF.Algorithm = kdf
-		q.KDF.Parameters = asn1.RawValue{FullBytes: kb}
-		pb, err := asn1.Marshal(q)
-		require.NoError(t, err)
-		in := info
-		in.Algorithm.Parameters = asn1.RawValue{FullBytes: pb}
-		der, err := asn1.Marshal(in)
-		require.NoError(t, err)
-		return fixture.JoinPEM(fx.Chains[emulator.EC].LeafPEM, fixture.PEMOf("ENCRYPTED PRIVATE KEY", der))
+		return pk.file(t, kdf, params, pk.info.Data)
 	}
 	for _, c := range []struct {
 		what  string
@@ -372,4 +328,49 @@ func TestEncryptedKeyWorkBound(t *testing.T) {
 		}
 		require.Less(t, time.Since(began), time.Second, "%s: refused before any derivation", c.what)
 	}
+}
+
+// pbes2Key is an EC key encrypted with PKCS#8 PBES2 (PBKDF2), taken apart
+// so that a test can put it back together with other KDF parameters.
+type pbes2Key struct {
+	leafPEM []byte
+	info    encryptedPrivateKeyInfo
+	params  pbes2Params
+	kdf     pbkdf2Params
+}
+
+func newPBES2Key(t *testing.T) *pbes2Key {
+	t.Helper()
+	fx := fixture.LoadBundle(t)
+	ec := fx.Chains[emulator.EC]
+	key, err := emulator.EncryptKeyPEM(ec.KeyPEM, "pw", emulator.KeyPKCS8)
+	require.NoError(t, err)
+	b, _ := pem.Decode(key)
+	k := &pbes2Key{leafPEM: ec.LeafPEM}
+	_, err = asn1.Unmarshal(b.Bytes, &k.info)
+	require.NoError(t, err)
+	_, err = asn1.Unmarshal(k.info.Algorithm.Parameters.FullBytes, &k.params)
+	require.NoError(t, err)
+	_, err = asn1.Unmarshal(k.params.KDF.Parameters.FullBytes, &k.kdf)
+	require.NoError(t, err)
+	return k
+}
+
+// file is the leaf and the key encrypted as before but with the KDF kdf and
+// its params, over the ciphertext data.
+func (k *pbes2Key) file(t *testing.T, kdf asn1.ObjectIdentifier, params any, data []byte) []byte {
+	t.Helper()
+	kb, err := asn1.Marshal(params)
+	require.NoError(t, err)
+	q := k.params
+	q.KDF.Algorithm = kdf
+	q.KDF.Parameters = asn1.RawValue{FullBytes: kb}
+	pb, err := asn1.Marshal(q)
+	require.NoError(t, err)
+	in := k.info
+	in.Algorithm.Parameters = asn1.RawValue{FullBytes: pb}
+	in.Data = data
+	der, err := asn1.Marshal(in)
+	require.NoError(t, err)
+	return fixture.JoinPEM(k.leafPEM, fixture.PEMOf("ENCRYPTED PRIVATE KEY", der))
 }

@@ -85,6 +85,26 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return e
 }
 
+// newBareEnv starts an emulator and a Vault (mode) without the plugin, for
+// tests that install it themselves (a release's binary, an upgrade), and
+// stops them when the test ends.
+func newBareEnv(t *testing.T, mode vaultMode) *env {
+	t.Helper()
+	e := &env{dir: t.TempDir()}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", e.logTails())
+		}
+		e.close()
+	})
+	var err error
+	e.emu, err = startEmulator(e.dir)
+	require.NoError(t, err)
+	e.vault, err = startVault(e.dir, mode)
+	require.NoError(t, err)
+	return e
+}
+
 // startEnv starts an emulator and a Vault in dir as cfg says and mounts the
 // plugin (mountPlugin): what newEnv and sharedEnv do, without a test to
 // clean up after. A non-nil env is returned whenever something was

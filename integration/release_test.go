@@ -131,24 +131,12 @@ func TestReleaseSums(t *testing.T) {
 // certificate, and checks the mount runs that version and that binary.
 func TestReleaseZip(t *testing.T) {
 	d := requireRelease(t)
-	dir := t.TempDir()
 	bin, sha := d.unzipBinary(t, t.TempDir())
 	t.Logf("unzipped %s: sha256 %s", filepath.Base(bin), sha)
 
-	e := &env{dir: dir}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("logs:\n%s", e.logTails())
-		}
-		e.close()
-	})
-	var err error
-	e.emu, err = startEmulator(dir)
-	require.NoError(t, err)
-	e.vault, err = startVault(dir, devVault)
-	require.NoError(t, err)
+	e := newBareEnv(t, devVault)
 	v := e.vault
-	_, err = copyExecutable(bin, filepath.Join(v.pluginDir, pluginName))
+	_, err := copyExecutable(bin, filepath.Join(v.pluginDir, pluginName))
 	require.NoError(t, err)
 
 	out := mustCLI(t, v, "plugin", "register", "-sha256="+sha, "-version="+d.version, "secret", pluginName)
