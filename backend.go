@@ -33,6 +33,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/pause"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
@@ -105,6 +106,9 @@ type backend struct {
 	metrics *mountMetrics
 	// hosts is the state of hosts/<hostname> (hosts.go).
 	hosts hostsState
+	// resumed is clear while the process ran without a pause since this
+	// node last confirmed it is the active one (resume_check.go).
+	resumed *pause.Gate
 }
 
 // session is a config and the NHN client built from it. It is replaced as
@@ -150,6 +154,7 @@ func newBackend() *backend {
 	b := &backend{cache: newCertCache(maxMemoryEntries), now: time.Now, jitter: rand.Float64}
 	b.refresher.wake = make(chan struct{}, 1)
 	b.hosts.memo = newHostMemo()
+	b.resumed = pause.Default().NewGate()
 	b.metrics = newMountMetrics(Version, func() float64 { return float64(b.refresher.panics.Load()) })
 	b.cache.hooks = b
 	b.cache.jitter = func() float64 { return b.jitter() }
@@ -260,8 +265,18 @@ func (b *backend) resetKeeping(failures bool) {
 }
 
 // session returns the config and client in use, or nil when the mount has
-// no config.
+// no config; after a pause of the process, once the node confirmed it is
+// still the active one (errLostLeadership otherwise: resume_check.go).
 func (b *backend) session(ctx context.Context, s logical.Storage) (*session, error) {
+	if err := b.confirmActive(ctx, s); err != nil {
+		return nil, requestError(err)
+	}
+	return b.loadSession(ctx, s)
+}
+
+// loadSession is session without the check after a pause: the background
+// refresh makes its own (the claim).
+func (b *backend) loadSession(ctx context.Context, s logical.Storage) (*session, error) {
 	if sess := b.current.Load(); sess != nil {
 		return sess, nil
 	}

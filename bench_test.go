@@ -9,6 +9,7 @@ import (
 
 	"github.com/nhncert/vault-plugin-secrets-nhncert/certfile"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/pause"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
 
@@ -19,6 +20,9 @@ func BenchmarkCacheHit(b *testing.B) {
 	for _, n := range []int{10, 10000} {
 		b.Run(fmt.Sprintf("cached=%d", n), func(b *testing.B) {
 			h := newHarness(b)
+			// The process's pause detector, as in production: the read
+			// path's check after a pause costs its hot path here.
+			h.b.resumed = pause.Default().NewGate()
 			h.configure(nil)
 			h.putChain("example.com", emulator.ChainOptions{}, emulator.FileOptions{IncludeRoot: true})
 			h.read("example.com", nil)

@@ -16,6 +16,7 @@ import (
 	"github.com/nhncert/vault-plugin-secrets-nhncert/emulator"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/pause"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/internal/testkit"
 	"github.com/nhncert/vault-plugin-secrets-nhncert/nhn"
 )
@@ -86,6 +87,10 @@ func (h *harness) newBackend(s logical.Storage) *backend {
 	// Retries wait no time in unit tests; backoff itself is tested apart
 	// (nhn).
 	t.newClient = noWaitClient
+	// No pauses but those a test makes (withPauses): a loaded test
+	// machine that starves the process for a second must not turn reads
+	// on storage that refuses writes into 503s.
+	t.resumed = pause.New(pause.Threshold, func() time.Duration { return 0 }).NewGate()
 	h.t.Cleanup(func() { t.clean(context.Background()) })
 	return t
 }

@@ -141,6 +141,12 @@ func (b *backend) learnPass(ctx context.Context, s logical.Storage, sess *sessio
 		if i > 0 && pace(ctx, nil, p.gap) != paused {
 			break
 		}
+		// Paused since the read that began the pass (which confirmed
+		// then): the node may have lost leadership meanwhile
+		// (resume_check.go); the pass stops if it cannot confirm.
+		if b.runMayGoOn(ctx, s) != nil {
+			break
+		}
 		g.Go(func() error {
 			defer p.done.Add(1)
 			_, _, _, err := b.cache.lookup(ctx, s, sess, name, b.learntFileChanged(sess.cfg.Generation, name))

@@ -155,7 +155,7 @@ func firstRunDelay(interval time.Duration, jitter float64) time.Duration {
 // refreshSession is the session the loop works with, nil when the mount has
 // no config (or it cannot be read) or the refresh is off.
 func (b *backend) refreshSession(ctx context.Context, s logical.Storage) *session {
-	sess, err := b.session(ctx, s)
+	sess, err := b.loadSession(ctx, s)
 	if err != nil || sess == nil || sess.cfg.RefreshInterval <= 0 {
 		return nil
 	}

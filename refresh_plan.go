@@ -238,6 +238,10 @@ func (b *backend) refreshRun(parent context.Context, s logical.Storage, sess *se
 	if err := b.cache.loadIndex(ctx, s, gen); err != nil {
 		return stats, false, fmt.Errorf("reading the cached certificates from storage: %w", err)
 	}
+	// A pause since the claim (refresh.go): claim again before NHN.
+	if err := b.runMayGoOn(ctx, s); err != nil {
+		return stats, false, err
+	}
 	all, err := sess.client.ListCertificates(ctx, "ALL")
 	if err != nil {
 		return stats, false, err
@@ -320,7 +324,18 @@ func (b *backend) refreshRun(parent context.Context, s logical.Storage, sess *se
 		if i == plan.urgent {
 			check()
 		}
-		r := pace(ctx, b.refresher.wake, time.Until(d.at))
+		wait, waited := time.Until(d.at), time.Now()
+		r := pace(ctx, b.refresher.wake, wait)
+		if r == paused {
+			// A wait that ended far later than planned is a pause.
+			b.resumed.Late(time.Since(waited) - max(wait, 0))
+			// After a pause (a node paused past an election is
+			// resumed mid-run) the run claims again before its next
+			// call to NHN, and stops if it cannot.
+			if err = b.runMayGoOn(ctx, s); err != nil {
+				r = pauseEnd
+			}
+		}
 		if r != paused {
 			mu.Lock()
 			stats.deferred += len(plan.paced) - i
@@ -339,6 +354,8 @@ func (b *backend) refreshRun(parent context.Context, s logical.Storage, sess *se
 	_ = g.Wait()
 
 	switch {
+	case err != nil:
+		return stats, woken, err // lost leadership: stopped
 	case panicked != nil:
 		return stats, woken, panicked
 	case stats.failed > 0 && stats.refreshed == 0:
