@@ -165,10 +165,16 @@ func (h *harness) requestOn(b *backend, s logical.Storage, op logical.Operation,
 // read reads certs/<name> and requires success.
 func (h *harness) read(name string, data map[string]any) *logical.Response {
 	h.t.Helper()
-	resp, err := h.request(logical.ReadOperation, "certs/"+name, data)
+	return h.mustRead("certs/"+name, data)
+}
+
+// mustRead reads path and requires success.
+func (h *harness) mustRead(path string, data map[string]any) *logical.Response {
+	h.t.Helper()
+	resp, err := h.request(logical.ReadOperation, path, data)
 	require.NoError(h.t, err)
 	require.NotNil(h.t, resp)
-	require.False(h.t, resp.IsError(), "read %s: %v", name, resp.Error())
+	require.False(h.t, resp.IsError(), "read %s: %v", path, resp.Error())
 	return resp
 }
 

@@ -39,11 +39,7 @@ func hostsFixture(h *harness) map[string]*emulator.Chain {
 // hostRead reads hosts/<host> and requires success.
 func (h *harness) hostRead(host string, data map[string]any) *logical.Response {
 	h.t.Helper()
-	resp, err := h.request(logical.ReadOperation, "hosts/"+host, data)
-	require.NoError(h.t, err)
-	require.NotNil(h.t, resp)
-	require.False(h.t, resp.IsError(), "hosts/%s: %v", host, resp.Error())
-	return resp
+	return h.mustRead("hosts/"+host, data)
 }
 
 // hostFails reads hosts/<host>, requires a failure and returns its HTTP
