@@ -120,7 +120,7 @@ SOAK_TIME ?= 20m
 SOAK_LOG ?= soak.log
 soak:
 	@echo "full log: $(SOAK_LOG)"
-	set -o pipefail; NHNCERT_MODEL_DURATION=$(SOAK_TIME) $(GO) test -race -count=1 -timeout 0 -run '^TestModel$$' -v . | tee $(SOAK_LOG) | grep -E 'model:|I[1-8]:|FAIL|replay|^ok'
+	set -o pipefail; NHNCERT_MODEL_DURATION=$(SOAK_TIME) $(GO) test -race -count=1 -timeout 0 -run '^TestModel$$' -v . | tee $(SOAK_LOG) | grep -E 'model:|I[0-9]+:|FAIL|replay|^ok'
 
 # The chaos run on a 3-node raft Vault (integration/chaos_test.go) for
 # CHAOS_TIME of faults; `make test` runs a short one (100 s, a fixed seed)

@@ -111,6 +111,7 @@ func (m *modelRun) checkRead(r readResult, allowed ...int) {
 type sentCounts struct {
 	tokens, lists, files atomic.Int64
 	late                 atomic.Int64 // sent after the client was closed (I11)
+	rejectedFiles        atomic.Int64 // downloads NHN answered 401 (a revoked token)
 	mu                   sync.Mutex
 	byName               map[string]int64 // downloads
 }
@@ -145,7 +146,11 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	case strings.HasSuffix(p, "/certificates"):
 		c.n.lists.Add(1)
 	}
-	return c.next.RoundTrip(r)
+	resp, err := c.next.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && strings.HasSuffix(r.URL.Path, "/files") {
+		c.n.rejectedFiles.Add(1)
+	}
+	return resp, err
 }
 
 // CloseIdleConnections lets the client's close reach the transport.

@@ -37,9 +37,8 @@ import (
 //	    token is rejected": after NHN rejects every token issued so far
 //	    (revoked, or expired), reads go on being served (I1, I2).
 //
-// The list and key-derivation bounds are held by their own tests
-// (client_list_test.go, bundle_encrypted_test.go): the model's projects
-// are far below them.
+// The list and key-derivation bounds are I14 and I15
+// (model_bounds_test.go).
 
 // listed is what the model expects the metrics to show: nil when unknown
 // (a list raced a config change), else name -> listed.

@@ -52,6 +52,8 @@ import (
 //	I13 hosts/<hostname> answers with a certificate NHN held under the name
 //	    it gives, covering the host and valid; after a clean run, the best
 //	    choice among what NHN holds (model_hosts_test.go).
+//	I14-I15 (the list bound and the KDF work bound) are in
+//	    model_bounds_test.go.
 //
 // A history is a sequence of steps drawn from a seed: concurrent reads
 // (some with refresh=true), config writes (same identity, the other
@@ -97,7 +99,8 @@ func TestModel(t *testing.T) {
 		case !deadline.IsZero() && time.Now().Before(deadline):
 			seed = seeds[len(seeds)-1] + uint64(i)
 		default:
-			t.Logf("model: %d histories of %d steps, invariants I1-I8 held", ran, steps)
+			t.Logf("model: %d histories of %d steps (%d list-bound and %d KDF-bound steps among them), invariants I1-I15 held",
+				ran, steps, boundSteps[0].Load(), boundSteps[1].Load())
 			return
 		}
 		ran++
@@ -159,10 +162,11 @@ type modelRun struct {
 	sent     sync.Map    // *nhn.Client -> *sentCounts
 	listed   listedModel // what the metrics must show (I10)
 	hostRnd  *rand.Rand  // I13's own draws: the other steps' histories stay as they were
+	boundRnd *rand.Rand  // I14 and I15's own draws, likewise
 }
 
 func runModel(t *testing.T, seed uint64, steps int) {
-	m := &modelRun{t: t, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), hostRnd: rand.New(rand.NewPCG(seed, 9))}
+	m := &modelRun{t: t, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), hostRnd: rand.New(rand.NewPCG(seed, 9)), boundRnd: rand.New(rand.NewPCG(seed, 14))}
 	m.h = newHarness(t)
 	eo := emulator.Options{AppKey: testAppKey, AccessKeyID: testKeyID, SecretAccessKey: testSecret}
 	emuB := emulator.New(eo)
@@ -185,6 +189,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	for i := 0; i < steps && !t.Failed(); i++ {
 		m.step()
 		m.hostLookup()
+		m.boundStep()
 		m.afterStep()
 	}
 	// I7: Cleanup leaves nothing running.
@@ -223,6 +228,7 @@ func (m *modelRun) configure(p int) {
 func (m *modelRun) noRetryWait() {
 	m.h.b.newClient = func(cfg nhn.Config) nhnClient {
 		cfg.Sleep = noWait
+		cfg.ListBound = nhn.ListBound{Certificates: modelListBound}
 		n := &sentCounts{}
 		ct := &countingTransport{next: http.DefaultTransport.(*http.Transport).Clone(), n: n}
 		cfg.Transport = ct

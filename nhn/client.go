@@ -70,6 +70,10 @@ type Config struct {
 	// Sleep waits between attempts (nil: a timer that ctx ends early);
 	// tests replace it so as not to wait.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// ListBound lowers the bound of one list below the contract's (64 MiB,
+	// 100,000 certificates); a zero field, or one above the contract's,
+	// is the contract's. Tests lower it.
+	ListBound ListBound
 }
 
 // Client talks to NHN Cloud Certificate Manager: the token service for
@@ -151,7 +155,7 @@ func New(cfg Config) *Client {
 		logger:    logger,
 		sleep:     sleep,
 		jitter:    rand.Float64,
-		listBound: listBound{bytes: maxListBytes, certs: maxListCerts},
+		listBound: boundOf(cfg.ListBound),
 	}
 }
 

@@ -23,6 +23,22 @@ const (
 // listBound is the bound of one list.
 type listBound struct{ bytes, certs int64 }
 
+// ListBound is a lower bound of one list than the contract's (Config):
+// the bytes of NHN's answers and the certificates they hold.
+type ListBound struct{ Bytes, Certificates int64 }
+
+// boundOf is the bound a client keeps: the contract's, lowered by lb.
+func boundOf(lb ListBound) listBound {
+	b := listBound{bytes: maxListBytes, certs: maxListCerts}
+	if lb.Bytes > 0 && lb.Bytes < b.bytes {
+		b.bytes = lb.Bytes
+	}
+	if lb.Certificates > 0 && lb.Certificates < b.certs {
+		b.certs = lb.Certificates
+	}
+	return b
+}
+
 // listBudget is what one walk has spent of its bound.
 type listBudget struct {
 	mu           sync.Mutex

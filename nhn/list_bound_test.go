@@ -54,3 +54,18 @@ func TestConcurrentListsShareOneWalk(t *testing.T) {
 	require.Equal(t, []int{30, 30, 30, 30, 30}, lens)
 	require.EqualValues(t, 3, ch.emu.Stats().ListCalls, "pages asked of NHN by 5 concurrent lists of 3 pages")
 }
+
+// Config.ListBound can lower the bound, never raise it past the contract's.
+func TestListBoundConfigLowersOnly(t *testing.T) {
+	for _, c := range []struct {
+		in   ListBound
+		want listBound
+	}{
+		{ListBound{}, listBound{bytes: 64 << 20, certs: 100_000}},
+		{ListBound{Bytes: 1 << 40, Certificates: 1 << 40}, listBound{bytes: 64 << 20, certs: 100_000}},
+		{ListBound{Bytes: -1, Certificates: -1}, listBound{bytes: 64 << 20, certs: 100_000}},
+		{ListBound{Bytes: 4096, Certificates: 6}, listBound{bytes: 4096, certs: 6}},
+	} {
+		require.Equal(t, c.want, New(Config{ListBound: c.in}).listBound, "%+v", c.in)
+	}
+}
