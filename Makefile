@@ -130,8 +130,8 @@ CHAOS_SEED ?=
 chaos: build
 	set -o pipefail; vault_bin=$$(scripts/vault.sh) && \
 	VAULT_BIN="$$vault_bin" NHNCERT_PLUGIN_BIN="$(CURDIR)/bin/$(PLUGIN)" NHNCERT_EMULATOR_BIN="$(CURDIR)/bin/nhncert-emulator" \
-	NHNCERT_CHAOS_TIME=$(CHAOS_TIME) NHNCERT_CHAOS_SEED=$(CHAOS_SEED) \
-		$(GO) test -count=1 -timeout 0 -run '^TestChaos$$' -v ./integration/ 2>&1 | tee chaos.log | grep -E 'chaos|nemesis|C[1-7]:|renewal|plugin pid|background runs|replay|FAIL|^ok|^---'
+	NHNCERT_CHAOS_TIME=$(CHAOS_TIME) NHNCERT_CHAOS_SEED=$(CHAOS_SEED) NHNCERT_CHAOS_LOGS="$(CURDIR)/chaos-logs" \
+		$(GO) test -count=1 -timeout 0 -run '^TestChaos$$' -v ./integration/ 2>&1 | tee chaos.log | grep -E 'chaos|nemesis|C[1-7]:|renewal|answers of|plugin pid|background runs|replay|FAIL|^ok|^---'
 
 # The integration suite against the newest patch of each Vault line the
 # module proxy serves (scripts/compat.sh); CI keeps the v1.21.0 pin.

@@ -234,7 +234,7 @@ func (a *chaosActors) renewalActor(ctx context.Context, seed uint64) {
 			continue
 		}
 		a.c.h.held(name, serial, at)
-		rn := &renewal{name: name, serial: serial, at: at, reached: map[string]time.Duration{}}
+		rn := &renewal{name: name, serial: serial, at: at, visible: time.Now(), reached: map[string]time.Duration{}}
 		a.c.h.mu.Lock()
 		a.c.h.renewals = append(a.c.h.renewals, rn)
 		a.c.h.mu.Unlock()

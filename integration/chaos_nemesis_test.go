@@ -23,10 +23,13 @@ import (
 // which standby); which node is active when a fault starts is the
 // cluster's, and the fault then targets it.
 
-// nemesisKinds are the faults. Partitions are not among them: the
-// machine gives no network namespaces or iptables to the tests; the pause
-// (SIGSTOP past the election) stands in for a partitioned active node.
+// nemesisKinds are the faults every run has. Partitions
+// (partitionKinds) are drawn besides them, from a stream of their own,
+// where the run has its own network (chaos_net_test.go): a seed's other
+// faults stay as they were.
 var nemesisKinds = []string{"kill-active", "pause-active", "kill-plugin", "nhn-down", "nhn-slow", "lossy-list", "pause-standby"}
+
+var partitionKinds = []string{"partition-active", "partition-standby"}
 
 type nemesisStep struct {
 	kind   string
@@ -38,7 +41,37 @@ type nemesisStep struct {
 // nemesisSchedule draws the faults for total: every kind once first (in
 // a seeded order, with short gaps; even when that outlasts total), then
 // seeded draws.
-func nemesisSchedule(seed uint64, total time.Duration) []nemesisStep {
+//
+// With partitions, one of each kind comes early (after the first and the
+// third fault), then one after a quarter of the others, from their own
+// stream.
+func nemesisSchedule(seed uint64, total time.Duration, partitions bool) []nemesisStep {
+	out := baseSchedule(seed, total)
+	if !partitions {
+		return out
+	}
+	rng := rand.New(rand.NewPCG(seed, seed^0x70617274))
+	var with []nemesisStep
+	for i, s := range out {
+		with = append(with, s)
+		kind := ""
+		switch {
+		case i == 0:
+			kind = partitionKinds[0]
+		case i == 2:
+			kind = partitionKinds[1]
+		case i > 2 && rng.IntN(4) == 0:
+			kind = partitionKinds[rng.IntN(len(partitionKinds))]
+		}
+		if kind != "" {
+			with = append(with, nemesisStep{kind: kind, gap: time.Duration(4+rng.IntN(8)) * time.Second,
+				length: time.Duration(5+rng.IntN(6)) * time.Second, pick: rng.IntN(1 << 16)})
+		}
+	}
+	return with
+}
+
+func baseSchedule(seed uint64, total time.Duration) []nemesisStep {
 	rng := rand.New(rand.NewPCG(seed, seed^0x6e656d65))
 	var out []nemesisStep
 	var used time.Duration
@@ -74,6 +107,8 @@ type chaosCluster struct {
 	paused map[string]bool
 	// fast are per-node clients with a short timeout for the monitor.
 	fast map[string]*api.Client
+	// net is the run's own network (nil: loopback, no partitions).
+	net *chaosNet
 }
 
 // active is the node that says it is active, or nil.
@@ -211,7 +246,7 @@ func (c *chaosCluster) run(ctx context.Context, s nemesisStep) error {
 		pid := pids[0]
 		ev.note = fmt.Sprintf("pid %d", pid)
 		return syscall.Kill(pid, syscall.SIGKILL)
-	case "pause-standby":
+	case "pause-standby", "partition-standby":
 		act := c.active()
 		var standbys []*raftNode
 		for _, n := range c.nodes {
@@ -221,6 +256,9 @@ func (c *chaosCluster) run(ctx context.Context, s nemesisStep) error {
 		}
 		n := standbys[s.pick%len(standbys)]
 		ev.node = n.id
+		if s.kind == "partition-standby" {
+			return c.partition(n, s.length, nil)
+		}
 		return c.pause(ctx, n, s.length, nil)
 	}
 	old := c.active()
@@ -255,6 +293,8 @@ func (c *chaosCluster) run(ctx context.Context, s nemesisStep) error {
 		return old.waitStandby()
 	case "pause-active":
 		return c.pause(ctx, old, s.length, ev)
+	case "partition-active":
+		return c.partition(old, s.length, ev)
 	}
 	return fmt.Errorf("unknown nemesis %q", s.kind)
 }
@@ -287,6 +327,39 @@ func (c *chaosCluster) pause(ctx context.Context, n *raftNode, length time.Durat
 	c.mu.Lock()
 	c.paused[n.id] = false
 	c.mu.Unlock()
+	return err
+}
+
+// partition cuts n's cluster link (it still answers clients and reaches
+// NHN) for at least length and, when n was active (ev set), until another
+// node is active; then mends it and waits for n to be unsealed again.
+func (c *chaosCluster) partition(n *raftNode, length time.Duration, ev *nemesisEvent) error {
+	if c.net == nil {
+		return fmt.Errorf("partition of %s without the run's own network", n.id)
+	}
+	if err := c.net.partition(n.id); err != nil {
+		return err
+	}
+	cut := time.Now()
+	var err error
+	if ev != nil {
+		var nu *raftNode
+		nu, err = c.waitActiveOther(n)
+		ev.elected = time.Since(cut)
+		if nu != nil {
+			ev.note = "new active " + nu.id
+		}
+	}
+	sleepCtx(context.Background(), time.Until(cut.Add(length)))
+	if herr := c.net.heal(n.id); herr != nil && err == nil {
+		err = herr
+	}
+	if ev != nil {
+		ev.end = time.Now()
+	}
+	if werr := n.waitStandbyOrActive(); werr != nil && err == nil {
+		err = werr
+	}
 	return err
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,18 +63,28 @@ func TestChaos(t *testing.T) {
 		require.NoError(t, err, "NHNCERT_CHAOS_SEED")
 		seed = s
 	}
+	// The run's own network, for partitions.
+	net, netErr := newChaosNet()
+	emuArgs := []string{"-bulk", strconv.Itoa(chaosColdCount)}
+	if netErr != nil {
+		t.Logf("chaos: partitions SKIPPED: %v; the nodes run on loopback, the pause stands in for a partition", netErr)
+	} else {
+		t.Cleanup(net.close)
+		emuArgs = append(emuArgs, "-listen", net.hostIP()+":0")
+		t.Logf("chaos: the nodes run in network namespaces of their own (API bridge %s, cluster bridge %s); partitions cut a node's cluster link", net.apiBr, net.clusterBr)
+	}
 	// Drawn for twice total: kills and plugin kills take less than their
 	// drawn length, and the run stops at total anyway.
-	schedule := nemesisSchedule(seed, 2*total)
+	schedule := nemesisSchedule(seed, 2*total, net != nil)
 	t.Logf("chaos: seed %d (NHNCERT_CHAOS_SEED=%d replays the schedule), %s of faults: %v", seed, seed, total, schedule)
 
 	dir := t.TempDir()
-	em, err := startEmulator(dir, "-bulk", strconv.Itoa(chaosColdCount))
+	em, err := startEmulator(dir, emuArgs...)
 	if em != nil && em.proc != nil {
 		t.Cleanup(func() { _ = em.proc.stop() })
 	}
 	require.NoError(t, err, "starting the emulator")
-	c := &chaosCluster{em: em, h: newHistory(), log: t.Logf, paused: map[string]bool{}, fast: map[string]*api.Client{}}
+	c := &chaosCluster{em: em, h: newHistory(), log: t.Logf, paused: map[string]bool{}, fast: map[string]*api.Client{}, net: net}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
 			_ = syscallCont(n)
@@ -82,6 +93,7 @@ func TestChaos(t *testing.T) {
 			}
 			_ = n.stop()
 		}
+		keepChaosLogs(t, c, seed)
 	})
 	require.NoError(t, startChaosCluster(t, c, dir))
 	n1 := c.nodes[0]
@@ -149,6 +161,9 @@ func TestChaos(t *testing.T) {
 	// looks once raft caught up.
 	require.NoError(t, em.admin.ClearFault(ctxT(t)))
 	require.NoError(t, em.admin.SetLatency(ctxT(t), 0))
+	if net != nil {
+		require.NoError(t, net.healAll())
+	}
 	for _, n := range c.nodes {
 		require.NoError(t, n.waitStandbyOrActive(), "%s after the faults", n.id)
 	}
@@ -194,12 +209,17 @@ func TestChaos(t *testing.T) {
 // startChaosCluster starts three raft nodes with raw_storage_endpoint
 // and debug logs (the checker reads the refresh runs from them).
 func startChaosCluster(t *testing.T, c *chaosCluster, dir string) error {
-	for _, id := range []string{"node1", "node2", "node3"} {
+	for i, id := range []string{"node1", "node2", "node3"} {
 		n, err := newRaftNode(dir, id)
 		if err != nil {
 			return err
 		}
 		n.extraArgs = []string{"-log-level=debug"}
+		if c.net != nil {
+			if n.apiHost, n.clusterHost, n.wrap, err = c.net.addNode(id, i); err != nil {
+				return err
+			}
+		}
 		c.nodes = append(c.nodes, n)
 	}
 	pick := func(n *raftNode) func() error {
@@ -301,4 +321,36 @@ func syscallCont(n *raftNode) error {
 		return nil
 	}
 	return syscall.Kill(n.proc.cmd.Process.Pid, syscall.SIGCONT)
+}
+
+// keepChaosLogs copies the nodes' and the emulator's logs to
+// $NHNCERT_CHAOS_LOGS/seed-<seed>-<time>/ (make chaos sets it), passed or
+// failed: the temporary directory goes with the test.
+func keepChaosLogs(t *testing.T, c *chaosCluster, seed uint64) {
+	root := os.Getenv("NHNCERT_CHAOS_LOGS")
+	if root == "" {
+		return
+	}
+	dst := filepath.Join(root, fmt.Sprintf("seed-%d-%s", seed, time.Now().UTC().Format("20060102T150405Z")))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Logf("chaos logs: %v", err)
+		return
+	}
+	logs := map[string]string{}
+	for _, n := range c.nodes {
+		logs[n.id+".log"] = n.logPath
+	}
+	if c.em != nil && c.em.proc != nil {
+		logs["emulator.log"] = c.em.proc.logPath
+	}
+	for name, src := range logs {
+		b, err := os.ReadFile(src)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dst, name), b, 0o644)
+		}
+		if err != nil {
+			t.Logf("chaos logs: %s: %v", name, err)
+		}
+	}
+	t.Logf("chaos logs kept in %s", dst)
 }

@@ -25,6 +25,10 @@ type raftNode struct {
 	*vaultServer
 	id          string
 	clusterPort int
+	// apiHost and clusterHost are the node's addresses in a network
+	// namespace of its own (the chaos run's, chaos_net_linux_test.go);
+	// empty: loopback, on free ports.
+	apiHost, clusterHost string
 }
 
 // newRaftNode prepares node id in dir/id (plugin directory with the
@@ -40,14 +44,20 @@ func newRaftNode(dir, id string) (*raftNode, error) {
 // pickRaftPorts takes two free loopback ports (API and cluster) and
 // writes the node's HCL config (raft storage) for them.
 func (n *raftNode) pickRaftPorts() error {
-	var err error
-	if n.port, err = freePort(); err != nil {
-		return err
+	apiHost, clusterHost := "127.0.0.1", "127.0.0.1"
+	if n.apiHost != "" {
+		// A namespace of its own: the ports are the node's.
+		apiHost, clusterHost, n.port, n.clusterPort = n.apiHost, n.clusterHost, 8200, 8201
+	} else {
+		var err error
+		if n.port, err = freePort(); err != nil {
+			return err
+		}
+		if n.clusterPort, err = freePort(); err != nil {
+			return err
+		}
 	}
-	if n.clusterPort, err = freePort(); err != nil {
-		return err
-	}
-	n.addr = fmt.Sprintf("http://127.0.0.1:%d", n.port)
+	n.addr = fmt.Sprintf("http://%s:%d", apiHost, n.port)
 	raftDir := filepath.Join(n.dir, "raft")
 	if err := os.MkdirAll(raftDir, 0o700); err != nil {
 		return err
@@ -61,18 +71,18 @@ storage "raft" {
 }
 
 listener "tcp" {
-  address         = "127.0.0.1:%d"
-  cluster_address = "127.0.0.1:%d"
+  address         = "%s:%d"
+  cluster_address = "%s:%d"
   tls_disable     = true
 }
 
 api_addr         = %q
-cluster_addr     = "https://127.0.0.1:%d"
+cluster_addr     = "https://%s:%d"
 plugin_directory = %q
 disable_mlock    = true
 ui               = false
 log_level        = "info"
-`, raftDir, n.id, n.port, n.clusterPort, n.addr, n.clusterPort, n.pluginDir)
+`, raftDir, n.id, apiHost, n.port, clusterHost, n.clusterPort, n.addr, clusterHost, n.clusterPort, n.pluginDir)
 	return os.WriteFile(n.configPath, []byte(cfg), 0o600)
 }
 

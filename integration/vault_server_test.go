@@ -44,6 +44,9 @@ type vaultServer struct {
 	// extraArgs are added to the `vault server` command line (for
 	// instance -log-level=trace); set them before start.
 	extraArgs []string
+	// wrap, when set, runs `vault server` under it (the chaos run's
+	// `ip netns exec <ns>`, which execs Vault: the pid stays Vault's).
+	wrap []string
 }
 
 // newVaultServer prepares dir/vault (plugin directory with the plugin
@@ -176,7 +179,11 @@ func (v *vaultServer) start() error {
 		return fmt.Errorf("unknown Vault mode %q", v.mode)
 	}
 	args = append(args, v.extraArgs...)
-	p, err := startProc("vault server ("+string(v.mode)+")", v.logPath, baseEnv(v.home), bins.vault, args...)
+	bin := bins.vault
+	if len(v.wrap) > 0 {
+		bin, args = v.wrap[0], append(append(append([]string(nil), v.wrap[1:]...), bins.vault), args...)
+	}
+	p, err := startProc("vault server ("+string(v.mode)+")", v.logPath, baseEnv(v.home), bin, args...)
 	if err != nil {
 		return err
 	}
