@@ -53,6 +53,10 @@ const modelHeavyName = "heavy.example"
 // boundSteps counts the I14 and I15 steps run, for TestModel's summary.
 var boundSteps [2]atomic.Int64
 
+// memoryOnly counts the copies a run found in memory but not in storage
+// (model_test.go's run), for TestModel's summary.
+var memoryOnly atomic.Int64
+
 // boundStep runs one of the bound steps now and then.
 func (m *modelRun) boundStep() {
 	if m.deleted || m.boundRnd.IntN(8) != 0 {
