@@ -70,7 +70,7 @@ func TestChaos(t *testing.T) {
 		t.Logf("chaos: partitions SKIPPED: %v; the nodes run on loopback, the pause stands in for a partition", netErr)
 	} else {
 		t.Cleanup(net.close)
-		emuArgs = append(emuArgs, "-listen", net.hostIP()+":0")
+		emuArgs = append(emuArgs, "-listen", net.hostIP()+":0", "-allow-non-loopback") // the run's private bridge
 		t.Logf("chaos: the nodes run in network namespaces of their own (API bridge %s, cluster bridge %s); partitions cut a node's cluster link", net.apiBr, net.clusterBr)
 	}
 	// Drawn for twice total: kills and plugin kills take less than their
