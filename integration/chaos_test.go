@@ -41,12 +41,13 @@ const (
 var hotNames = []string{"example.com", "*.example.com", "api.example.com", "ed25519.example.com", "example.com (new)", "웹 서버 인증서"}
 
 // TestChaos runs a 3-node raft Vault (raw_storage_endpoint on), the plugin
-// and the emulator on loopback; readers on every node (standbys forward),
-// a config actor (writes keeping the identity, switches of api_version,
-// deletes), a passphrase actor and a renewal actor (renewals, deletes and
-// registrations again in NHN) run while the nemesis (chaos_nemesis_test.go)
-// kills, pauses and slows things down. Then the checker
-// (chaos_check_test.go) reads the history. NHNCERT_CHAOS_TIME (default
+// and the emulator, on a network private to the run (chaos_net_test.go;
+// loopback where it cannot be made); readers on every node (standbys
+// forward), a config actor (writes keeping the identity, switches of
+// api_version, deletes), a passphrase actor and a renewal actor (renewals,
+// deletes and registrations again in NHN) run while the nemesis
+// (chaos_nemesis_test.go) kills, pauses, partitions and slows things down.
+// Then the checker (chaos_check_test.go) reads the history. NHNCERT_CHAOS_TIME (default
 // 100 s, the short run of `make test`) sets how long the faults go on;
 // NHNCERT_CHAOS_SEED the seed (printed; it replays the nemesis schedule).
 func TestChaos(t *testing.T) {
