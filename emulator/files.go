@@ -77,7 +77,11 @@ func (s *Server) serveFile(w http.ResponseWriter, rt route) {
 	w.Header().Set("Content-Disposition", contentDisposition(fileName))
 	w.Header().Set("Content-Length", strconv.Itoa(len(file)))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(file)
+	if _, err := w.Write(file); err == nil {
+		s.mu.Lock()
+		s.stats.FilesServedByName[rt.name]++
+		s.mu.Unlock()
+	}
 }
 
 var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", "", "\n", "")

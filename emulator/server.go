@@ -67,7 +67,7 @@ func New(o Options) *Server {
 		opts:      o,
 		certs:     map[string]*entry{},
 		tokens:    map[string]*tokenInfo{},
-		stats:     Stats{FileCallsByName: map[string]int64{}, FileCallsByID: map[string]int64{}},
+		stats:     newStats(),
 		cas:       map[int]*CA{},
 		otherKeys: map[KeyType][]byte{},
 	}

@@ -39,7 +39,9 @@ import (
 //	   once after each config write, never rotated, cache_ttl far away)
 //	   are downloaded by the engine on its own at most once between two
 //	   such reads (the download that confirms a copy read before a list),
-//	   leader changes included; the rest are client reads'.
+//	   leader changes included; the rest are client reads'. A download
+//	   counts when NHN answered it with the file: one its client gave up
+//	   on (NHN slow, the run cancelled) confirmed nothing.
 //	C5 one refresh per interval across the cluster: "only the active node
 //	   runs the background refresh": no run starts on a node while another
 //	   node is seen active on both sides of it, and no two runs start

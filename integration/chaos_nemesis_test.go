@@ -426,9 +426,11 @@ func (c *chaosCluster) sampleStats(cold []string) {
 	s := statsSample{at: time.Now(), calls: st.TokenCalls + st.ListCalls + st.FileCalls,
 		filesTotal: st.FileCalls, listCalls: st.ListCalls, tokenIssued: st.TokenIssued, authRejected: st.AuthRejected}
 	s.coldByName = map[string]int64{}
+	// C4 counts the downloads NHN answered with the file: a request its
+	// client gave up on (NHN slow, the run cancelled) confirmed nothing.
 	for _, n := range cold {
-		s.coldFiles += st.FileCallsByName[n]
-		s.coldByName[n] = st.FileCallsByName[n]
+		s.coldFiles += st.FilesServedByName[n]
+		s.coldByName[n] = st.FilesServedByName[n]
 	}
 	c.h.mu.Lock()
 	c.h.stats = append(c.h.stats, s)
