@@ -346,6 +346,21 @@ func (h *history) check(interval time.Duration, runs []refreshRun) (violations [
 	// every node.
 	for i, r := range h.renewals {
 		bound := interval*11/10 + 5*time.Second + h.excused(r.at, r.at.Add(interval*3))
+		how := "plain"
+		near := h.nearOutage(r.at.Add(-4*interval), r.at.Add(bound))
+		if near {
+			how = "near an NHN outage, held to the first clean run after it"
+			if run := firstCleanRun(runs, r.visible); run != nil {
+				end := run.end.Add(5 * time.Second)
+				bound = max(bound, end.Sub(r.at)+h.excused(r.at, end))
+				how += " (" + run.node + ", " + run.at.Format(tsFmt) + ".." + run.end.Format(tsFmt) + ")"
+			} else {
+				bound = 4*interval + 60*time.Second // the watch's own bound: it must have reached every node
+				how += " (none: held to the watch's bound)"
+			}
+		}
+		// A later renewal of the same name within the bound may be served
+		// first: the watch looks for this one's serial only.
 		superseded := false
 		for _, later := range h.renewals[i+1:] {
 			if later.name == r.name && later.at.Before(r.at.Add(bound)) {
@@ -356,17 +371,7 @@ func (h *history) check(interval time.Duration, runs []refreshRun) (violations [
 			note("renewal %q at %s: superseded by a later renewal within the bound (delays %v)", r.name, r.at.Format(tsFmt), r.reached)
 			continue
 		}
-		how := "plain"
-		if h.nearOutage(r.at.Add(-4*interval), r.at.Add(bound)) {
-			how = "near an NHN outage, held to the first clean run after it"
-			if run := firstCleanRun(runs, r.visible); run != nil {
-				end := run.end.Add(5 * time.Second)
-				bound = max(bound, end.Sub(r.at)+h.excused(r.at, end))
-				how += " (" + run.node + ", " + run.at.Format(tsFmt) + ".." + run.end.Format(tsFmt) + ")"
-			} else {
-				bound = 4*interval + 60*time.Second // the watch's own bound: it must have reached every node
-				how += " (none: held to the watch's bound)"
-			}
+		if near {
 			c6Near++
 		} else {
 			c6Plain++

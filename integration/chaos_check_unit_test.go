@@ -35,6 +35,17 @@ func TestChaosCheckerC6NearOutage(t *testing.T) {
 	require.Len(t, v, 2, "reached node1 and node2 6 s after the first clean run ended: %v", v)
 	require.Contains(t, v[0], "C6:")
 	require.Contains(t, v[0], "first clean run")
+
+	// Renewed again 20 s later, within that bound (past the plain one):
+	// the first serial may never be served, and is not held to it.
+	h := newHistory()
+	h.outages = []configWindow{{at(0), at(10)}}
+	h.renewals = []*renewal{
+		{name: "a.example", serial: "02", at: at(1), visible: at(1.1), reached: map[string]time.Duration{"node1": -1}},
+		{name: "a.example", serial: "03", at: at(21), visible: at(21.1), reached: map[string]time.Duration{"node1": 9 * time.Second}},
+	}
+	v, _ = h.check(chaosInterval, append([]refreshRun(nil), runs...))
+	require.Empty(t, v)
 }
 
 // C6 away from outages: the plain bound, refresh_interval x 1.1 + 5 s.
