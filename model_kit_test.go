@@ -247,3 +247,27 @@ func (m *modelRun) checkStale(r readResult) {
 	}
 	m.t.Errorf("I6: %s was served past cache_ttl while NHN is down without the stale warning (warnings %q)", r.name, r.warnings)
 }
+
+// cachedBeforeRun is what a run starts from (I5): the names stored, the
+// names in memory, and how many certificates of the live config are
+// cached, in storage or in memory (a copy in memory is cached as much as
+// one in storage: the run refreshes both). A copy in memory that storage
+// does not hold is logged and counted (memoryOnly).
+func (m *modelRun) cachedBeforeRun(gen string) (storedKeys, memKeys []string, cached int) {
+	cachedNames := map[string]bool{}
+	for n := range m.storedSerials() {
+		storedKeys = append(storedKeys, n)
+		cachedNames[n] = true
+	}
+	for _, e := range m.h.b.cache.memory.Values() {
+		memKeys = append(memKeys, e.name)
+		if e.generation == gen {
+			if !cachedNames[e.name] {
+				m.logf("memory holds %s (fetched %s) that storage does not", e.name, e.fetchedAt.Format(time.RFC3339Nano))
+				memoryOnly.Add(1)
+			}
+			cachedNames[e.name] = true
+		}
+	}
+	return storedKeys, memKeys, len(cachedNames)
+}

@@ -398,27 +398,7 @@ func (m *modelRun) run() {
 	// counts a copy that landed after the count (seed 1796298273223565739
 	// under -race: "downloaded 4 times for 3 cached certificates").
 	m.h.b.cache.gate.work.Wait()
-	// Cached are the copies of the live config in storage or in memory
-	// (a copy in memory is cached as much as one in storage: the run
-	// refreshes both).
-	stored := m.storedSerials()
-	var storedKeys, memKeys []string
-	cachedNames := map[string]bool{}
-	for n := range stored {
-		storedKeys = append(storedKeys, n)
-		cachedNames[n] = true
-	}
-	for _, e := range m.h.b.cache.memory.Values() {
-		memKeys = append(memKeys, e.name)
-		if e.generation == sess.cfg.Generation {
-			if !cachedNames[e.name] {
-				m.logf("memory holds %s (fetched %s) that storage does not", e.name, e.fetchedAt.Format(time.RFC3339Nano))
-				memoryOnly.Add(1)
-			}
-			cachedNames[e.name] = true
-		}
-	}
-	cached := len(cachedNames)
+	storedKeys, memKeys, cached := m.cachedBeforeRun(sess.cfg.Generation)
 	byNameBefore := map[string]int64{}
 	for _, n := range modelNames {
 		byNameBefore[n] = m.countsOf(sess.client).filesFor(n)
